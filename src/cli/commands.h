@@ -1,0 +1,12 @@
+#pragma once
+// Each subcommand lives in its own cmd_*.cpp and registers itself on the app.
+// The CLI stays thin: parse options, call libkaival, print.
+#include <CLI/CLI.hpp>
+
+namespace kaival::cli {
+
+void register_inspect(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_demo(CLI::App& app);
+
+}  // namespace kaival::cli
