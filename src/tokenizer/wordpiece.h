@@ -1,0 +1,35 @@
+#pragma once
+// BERT WordPiece: each word becomes its longest vocabulary prefix, then the
+// longest continuation piece of the rest, and so on (greedy longest match
+// first). A word that cannot be covered, or that is longer than
+// max_input_chars_per_word characters, becomes the unknown token.
+//   tokenizer.json: pieces after the first carry the "##" prefix.
+//   GGUF ("bert"):  llama.cpp's converter stores word-initial pieces as
+//                   "▁piece" and continuation pieces without "##".
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/spm.h"
+
+namespace kaival::tokenizer {
+
+class WordPieceModel {
+ public:
+  struct Options {
+    std::string word_prefix;                  // before the first piece ("▁" in GGUF)
+    std::string continuation_prefix = "##";   // before the others
+    int32_t unk_id = -1;                      // -1: uncoverable words are dropped
+    size_t max_input_chars_per_word = 100;
+  };
+  WordPieceModel() = default;
+  WordPieceModel(const TokenVocab* vocab, Options opt) : vocab_(vocab), opt_(std::move(opt)) {}
+  void encode_word(std::string_view word, std::vector<int32_t>& out) const;
+
+ private:
+  const TokenVocab* vocab_ = nullptr;
+  Options opt_;
+};
+
+}  // namespace kaival::tokenizer

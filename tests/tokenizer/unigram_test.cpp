@@ -1,0 +1,110 @@
+// Unigram (Viterbi) tokenization on a hand-made vocabulary. Every expected
+// segmentation is worked out by hand from the scores in the comments.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "tokenizer/factories.h"
+#include "tokenizer/unigram.h"
+
+namespace kaival::tokenizer {
+namespace {
+
+using json = nlohmann::json;
+using Ids = std::vector<int32_t>;
+
+// id: piece (score)
+//  0 <unk> (0)   1 ▁ (-2)    2 a (-3)     3 b (-3)    4 ab (-4)   5 ▁ab (-5.5)
+//  6 ▁a (-3.5)   7 c (-2.5)  8 bc (-3)    9 abc (-7) 10 <0x78> (0) 11 </s> (0)
+// The lowest score is -7, so an unknown character costs -7 - 10 = -17.
+json mini_unigram(bool byte_fallback) {
+  json j = json::parse(R"({
+    "added_tokens":[{"id":0,"content":"<unk>","special":true,"normalized":false},
+                    {"id":11,"content":"</s>","special":true,"normalized":false}],
+    "normalizer":null,
+    "pre_tokenizer":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true},
+    "post_processor":{"type":"TemplateProcessing","single":[{"Sequence":{"id":"A","type_id":0}},
+                      {"SpecialToken":{"id":"</s>","type_id":0}}],
+                      "special_tokens":{"</s>":{"id":"</s>","ids":[11],"tokens":["</s>"]}}},
+    "decoder":{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true},
+    "model":{"type":"Unigram","unk_id":0,"vocab":[["<unk>",0.0],["▁",-2.0],["a",-3.0],["b",-3.0],
+      ["ab",-4.0],["▁ab",-5.5],["▁a",-3.5],["c",-2.5],["bc",-3.0],["abc",-7.0],["<0x78>",0.0],["</s>",0.0]]}})");
+  j["model"]["byte_fallback"] = byte_fallback;
+  return j;
+}
+
+struct Model {
+  std::vector<std::string> texts;
+  std::vector<double> scores;
+  TokenVocab vocab;
+  UnigramModel model;
+  explicit Model(bool byte_fallback) {
+    const json j = mini_unigram(false);
+    for (const auto& e : j["model"]["vocab"]) {
+      texts.push_back(e[0].get<std::string>());
+      scores.push_back(e[1].get<double>());
+    }
+    vocab = TokenVocab(std::span<const std::string>(texts));
+    model = UnigramModel(&vocab, scores, {0, byte_fallback});
+  }
+  Ids encode(std::string_view w) const {
+    Ids out;
+    model.encode_word(w, out);
+    return out;
+  }
+};
+
+TEST(Unigram, PicksTheBestScoringSegmentation) {
+  Model m(false);
+  // "▁abc": ▁a+bc = -3.5-3 = -6.5 beats ▁ab+c = -8, ▁+a+bc = -8,
+  // ▁+ab+c = -8.5, ▁+abc = -9, ▁a+b+c = -9, ▁+a+b+c = -10.5.
+  EXPECT_EQ(m.encode("▁abc"), (Ids{6, 8}));
+  // "▁ab": ▁ab = -5.5 beats ▁+ab = -6, ▁a+b = -6.5, ▁+a+b = -8.
+  EXPECT_EQ(m.encode("▁ab"), (Ids{5}));
+  // "abc": a+bc = -6 beats ab+c = -6.5, abc = -7, a+b+c = -8.5.
+  EXPECT_EQ(m.encode("abc"), (Ids{2, 8}));
+  EXPECT_EQ(m.encode(""), Ids{});
+}
+
+TEST(Unigram, UnknownCharactersFuseIntoOneUnk) {
+  Model m(false);
+  // "▁xa": x starts no piece, so it is unk (-17): ▁ + <unk> + a -> 1, 0, 2.
+  EXPECT_EQ(m.encode("▁xa"), (Ids{1, 0, 2}));
+  // "▁xéa": x and é are adjacent unknowns and fuse into one unk.
+  EXPECT_EQ(m.encode("▁xéa"), (Ids{1, 0, 2}));
+}
+
+TEST(Unigram, ByteFallbackSpellsUnknownPieces) {
+  Model m(true);
+  // x (0x78) has the byte piece <0x78> (id 10): ▁, <0x78>, a.
+  EXPECT_EQ(m.encode("▁xa"), (Ids{1, 10, 2}));
+  // "xy" fuses into one unknown piece; y has no byte piece, so the whole piece is unk.
+  EXPECT_EQ(m.encode("▁xya"), (Ids{1, 0, 2}));
+}
+
+TEST(Unigram, TokenizerJsonPipeline) {
+  auto tok = unigram_from_json(mini_unigram(false), json(), "mini");
+  EXPECT_EQ(tok->type(), "unigram");
+  EXPECT_EQ(tok->vocab_size(), 12u);
+  // Metaspace: "abc ab" -> words "▁abc", "▁ab" -> (6, 8), (5); then </s>.
+  EXPECT_EQ(tok->encode("abc ab"), (Ids{6, 8, 5, 11}));
+  EXPECT_EQ(tok->encode("abc ab", false), (Ids{6, 8, 5}));
+  // The Metaspace decoder drops the first token's "▁"; </s> is special.
+  EXPECT_EQ(tok->decode(Ids{6, 8, 5, 11}, true), "abc ab");
+  EXPECT_EQ(tok->decode(Ids{6, 8, 5, 11}, false), "abc ab</s>");
+  EXPECT_EQ(tok->special().unk, 0);
+  EXPECT_TRUE(unigram_from_json(mini_unigram(true), json(), "mini")->encode("x", false) == (Ids{1, 10}));
+}
+
+TEST(Unigram, RejectsBadVocab) {
+  json j = mini_unigram(false);
+  j["model"]["vocab"][3] = json::array({"b"});
+  EXPECT_THROW(unigram_from_json(j, json(), "bad"), FormatError);
+  j = mini_unigram(false);
+  j["model"]["unk_id"] = 99;
+  EXPECT_THROW(unigram_from_json(j, json(), "bad"), FormatError);
+}
+
+}  // namespace
+}  // namespace kaival::tokenizer
