@@ -28,6 +28,11 @@ std::unique_ptr<Tokenizer> unigram_from_json(const nlohmann::json& tj, const nlo
 std::unique_ptr<Tokenizer> wordpiece_from_json(const nlohmann::json& tj, const nlohmann::json& config,
                                                const std::string& where);
 
+// Dispatches a parsed tokenizer.json on its model type; json type errors
+// inside become FormatError naming `where`.
+std::unique_ptr<Tokenizer> tokenizer_from_json(const nlohmann::json& tj, const nlohmann::json& config,
+                                               const std::string& where);
+
 // True when a tokenizer.json BPE model is SentencePiece-style (Metaspace
 // pre-tokenizer or normalizer "▁" replacement, byte_fallback) rather than
 // byte-level.
