@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/mmap.h"
@@ -58,6 +59,7 @@ class Checkpoint {
   std::vector<TensorInfo> tensors_;
   Architecture arch_;
   std::shared_ptr<GgufFile> gguf_;
+  std::unordered_map<std::string, size_t> by_name_;  // index into tensors_
 };
 
 // Decode `n` elements of type `t` starting at the beginning of `src` (which

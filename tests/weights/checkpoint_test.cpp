@@ -1,0 +1,187 @@
+// Checkpoint: format detection, config.json, bounds, and undoing llama.cpp's
+// Q/K row permutation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/numeric.h"
+#include "st_test_util.h"
+#include "weights/checkpoint.h"
+
+using namespace kaival;
+using namespace kaival::weights;
+using namespace kaival::testutil;
+namespace fs = std::filesystem;
+
+namespace {
+
+// llama.cpp's converter, written the way numpy executes it:
+//   w.reshape(n_head, 2, rows/n_head/2, cols).swapaxes(1, 2).reshape(rows, cols)
+// The result is the reshaped array [n_head, half, 2, cols] read in C order,
+// whose element [h][i][j] is the source's [h][j][i], i.e. source row
+// h*head_dim + j*half + i.
+std::vector<std::vector<float>> llama_cpp_permute(const std::vector<std::vector<float>>& w, int n_head) {
+  const size_t rows = w.size(), head_dim = rows / n_head, half = head_dim / 2;
+  std::vector<std::vector<float>> out;
+  for (size_t h = 0; h < static_cast<size_t>(n_head); ++h)
+    for (size_t i = 0; i < half; ++i)
+      for (size_t j = 0; j < 2; ++j) out.push_back(w[h * head_dim + j * half + i]);
+  return out;
+}
+
+// Distinct values per row and column; with row_step 16 and < 16 rows they
+// stay below 256, where every integer is exact in BF16.
+std::vector<std::vector<float>> numbered(size_t rows, size_t cols, size_t row_step = 100) {
+  std::vector<std::vector<float>> w(rows, std::vector<float>(cols));
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c) w[r][c] = static_cast<float>(r * row_step + c);
+  return w;
+}
+
+std::vector<uint8_t> f32_bytes(const std::vector<std::vector<float>>& w) {
+  std::vector<uint8_t> out;
+  for (const auto& row : w)
+    for (float v : row) {
+      auto b = le_bytes<float>({v});
+      out.insert(out.end(), b.begin(), b.end());
+    }
+  return out;
+}
+
+std::vector<uint8_t> bf16_bytes(const std::vector<std::vector<float>>& w) {
+  std::vector<uint8_t> out;
+  for (const auto& row : w)
+    for (float v : row) {
+      auto b = le_bytes<uint16_t>({f32_to_bf16(v)});
+      out.insert(out.end(), b.begin(), b.end());
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST(Checkpoint, UndoesLlamaCppPermutation) {
+  // Q with 4 heads of dim 6, K with 2 KV heads (GQA), and a permuted Q bias.
+  const auto q = numbered(24, 5), k = numbered(12, 5, 16);
+  std::vector<std::vector<float>> bias_col;
+  for (int r = 0; r < 24; ++r) bias_col.push_back({static_cast<float>(1000 + r)});
+  std::vector<uint8_t> bias_bytes;
+  for (const auto& row : llama_cpp_permute(bias_col, 4)) {
+    auto b = le_bytes<float>({row[0]});
+    bias_bytes.insert(bias_bytes.end(), b.begin(), b.end());
+  }
+  TempDir dir;
+  write_st(dir.file("m.safetensors"), {{"q", "F32", {24, 5}, f32_bytes(llama_cpp_permute(q, 4))},
+                                       {"k", "BF16", {12, 5}, bf16_bytes(llama_cpp_permute(k, 2))},
+                                       {"qb", "F32", {24}, bias_bytes}});
+  Checkpoint ck = Checkpoint::open(dir.file("m.safetensors"));
+
+  TensorInfo tq = *ck.find("q"), tk = *ck.find("k"), tb = *ck.find("qb");
+  // Stored order really is permuted (so the checks below are not vacuous).
+  EXPECT_NE(ck.read_f32(tq)[5], q[1][0]);
+  tq.unpermute_heads = 4;
+  tk.unpermute_heads = 2;
+  tb.unpermute_heads = 4;
+
+  auto expect_rows = [&](const TensorInfo& t, const std::vector<std::vector<float>>& want, int64_t r0, int64_t n) {
+    std::vector<float> got(static_cast<size_t>(n) * want[0].size());
+    ck.read_rows(t, r0, n, got.data());
+    for (int64_t r = 0; r < n; ++r)
+      for (size_t c = 0; c < want[0].size(); ++c)
+        ASSERT_EQ(got[r * want[0].size() + c], want[r0 + r][c]) << t.name << " row " << r0 + r << " col " << c;
+  };
+  expect_rows(tq, q, 0, 24);
+  expect_rows(tq, q, 7, 9);  // a range crossing a head boundary
+  expect_rows(tk, k, 0, 12);
+  expect_rows(tk, k, 5, 1);
+  std::vector<float> b = ck.read_f32(tb);
+  for (int r = 0; r < 24; ++r) EXPECT_EQ(b[r], 1000 + r);
+
+  // Rows that cannot be split into head pairs are a clear error.
+  TensorInfo odd = *ck.find("q");
+  odd.unpermute_heads = 5;
+  EXPECT_THROW(ck.read_f32(odd), FormatError);
+}
+
+TEST(Checkpoint, FolderWithConfig) {
+  TempDir dir;
+  nlohmann::json config = {{"model_type", "llama"},  {"architectures", {"LlamaForCausalLM"}},
+                           {"hidden_size", 4},        {"num_hidden_layers", 1},
+                           {"num_attention_heads", 2}, {"num_key_value_heads", 1},
+                           {"intermediate_size", 8},  {"vocab_size", 3},
+                           {"rms_norm_eps", 1e-5},    {"tie_word_embeddings", false}};
+  write_file(dir.file("config.json"), config.dump());
+  std::vector<float> emb(12, 0.5f);
+  std::vector<uint8_t> emb_bytes;
+  for (float v : emb) {
+    auto b = le_bytes<float>({v});
+    emb_bytes.insert(emb_bytes.end(), b.begin(), b.end());
+  }
+  write_st(dir.file("model.safetensors"),
+           {{"model.embed_tokens.weight", "F32", {3, 4}, emb_bytes},
+            {"model.norm.weight", "F16", {4}, le_bytes<uint16_t>({0x3c00, 0x3c00, 0x3c00, 0x3c00})}});
+  Checkpoint ck = Checkpoint::open(dir.str());
+  EXPECT_EQ(ck.format(), Format::Safetensors);
+  EXPECT_EQ(ck.folder(), dir.str());
+  EXPECT_EQ(ck.gguf(), nullptr);
+  EXPECT_EQ(ck.parameter_count(), 16);
+  EXPECT_EQ(ck.architecture().hidden_size, 4);
+  EXPECT_EQ(ck.architecture().vocab_size, 3);
+  EXPECT_EQ(ck.architecture().family, "llama");
+  EXPECT_EQ(role_name(ck.find("model.embed_tokens.weight")->role), "embedding");
+  EXPECT_EQ(role_name(ck.find("model.norm.weight")->role), "final_norm");
+  EXPECT_EQ(ck.find("missing"), nullptr);
+
+  write_file(dir.file("config.json"), std::string("{\"model_type\": "));
+  try {
+    Checkpoint::open(dir.str());
+    FAIL() << "accepted a broken config.json";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Checkpoint, FolderPicksWeightsByName) {
+  TempDir dir;
+  write_st(dir.file("a.safetensors"), {{"x", "F32", {1}, le_bytes<float>({1})}});
+  EXPECT_EQ(Checkpoint::open(dir.str()).tensors().size(), 1u);  // the only .safetensors
+  write_st(dir.file("b.safetensors"), {{"y", "F32", {1}, le_bytes<float>({1})}});
+  EXPECT_THROW(Checkpoint::open(dir.str()), UnsupportedError);  // ambiguous
+  write_st(dir.file("model.safetensors"), {{"z", "F32", {1}, le_bytes<float>({2})}});
+  Checkpoint ck = Checkpoint::open(dir.str());  // the standard name wins
+  ASSERT_EQ(ck.tensors().size(), 1u);
+  EXPECT_EQ(ck.tensors()[0].name, "z");
+}
+
+// Fixture models trained by tools/gen_fixtures.py, when present.
+TEST(Checkpoint, FixtureModels) {
+  const fs::path models = fs::path(KAIVAL_TESTDATA) / "models";
+  if (!fs::is_directory(models)) GTEST_SKIP() << "no fixture models yet";
+  int opened = 0;
+  for (const auto& e : fs::directory_iterator(models)) {
+    if (!e.is_directory()) continue;
+    for (const auto& f : fs::directory_iterator(e.path())) {
+      std::string name = f.path().filename().string();
+      bool weights = name == "model.safetensors" || name == "model.safetensors.index.json" ||
+                     f.path().extension() == ".gguf" || name == "pytorch_model.bin";
+      if (!weights) continue;
+      SCOPED_TRACE(f.path().string());
+      Checkpoint ck = Checkpoint::open(f.path().string());
+      EXPECT_GT(ck.parameter_count(), 0);
+      EXPECT_GT(ck.architecture().hidden_size, 0);
+      for (const auto& t : ck.tensors()) {
+        if (t.dtype == DType::Unsupported) continue;
+        std::vector<float> v = ck.read_f32(t);
+        for (float x : v) ASSERT_TRUE(std::isfinite(x)) << t.name;
+        ck.release(t);
+      }
+      ++opened;
+    }
+  }
+  EXPECT_GT(opened, 0);
+}
