@@ -15,7 +15,7 @@ namespace kaival::weights {
 class GgufFile;
 
 struct RopeConfig {
-  double theta = 10000.0;
+  double theta = 10000.0;  // 0 when the family has no RoPE (GPT-2, ALiBi Falcon)
   std::string scaling_type;  // "", "linear", "dynamic", "yarn", "llama3", "longrope"
   double factor = 1.0;
   double low_freq_factor = 0.0;
@@ -33,6 +33,8 @@ struct TowerConfig {
   int64_t intermediate_size = 0;
   int64_t patch_size = 0;
   int64_t image_size = 0;
+
+  nlohmann::json to_json() const;
 };
 
 struct Architecture {
@@ -52,6 +54,8 @@ struct Architecture {
   double norm_eps = 1e-6;
   std::string activation;             // "silu", "gelu", "gelu_pytorch_tanh", ...
   bool tied_embeddings = false;
+  int64_t sliding_window = 0;      // 0 = full attention everywhere
+  bool parallel_residual = false;  // attention and MLP read the same input (GPT-NeoX, Falcon)
   // Mixture of experts
   int64_t num_experts = 0;
   int64_t experts_per_token = 0;
