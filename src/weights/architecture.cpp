@@ -626,7 +626,10 @@ Architecture architecture_from_gguf(const GgufFile& gguf, const std::string& whe
   if (auto t = r.number(p + "rope.freq_base_swa", 0, 1e12)) a.rope.local_theta = *t;
   if (auto s = r.string(p + "rope.scaling.type")) a.rope.scaling_type = canonical_scaling_type(printable(*s));
   if (auto f = r.number(p + "rope.scaling.factor", 0, 1e6)) a.rope.factor = *f;
-  if (auto o = r.integer(p + "rope.scaling.original_context_length", 0, kMaxPositions))
+  // Phi-3 files carry the original length without any scaling; as in
+  // config.json it only means something next to a scaling type.
+  if (auto o = r.integer(p + "rope.scaling.original_context_length", 0, kMaxPositions);
+      o && !a.rope.scaling_type.empty())
     a.rope.original_max_position = *o;
   if (auto w = r.integer(p + "attention.sliding_window", 0, kMaxPositions)) a.sliding_window = *w;
 

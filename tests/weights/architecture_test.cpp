@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/mmap.h"
 #include "weights/architecture.h"
 #include "weights/gguf.h"
 
@@ -727,6 +728,107 @@ TEST(ArchitectureGguf, BadMetadataIsAFormatErrorNamingTheKey) {
   EXPECT_NE(error_of(g).find("general.architecture"), std::string::npos);
   g.metadata.erase("general.architecture");
   EXPECT_NE(error_of(g).find("general.architecture"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kaival::weights
+
+// ------------------------------------------- real GGUF files (llama.cpp's vocab files)
+
+namespace kaival::weights {
+namespace {
+
+std::shared_ptr<GgufFile> open_vocab_gguf(const std::string& name, std::unique_ptr<MappedFile>& keep) {
+  std::string path = std::string(KAIVAL_SHARED_DATA) + "/gguf-vocab/" + name;
+  if (!std::filesystem::exists(path)) return nullptr;
+  keep = std::make_unique<MappedFile>(path);
+  return GgufFile::parse(*keep);
+}
+
+// The same model described by its GGUF metadata and by its config.json.
+void expect_same_shape(const Architecture& g, const Architecture& c) {
+  EXPECT_EQ(g.family, c.family);
+  EXPECT_EQ(g.hidden_size, c.hidden_size);
+  EXPECT_EQ(g.num_layers, c.num_layers);
+  EXPECT_EQ(g.num_heads, c.num_heads);
+  EXPECT_EQ(g.num_kv_heads, c.num_kv_heads);
+  EXPECT_EQ(g.head_dim, c.head_dim);
+  EXPECT_EQ(g.intermediate_size, c.intermediate_size);
+  EXPECT_EQ(g.vocab_size, c.vocab_size);
+  EXPECT_EQ(g.max_position, c.max_position);
+  EXPECT_EQ(g.norm_type, c.norm_type);
+  EXPECT_NEAR(g.norm_eps, c.norm_eps, c.norm_eps * 1e-6);  // GGUF stores float32
+  EXPECT_DOUBLE_EQ(g.rope.theta, c.rope.theta);
+  EXPECT_DOUBLE_EQ(g.rope.partial_rotary_factor, c.rope.partial_rotary_factor);
+  EXPECT_EQ(g.rope.scaling_type, c.rope.scaling_type);
+  EXPECT_EQ(g.rope.original_max_position, c.rope.original_max_position);
+  EXPECT_EQ(g.activation, c.activation);
+}
+
+TEST(ArchitectureRealGguf, AgreesWithTheConfigOfTheSameModel) {
+  struct Pair {
+    const char* gguf;
+    const char* config;
+  };
+  for (auto [gguf_name, config_name] : {Pair{"ggml-vocab-phi-3.gguf", "phi-3-mini-4k-instruct.json"},
+                                        Pair{"ggml-vocab-falcon.gguf", "falcon-7b.json"},
+                                        Pair{"ggml-vocab-gpt-2.gguf", "gpt2.json"}}) {
+    SCOPED_TRACE(gguf_name);
+    std::unique_ptr<MappedFile> map;
+    auto g = open_vocab_gguf(gguf_name, map);
+    if (!g) GTEST_SKIP() << "shared data not present";
+    expect_same_shape(architecture_from_gguf(*g, gguf_name), load(config_name));
+  }
+}
+
+TEST(ArchitectureRealGguf, GptNeoX20BAndDeepSeekCoder) {
+  std::unique_ptr<MappedFile> map;
+  auto g = open_vocab_gguf("ggml-vocab-gpt-neox.gguf", map);
+  if (!g) GTEST_SKIP() << "shared data not present";
+  auto a = architecture_from_gguf(*g, "neox");
+  // EleutherAI/gpt-neox-20b: 44 layers of width 6144, 64 heads, rotary_pct 0.25.
+  EXPECT_EQ(a.family, "gpt_neox");
+  EXPECT_EQ(a.hidden_size, 6144);
+  EXPECT_EQ(a.num_layers, 44);
+  EXPECT_EQ(a.num_heads, 64);
+  EXPECT_EQ(a.head_dim, 96);
+  EXPECT_DOUBLE_EQ(a.rope.partial_rotary_factor, 0.25);
+  EXPECT_EQ(a.vocab_size, 50432);
+  EXPECT_EQ(a.norm_type, "layernorm");
+
+  auto c = open_vocab_gguf("ggml-vocab-deepseek-coder.gguf", map);
+  ASSERT_TRUE(c);
+  auto d = architecture_from_gguf(*c, "deepseek-coder");
+  // deepseek-coder-6.7b: a Llama with linear RoPE scaling x4 and theta 1e5.
+  EXPECT_EQ(d.family, "llama");
+  EXPECT_EQ(d.num_layers, 32);
+  EXPECT_EQ(d.vocab_size, 32256);
+  EXPECT_EQ(d.rope.scaling_type, "linear");
+  EXPECT_DOUBLE_EQ(d.rope.factor, 4.0);
+  EXPECT_DOUBLE_EQ(d.rope.theta, 100000.0);
+}
+
+TEST(ArchitectureRealGguf, EveryVocabFileDescribesItsModel) {
+  std::string dir = std::string(KAIVAL_SHARED_DATA) + "/gguf-vocab";
+  if (!std::filesystem::is_directory(dir)) GTEST_SKIP() << "shared data not present";
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() != ".gguf") continue;
+    SCOPED_TRACE(e.path().filename().string());
+    MappedFile map(e.path().string());
+    auto g = GgufFile::parse(map);
+    Architecture a;
+    ASSERT_NO_THROW(a = architecture_from_gguf(*g, e.path().string()));
+    ++n;
+    EXPECT_GT(a.hidden_size, 0);
+    EXPECT_GT(a.num_layers, 0);
+    EXPECT_GT(a.num_heads, 0);
+    EXPECT_EQ(a.hidden_size % a.num_heads, 0);
+    EXPECT_EQ(a.head_dim * a.num_heads, a.hidden_size);
+    EXPECT_EQ(static_cast<size_t>(a.vocab_size), g->get_strings("tokenizer.ggml.tokens").size());
+    EXPECT_NO_THROW((void)a.to_json().dump());
+  }
+  EXPECT_GE(n, 10);
 }
 
 }  // namespace
