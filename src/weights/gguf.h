@@ -7,7 +7,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -38,17 +40,28 @@ struct GgufValue {
   const GgufArray* as_array() const;
 };
 
+// GGUF's spelling of a value type: "uint8", "string", "array", ...
+std::string_view gguf_type_name(GgufType t);
+
 class GgufFile {
  public:
   // Parses header, metadata and tensor infos of a mapped file. `file_index` is
   // stored into each TensorInfo.
   static std::shared_ptr<GgufFile> parse(const MappedFile& f, uint32_t file_index = 0);
+  // The same over bytes in memory (whole file); `name` is used in errors.
+  // Throws FormatError for malformed input, UnsupportedError for GGUF v1,
+  // big-endian files and unknown ggml type ids.
+  static std::shared_ptr<GgufFile> parse(std::span<const uint8_t> bytes, const std::string& name,
+                                         uint32_t file_index = 0);
 
   uint32_t version = 0;
   uint64_t alignment = 32;
-  uint64_t data_offset = 0;  // absolute offset of the tensor data section
+  // Absolute offset of the tensor data section (the end of the header rounded
+  // up to `alignment`; may lie past the end of a file without tensors).
+  uint64_t data_offset = 0;
   std::map<std::string, GgufValue> metadata;
   std::vector<TensorInfo> tensors;
+  std::vector<uint32_t> ggml_types;  // ggml type id of each tensor (parallel to `tensors`)
 
   const GgufValue* get(const std::string& key) const;
   std::optional<std::string> get_string(const std::string& key) const;
