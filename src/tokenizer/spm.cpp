@@ -258,6 +258,7 @@ RankMerger::RankMerger(const TokenVocab* vocab, std::span<const Merge> merges, O
     }
   }
   for (int b = 0; b < 256; ++b) byte_ids_[b] = vocab_->find(byte_piece(static_cast<uint8_t>(b)));
+  for (int c = 0; c < 128; ++c) ascii_ids_[c] = vocab_->find(std::string(1, static_cast<char>(c)));
 }
 
 const RankMerger::Slot* RankMerger::lookup(int32_t left, int32_t right) const {
@@ -316,7 +317,8 @@ void RankMerger::encode_word(std::string_view word, std::vector<int32_t>& out) c
     const size_t n = utf8_char_len(word, pos);
     const std::string_view ch = word.substr(pos, n);
     pos += n;
-    const int32_t id = vocab_->find(ch);
+    const auto c0 = static_cast<uint8_t>(ch[0]);
+    const int32_t id = c0 < 0x80 ? ascii_ids_[c0] : vocab_->find(ch);
     if (id >= 0) {
       if (unk_pending) add(opt_.unk_id, unk_len), unk_pending = false;
       add(id, static_cast<uint32_t>(n));
@@ -395,7 +397,7 @@ GgufSpecialSplitter::GgufSpecialSplitter(const TokenVocab& vocab, std::vector<En
   std::unordered_map<uint64_t, int32_t> edges;
   for (size_t e = 0; e < entries_.size(); ++e) {
     const std::string_view t = vocab.text(entries_[e].id);
-    lengths_.push_back(static_cast<uint32_t>(t.size()));
+    texts_.emplace_back(t);
     int32_t node = 0;
     for (size_t k = 0; k < t.size(); ++k) {
       const auto b = static_cast<uint8_t>(t[k]);
@@ -427,43 +429,47 @@ int32_t GgufSpecialSplitter::child(int32_t node, uint8_t b) const {
 void GgufSpecialSplitter::split(std::string_view text, bool parse_special, std::vector<Piece>& out) const {
   out.clear();
   if (text.empty()) return;
-  // Every occurrence of every eligible token, as (priority, start).
-  std::vector<std::pair<uint32_t, uint32_t>> occ;
+  // Which eligible tokens occur at all (one trie walk per position; memory
+  // stays O(tokens) whatever the text).
+  std::vector<uint8_t> seen(entries_.size(), 0);
+  bool any = false;
   if (!entries_.empty()) {
     for (size_t pos = 0; pos < text.size(); ++pos) {
       int32_t node = root_child_[static_cast<uint8_t>(text[pos])];
       for (size_t k = pos + 1; node >= 0; ++k) {
         const int32_t e = node_entry_[node];
-        if (e >= 0 && (parse_special || entries_[e].user_defined))
-          occ.emplace_back(static_cast<uint32_t>(e), static_cast<uint32_t>(pos));
+        if (e >= 0 && !seen[e] && (parse_special || entries_[e].user_defined)) seen[e] = 1, any = true;
         if (k == text.size()) break;
         node = child(node, static_cast<uint8_t>(text[k]));
       }
     }
   }
-  if (occ.empty()) {
+  if (!any) {
     out.push_back({-1, text});
     return;
   }
   // llama.cpp takes the tokens one by one (longest first) and splits every
   // raw fragment at each non-overlapping occurrence, left to right. The same
   // result: accept an occurrence when all its bytes are still raw.
-  std::sort(occ.begin(), occ.end());
   constexpr int32_t kRaw = -1, kStripped = -2, kCovered = -3;
   std::vector<int32_t> owner(text.size(), kRaw);
   auto is_space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-  for (auto [e, start] : occ) {
-    const uint32_t len = lengths_[e];
-    bool free = true;
-    for (uint32_t k = 0; k < len && free; ++k) free = owner[start + k] == kRaw;
-    if (!free) continue;
-    owner[start] = static_cast<int32_t>(e);
-    for (uint32_t k = 1; k < len; ++k) owner[start + k] = kCovered;
-    if (entries_[e].lstrip)
-      for (size_t j = start; j > 0 && owner[j - 1] == kRaw && is_space(text[j - 1]); --j) owner[j - 1] = kStripped;
-    if (entries_[e].rstrip)
-      for (size_t j = start + len; j < text.size() && owner[j] == kRaw && is_space(text[j]); ++j)
-        owner[j] = kStripped;
+  for (size_t e = 0; e < entries_.size(); ++e) {
+    if (!seen[e]) continue;
+    const std::string_view needle = texts_[e];
+    const size_t len = needle.size();
+    for (size_t start = text.find(needle); start != std::string_view::npos; start = text.find(needle, start + 1)) {
+      bool free = true;
+      for (size_t k = 0; k < len && free; ++k) free = owner[start + k] == kRaw;
+      if (!free) continue;
+      owner[start] = static_cast<int32_t>(e);
+      for (size_t k = 1; k < len; ++k) owner[start + k] = kCovered;
+      if (entries_[e].lstrip)
+        for (size_t j = start; j > 0 && owner[j - 1] == kRaw && is_space(text[j - 1]); --j) owner[j - 1] = kStripped;
+      if (entries_[e].rstrip)
+        for (size_t j = start + len; j < text.size() && owner[j] == kRaw && is_space(text[j]); ++j)
+          owner[j] = kStripped;
+    }
   }
   size_t run = 0;  // start of the current raw run
   for (size_t pos = 0; pos < text.size();) {
@@ -474,8 +480,8 @@ void GgufSpecialSplitter::split(std::string_view text, bool parse_special, std::
     }
     if (pos > run) out.push_back({-1, text.substr(run, pos - run)});
     if (o >= 0) {
-      out.push_back({entries_[o].id, text.substr(pos, lengths_[o])});
-      pos += lengths_[o];
+      out.push_back({entries_[o].id, text.substr(pos, texts_[o].size())});
+      pos += texts_[o].size();
     } else {
       ++pos;
     }

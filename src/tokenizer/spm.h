@@ -111,6 +111,7 @@ class RankMerger {
   Options opt_;
   std::vector<Slot> table_;
   int32_t byte_ids_[256] = {};
+  int32_t ascii_ids_[128] = {};  // one-character ASCII tokens (hot path)
 };
 
 // GGUF tokenizer.ggml.token_type values.
@@ -141,7 +142,7 @@ class GgufSpecialSplitter {
  private:
   int32_t child(int32_t node, uint8_t b) const;
   std::vector<Entry> entries_;     // in priority order (longest first)
-  std::vector<uint32_t> lengths_;  // text length per entry
+  std::vector<std::string> texts_;  // text per entry
   // Byte trie over the entries' texts: node -> entry index ending there (-1).
   std::vector<int32_t> node_entry_;
   std::vector<int32_t> root_child_;  // 256 children of the root
