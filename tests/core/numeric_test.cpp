@@ -51,3 +51,14 @@ TEST(MappedFile, MissingFileNamesThePath) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/kaival-test"), std::string::npos);
   }
 }
+
+#include "core/text.h"
+
+TEST(Text, DisplayWidthCountsHangulAsTwoColumns) {
+  EXPECT_EQ(display_width("abc"), 3u);
+  EXPECT_EQ(display_width("하나"), 4u);
+  EXPECT_EQ(display_width("Team 둘"), 7u);
+  EXPECT_EQ(pad_right("둘", 4), "둘  ");
+  EXPECT_EQ(pad_right("abcdef", 3), "abcdef");
+  EXPECT_EQ(display_width(std::string_view("\xff\xfe", 2)), 2u);  // invalid bytes
+}

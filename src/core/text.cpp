@@ -1,0 +1,35 @@
+#include "core/text.h"
+
+#include <utf8proc.h>
+
+namespace kaival {
+
+size_t display_width(std::string_view s) {
+  size_t w = 0;
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
+  utf8proc_ssize_t left = static_cast<utf8proc_ssize_t>(s.size());
+  while (left > 0) {
+    utf8proc_int32_t cp = 0;
+    utf8proc_ssize_t n = utf8proc_iterate(p, left, &cp);
+    if (n <= 0) {  // invalid byte: one column, skip it
+      ++w;
+      ++p;
+      --left;
+      continue;
+    }
+    int cw = utf8proc_charwidth(cp);
+    w += cw > 0 ? static_cast<size_t>(cw) : 0;
+    p += n;
+    left -= n;
+  }
+  return w;
+}
+
+std::string pad_right(std::string_view s, size_t width) {
+  std::string out(s);
+  size_t w = display_width(s);
+  if (w < width) out.append(width - w, ' ');
+  return out;
+}
+
+}  // namespace kaival
