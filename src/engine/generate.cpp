@@ -1,0 +1,113 @@
+#include "engine/generate.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "tokenizer/tokenizer.h"
+
+namespace kaival::engine {
+namespace {
+
+// Length of `text` without a trailing incomplete UTF-8 sequence or a trailing
+// U+FFFD (which a byte-level decoder writes for a partial character that the
+// next token may complete).
+size_t complete_utf8(std::string_view text) {
+  size_t n = text.size();
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  while (n >= 3 && text.substr(n - 3, 3) == kReplacement) n -= 3;
+  // Walk back over at most 3 continuation bytes to the lead byte.
+  size_t i = n, cont = 0;
+  while (i > 0 && cont < 4 && (static_cast<unsigned char>(text[i - 1]) & 0xC0) == 0x80) --i, ++cont;
+  if (i == 0) return n;
+  const auto lead = static_cast<unsigned char>(text[i - 1]);
+  size_t need = lead < 0x80 ? 0 : (lead >> 5) == 6 ? 1 : (lead >> 4) == 14 ? 2 : (lead >> 3) == 30 ? 3 : 0;
+  if (need > cont) return i - 1;
+  return n;
+}
+
+}  // namespace
+
+std::string_view finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Length: return "length";
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Eos: return "eos";
+    case FinishReason::Context: return "context";
+  }
+  return "length";
+}
+
+size_t StopMatcher::safe_length(std::string_view text, bool& stopped) const {
+  stopped = false;
+  size_t first = std::string_view::npos;
+  for (const auto& s : stop_) {
+    if (s.empty()) continue;
+    const size_t at = text.find(s);
+    if (at != std::string_view::npos) first = std::min(first, at);
+  }
+  if (first != std::string_view::npos) {
+    stopped = true;
+    return first;
+  }
+  // Hold back the longest suffix that is a proper prefix of some stop string.
+  size_t hold = 0;
+  for (const auto& s : stop_)
+    for (size_t k = std::min(s.size() - (s.empty() ? 0 : 1), text.size()); k > hold; --k)
+      if (text.substr(text.size() - k) == std::string_view(s).substr(0, k)) {
+        hold = k;
+        break;
+      }
+  return text.size() - hold;
+}
+
+GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+                        const GenerateOptions& options, const TextCallback& on_text) {
+  if (prompt.empty()) fail("generate", "empty prompt (no tokens)");
+  if (options.max_tokens < 0) fail("generate", "max_tokens must be >= 0");
+  GenerateResult res;
+  Sampler sampler(options.sampling);
+  StopMatcher stops(options.stop);
+  const auto eos = tok.special().eos;
+  auto cache = model.new_cache(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+  std::vector<int32_t> history(prompt.begin(), prompt.end());
+  if (static_cast<int64_t>(prompt.size()) > cache.capacity())
+    fail("generate", "prompt of {} tokens exceeds the model's context of {}", prompt.size(), cache.capacity());
+
+  std::vector<float> logits = model.forward(prompt, cache, false);
+  size_t emitted = 0;
+  bool cancelled = false;
+  while (static_cast<int32_t>(res.tokens.size()) < options.max_tokens) {
+    const int32_t id = sampler.sample(logits, history);
+    res.tokens.push_back(id);
+    history.push_back(id);
+    if (options.stop_at_eos && eos && id == *eos) {
+      res.finish = FinishReason::Eos;
+      break;
+    }
+    const std::string text = tok.decode(std::span<const int32_t>(res.tokens), true);
+    bool stopped = false;
+    size_t safe = stops.safe_length(text, stopped);
+    if (!stopped) safe = std::min(safe, complete_utf8(text));
+    if (safe > emitted && on_text) cancelled = !on_text(std::string_view(text).substr(emitted, safe - emitted));
+    emitted = std::max(emitted, safe);
+    res.text = text.substr(0, stopped ? safe : text.size());
+    if (stopped) {
+      res.finish = FinishReason::Stop;
+      return res;
+    }
+    if (cancelled) return res;
+    if (static_cast<int32_t>(res.tokens.size()) >= options.max_tokens) break;
+    if (cache.size() >= cache.capacity()) {
+      res.finish = FinishReason::Context;
+      break;
+    }
+    const int32_t step[1] = {id};
+    logits = model.forward(step, cache, false);
+  }
+  // Flush what was held back (a partial stop-string prefix that never completed).
+  res.text = tok.decode(std::span<const int32_t>(res.tokens), true);
+  if (res.text.size() > emitted && on_text) on_text(std::string_view(res.text).substr(emitted));
+  return res;
+}
+
+}  // namespace kaival::engine

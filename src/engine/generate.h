@@ -1,0 +1,57 @@
+#pragma once
+// Text generation loop: prompt processing in one batch, then one decode step
+// per token with the KV cache, sampling, stop strings, max tokens, and
+// streaming of the decoded text.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/sampler.h"
+
+namespace kaival::tokenizer {
+class Tokenizer;
+}
+
+namespace kaival::engine {
+
+struct GenerateOptions {
+  SamplingParams sampling;
+  int32_t max_tokens = 128;
+  std::vector<std::string> stop;  // generation ends before the first occurrence of any
+  bool stop_at_eos = true;        // end at the tokenizer's EOS token
+};
+
+enum class FinishReason { Length, Stop, Eos, Context };
+std::string_view finish_reason_name(FinishReason r);  // "length", "stop", "eos", "context"
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids (EOS / stop-string tokens included)
+  std::string text;             // decoded text, cut before a stop string
+  FinishReason finish = FinishReason::Length;
+};
+
+// Receives each new piece of text as it becomes final (text that might still
+// turn into a stop string, or an incomplete UTF-8 sequence, is held back).
+// Return false to stop early.
+using TextCallback = std::function<bool(std::string_view)>;
+
+GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+                        const GenerateOptions& options, const TextCallback& on_text = {});
+
+// Holds back streamed text until it can no longer be part of a stop string.
+class StopMatcher {
+ public:
+  explicit StopMatcher(std::vector<std::string> stop) : stop_(std::move(stop)) {}
+  // Full text generated so far. Returns the length of the prefix that is final
+  // to emit; sets `stopped` when a stop string was found (the prefix then ends
+  // right before it).
+  size_t safe_length(std::string_view text, bool& stopped) const;
+
+ private:
+  std::vector<std::string> stop_;
+};
+
+}  // namespace kaival::engine

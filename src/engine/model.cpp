@@ -1,0 +1,356 @@
+#include "engine/model.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+#include "weights/checkpoint.h"
+
+namespace kaival::engine {
+namespace {
+
+using weights::RoleKind;
+
+void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, double eps, float* out) {
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = out + r * dim;
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+    for (int64_t i = 0; i < dim; ++i) yr[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// Inverse RoPE frequencies for `dim` rotated dimensions, with the scaling
+// variants whose frequencies do not depend on the sequence length.
+std::vector<float> rope_frequencies(const weights::RopeConfig& rope, int64_t dim, const std::string& where) {
+  std::vector<float> inv(static_cast<size_t>(dim / 2));
+  for (int64_t i = 0; i < dim / 2; ++i)
+    inv[i] = static_cast<float>(1.0 / std::pow(rope.theta, static_cast<double>(2 * i) / static_cast<double>(dim)));
+  const std::string& type = rope.scaling_type;
+  if (type.empty() || type == "default") return inv;
+  if (type == "linear") {
+    for (auto& f : inv) f = static_cast<float>(f / rope.factor);
+    return inv;
+  }
+  if (type == "llama3") {
+    const double old_ctx = static_cast<double>(rope.original_max_position);
+    const double lo = rope.low_freq_factor, hi = rope.high_freq_factor, factor = rope.factor;
+    if (old_ctx <= 0 || factor <= 0 || hi <= lo)
+      fail(where, "llama3 rope_scaling needs factor > 0, original_max_position_embeddings > 0 and "
+                  "high_freq_factor > low_freq_factor");
+    const double low_wavelen = old_ctx / lo, high_wavelen = old_ctx / hi;
+    for (auto& f : inv) {
+      const double wavelen = 2 * std::numbers::pi / f;
+      if (wavelen < high_wavelen) continue;                                  // high frequency: kept
+      if (wavelen > low_wavelen) { f = static_cast<float>(f / factor); continue; }  // low: scaled
+      const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+      f = static_cast<float>((1 - smooth) * f / factor + smooth * f);
+    }
+    return inv;
+  }
+  fail<UnsupportedError>(where, "unsupported rope_scaling type \"{}\" (supported: linear, llama3)", type);
+}
+
+}  // namespace
+
+void Linear::apply(const float* x, int64_t n, float* y) const {
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, weight.data(),
+                static_cast<int>(in), x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(out),
+                static_cast<int>(in), 1.0f, x, static_cast<int>(in), weight.data(), static_cast<int>(in), 0.0f, y,
+                static_cast<int>(out));
+  }
+  if (!bias.empty())
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < out; ++i) y[r * out + i] += bias[i];
+}
+
+KvCache::KvCache(int64_t layers, int64_t capacity, int64_t kv_width)
+    : k_(static_cast<size_t>(layers), std::vector<float>(static_cast<size_t>(capacity * kv_width))),
+      v_(static_cast<size_t>(layers), std::vector<float>(static_cast<size_t>(capacity * kv_width))),
+      capacity_(capacity),
+      width_(kv_width) {}
+
+void KvCache::truncate(int64_t n) { size_ = std::clamp<int64_t>(n, 0, size_); }
+
+Model Model::open(const std::string& path) { return load(weights::Checkpoint::open(path)); }
+
+Model Model::load(const weights::Checkpoint& ckpt) {
+  Model m;
+  m.where_ = ckpt.path();
+  const auto& where = m.where_;
+  const auto& a = ckpt.architecture();
+  static const char* const kFamilies[] = {"llama", "mistral", "qwen2", "qwen3", "exaone", "exaone4"};
+  if (std::find(std::begin(kFamilies), std::end(kFamilies), a.family) == std::end(kFamilies))
+    fail<UnsupportedError>(where, "the engine does not support model family \"{}\" (model_type \"{}\") yet; "
+                                  "supported: llama, mistral, qwen2, qwen3, exaone",
+                           a.family, a.model_type);
+  if (a.num_experts > 0) fail<UnsupportedError>(where, "mixture-of-experts models are not supported by the engine yet");
+  if (a.norm_type != "rmsnorm") fail<UnsupportedError>(where, "norm type \"{}\" is not supported", a.norm_type);
+  if (!a.activation.empty() && a.activation != "silu" && a.activation != "swish")
+    fail<UnsupportedError>(where, "activation \"{}\" is not supported (SwiGLU with silu only)", a.activation);
+  if (a.parallel_residual) fail<UnsupportedError>(where, "parallel residual blocks are not supported");
+
+  auto& c = m.cfg_;
+  c.family = a.family;
+  c.hidden = a.hidden_size;
+  c.layers = a.num_layers;
+  c.heads = a.num_heads;
+  c.kv_heads = a.num_kv_heads > 0 ? a.num_kv_heads : a.num_heads;
+  c.ffn = a.intermediate_size;
+  c.max_position = a.max_position;
+  c.norm_eps = a.norm_eps;
+  c.tied_embeddings = a.tied_embeddings;
+  constexpr int64_t kMaxDim = int64_t{1} << 20;
+  if (c.hidden <= 0 || c.hidden > kMaxDim || c.layers <= 0 || c.layers > 4096 || c.heads <= 0 ||
+      c.heads > 4096 || c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.ffn <= 0 || c.ffn > kMaxDim)
+    fail(where, "invalid architecture: hidden {} layers {} heads {} kv_heads {} ffn {}", c.hidden, c.layers, c.heads,
+         c.kv_heads, c.ffn);
+  c.head_dim = a.head_dim > 0 ? a.head_dim : c.hidden / c.heads;
+  if (c.head_dim <= 0 || c.head_dim > 4096 || c.head_dim % 2 != 0)
+    fail(where, "invalid head_dim {}", c.head_dim);
+  c.rotary_dim = static_cast<int64_t>(static_cast<double>(c.head_dim) * a.rope.partial_rotary_factor);
+  c.rotary_dim -= c.rotary_dim % 2;
+  if (a.rope.theta <= 0 || c.rotary_dim <= 0 || c.rotary_dim > c.head_dim)
+    fail<UnsupportedError>(where, "models without RoPE (theta {}) are not supported", a.rope.theta);
+  m.inv_freq_ = rope_frequencies(a.rope, c.rotary_dim, where);
+
+  m.layers_.resize(static_cast<size_t>(c.layers));
+  bool have_embedding = false, have_head = false, have_final = false;
+  for (const auto& t : ckpt.tensors()) {
+    const auto& role = t.role;
+    if (role.tower != weights::Tower::Language || role.kind == RoleKind::Unknown) continue;
+    if (role.layer >= c.layers) fail(where, "tensor {} belongs to layer {} but the model has {}", t.name, role.layer, c.layers);
+    if (t.transposed) fail<UnsupportedError>(where, "transposed tensor {} is not supported", t.name);
+    auto vec = [&](int64_t n) {
+      if (t.numel() != n) fail(where, "tensor {} has {} elements, expected {}", t.name, t.numel(), n);
+      return ckpt.read_f32(t);
+    };
+    auto mat = [&](Linear& l, int64_t out, int64_t in) {
+      if (role.bias) {
+        l.bias = vec(out);
+        return;
+      }
+      if (t.shape.size() != 2 || t.shape[0] != out || t.shape[1] != in)
+        fail(where, "tensor {} has shape [{}], expected [{}, {}]", t.name, fmt::join(t.shape, ", "), out, in);
+      l.out = out;
+      l.in = in;
+      l.weight = ckpt.read_f32(t);
+    };
+    LayerWeights* L = role.layer >= 0 ? &m.layers_[static_cast<size_t>(role.layer)] : nullptr;
+    auto need_layer = [&] {
+      if (!L) fail(where, "tensor {} has a per-layer role but no layer index", t.name);
+    };
+    const int64_t qw = c.heads * c.head_dim, kvw = c.kv_heads * c.head_dim;
+    switch (role.kind) {
+      case RoleKind::Embedding:
+        if (t.shape.size() != 2 || t.shape[1] != c.hidden || t.shape[0] <= 0)
+          fail(where, "embedding {} has shape [{}], expected [vocab, {}]", t.name, fmt::join(t.shape, ", "), c.hidden);
+        c.vocab = t.shape[0];
+        m.embedding_ = ckpt.read_f32(t);
+        have_embedding = true;
+        break;
+      case RoleKind::Head:
+        if (role.bias) fail<UnsupportedError>(where, "output head bias {} is not supported", t.name);
+        if (t.shape.size() != 2 || t.shape[1] != c.hidden)
+          fail(where, "head {} has shape [{}], expected [vocab, {}]", t.name, fmt::join(t.shape, ", "), c.hidden);
+        mat(m.head_, t.shape[0], c.hidden);
+        have_head = true;
+        break;
+      case RoleKind::FinalNorm: m.final_norm_ = vec(c.hidden); have_final = true; break;
+      case RoleKind::AttnNorm: need_layer(); L->attn_norm = vec(c.hidden); break;
+      case RoleKind::MlpNorm: need_layer(); L->mlp_norm = vec(c.hidden); break;
+      case RoleKind::AttnQNorm: need_layer(); L->q_norm = vec(c.head_dim); break;
+      case RoleKind::AttnKNorm: need_layer(); L->k_norm = vec(c.head_dim); break;
+      case RoleKind::AttnQ: need_layer(); mat(L->q, qw, c.hidden); break;
+      case RoleKind::AttnK: need_layer(); mat(L->k, kvw, c.hidden); break;
+      case RoleKind::AttnV: need_layer(); mat(L->v, kvw, c.hidden); break;
+      case RoleKind::AttnO: need_layer(); mat(L->o, c.hidden, qw); break;
+      case RoleKind::MlpGate: need_layer(); mat(L->gate, c.ffn, c.hidden); break;
+      case RoleKind::MlpUp: need_layer(); mat(L->up, c.ffn, c.hidden); break;
+      case RoleKind::MlpDown: need_layer(); mat(L->down, c.hidden, c.ffn); break;
+      default:
+        fail<UnsupportedError>(where, "tensor {} (role {}) is not supported by the engine yet", t.name,
+                               weights::role_name(role));
+    }
+    ckpt.release(t);
+  }
+  if (!have_embedding) fail(where, "no token embedding tensor");
+  if (!have_final) fail(where, "no final norm tensor");
+  if (have_head) {
+    if (m.head_.out != c.vocab) fail(where, "output head has {} rows but the embedding {}", m.head_.out, c.vocab);
+  } else if (!c.tied_embeddings) {
+    // Some exports drop the head of tied models without saying so; use the
+    // embedding as llama.cpp does.
+    c.tied_embeddings = true;
+  }
+  if (have_head) c.tied_embeddings = false;
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const auto& L = m.layers_[static_cast<size_t>(l)];
+    if (L.attn_norm.empty() || L.mlp_norm.empty() || L.q.empty() || L.k.empty() || L.v.empty() || L.o.empty() ||
+        L.gate.empty() || L.up.empty() || L.down.empty())
+      fail(where, "layer {} is missing one of its norm, attention or MLP tensors", l);
+    if ((L.q.bias.size() && L.q.bias.size() != static_cast<size_t>(L.q.out)) || L.q_norm.empty() != L.k_norm.empty())
+      fail(where, "layer {} has inconsistent bias or QK-norm tensors", l);
+  }
+  return m;
+}
+
+KvCache Model::new_cache(int64_t capacity) const {
+  if (cfg_.max_position > 0) capacity = std::min(capacity, cfg_.max_position);
+  if (capacity <= 0) fail(where_, "KV cache capacity must be positive");
+  return KvCache(cfg_.layers, capacity, cfg_.kv_heads * cfg_.head_dim);
+}
+
+void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0) const {
+  const int64_t hd = cfg_.head_dim, half = cfg_.rotary_dim / 2;
+  for (int64_t t = 0; t < n; ++t) {
+    const double pos = static_cast<double>(pos0 + t);
+    for (int64_t i = 0; i < half; ++i) {
+      // Angle in float like HF (inv_freq float32 times position), then cos/sin.
+      const float angle = static_cast<float>(pos) * inv_freq_[i];
+      const float cs = std::cos(angle), sn = std::sin(angle);
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + (t * heads + h) * hd;
+        const float a = v[i], b = v[i + half];
+        v[i] = a * cs - b * sn;
+        v[i + half] = b * cs + a * sn;
+      }
+    }
+  }
+}
+
+void Model::attention(int64_t layer, const float* q, int64_t n, int64_t pos0, KvCache& cache, float* out) const {
+  const int64_t hd = cfg_.head_dim, group = cfg_.heads / cfg_.kv_heads, kvw = cfg_.kv_heads * hd;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float* K = cache.k_[static_cast<size_t>(layer)].data();
+  const float* V = cache.v_[static_cast<size_t>(layer)].data();
+  std::vector<float> scores(static_cast<size_t>(pos0 + n));
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t len = pos0 + t + 1;  // causal: keys 0..pos0+t
+    for (int64_t h = 0; h < cfg_.heads; ++h) {
+      const float* qh = q + (t * cfg_.heads + h) * hd;
+      const int64_t kvh = h / group;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < len; ++j) {
+        const float* kj = K + j * kvw + kvh * hd;
+        float s = 0;
+        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
+        scores[j] = s * scale;
+        mx = std::max(mx, scores[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+      const float inv = static_cast<float>(1.0 / sum);
+      float* oh = out + (t * cfg_.heads + h) * hd;
+      std::fill(oh, oh + hd, 0.0f);
+      for (int64_t j = 0; j < len; ++j) {
+        const float p = scores[j] * inv;
+        const float* vj = V + j * kvw + kvh * hd;
+        for (int64_t d = 0; d < hd; ++d) oh[d] += p * vj[d];
+      }
+    }
+  }
+}
+
+void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* hs, float* logits,
+                bool all_logits) const {
+  const auto& c = cfg_;
+  const int64_t n = static_cast<int64_t>(tokens.size()), H = c.hidden, hd = c.head_dim;
+  const int64_t qw = c.heads * hd, kvw = c.kv_heads * hd, pos0 = cache.size_;
+  if (n == 0) return;
+  if (cache.width_ != kvw || static_cast<int64_t>(cache.k_.size()) != c.layers)
+    fail(where_, "KV cache was made for a different model");
+  if (pos0 + n > cache.capacity_)
+    fail(where_, "sequence of {} tokens exceeds the context capacity {}", pos0 + n, cache.capacity_);
+
+  std::vector<float> x(static_cast<size_t>(n * H));
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || id >= c.vocab) fail(where_, "token id {} is out of range (vocabulary {})", id, c.vocab);
+    std::copy_n(embedding_.data() + id * H, H, x.data() + t * H);
+  }
+  if (hs) {
+    hs->layers = c.layers;
+    hs->tokens = n;
+    hs->hidden = H;
+    hs->data.assign(static_cast<size_t>((c.layers + 1) * n * H), 0.0f);
+    std::copy(x.begin(), x.end(), hs->data.begin());
+  }
+
+  std::vector<float> xn(x.size()), q(static_cast<size_t>(n * qw)), k(static_cast<size_t>(n * kvw)),
+      v(static_cast<size_t>(n * kvw)), att(static_cast<size_t>(n * qw)), proj(x.size()),
+      g(static_cast<size_t>(n * c.ffn)), u(static_cast<size_t>(n * c.ffn));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const auto& L = layers_[static_cast<size_t>(l)];
+    rms_norm(x.data(), L.attn_norm.data(), n, H, c.norm_eps, xn.data());
+    L.q.apply(xn.data(), n, q.data());
+    L.k.apply(xn.data(), n, k.data());
+    L.v.apply(xn.data(), n, v.data());
+    if (!L.q_norm.empty()) {
+      rms_norm(q.data(), L.q_norm.data(), n * c.heads, hd, c.norm_eps, q.data());
+      rms_norm(k.data(), L.k_norm.data(), n * c.kv_heads, hd, c.norm_eps, k.data());
+    }
+    rope(q.data(), n, c.heads, pos0);
+    rope(k.data(), n, c.kv_heads, pos0);
+    for (int64_t t = 0; t < n; ++t) {
+      std::copy_n(k.data() + t * kvw, kvw, cache.k(l, pos0 + t));
+      std::copy_n(v.data() + t * kvw, kvw, cache.v(l, pos0 + t));
+    }
+    attention(l, q.data(), n, pos0, cache, att.data());
+    L.o.apply(att.data(), n, proj.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+
+    rms_norm(x.data(), L.mlp_norm.data(), n, H, c.norm_eps, xn.data());
+    L.gate.apply(xn.data(), n, g.data());
+    L.up.apply(xn.data(), n, u.data());
+    for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+    L.down.apply(g.data(), n, proj.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
+  }
+  cache.size_ = pos0 + n;
+
+  rms_norm(x.data(), final_norm_.data(), n, H, c.norm_eps, xn.data());
+  if (hs) hs->final_norm.assign(xn.begin(), xn.end());
+  if (!logits) return;
+  const float* rows = all_logits ? xn.data() : xn.data() + (n - 1) * H;
+  const int64_t nrows = all_logits ? n : 1;
+  if (c.tied_embeddings) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nrows), static_cast<int>(c.vocab),
+                static_cast<int>(H), 1.0f, rows, static_cast<int>(H), embedding_.data(), static_cast<int>(H), 0.0f,
+                logits, static_cast<int>(c.vocab));
+  } else {
+    head_.apply(rows, nrows, logits);
+  }
+}
+
+std::vector<float> Model::forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits,
+                                  HiddenStates* hidden) const {
+  std::vector<float> logits(static_cast<size_t>((all_logits ? tokens.size() : (tokens.empty() ? 0 : 1)) * cfg_.vocab));
+  run(tokens, cache, hidden, logits.data(), all_logits);
+  return logits;
+}
+
+std::vector<float> Model::forward(std::span<const int32_t> tokens) const {
+  auto cache = new_cache(std::max<int64_t>(1, static_cast<int64_t>(tokens.size())));
+  return forward(tokens, cache, true);
+}
+
+HiddenStates Model::hidden_states(std::span<const int32_t> tokens) const {
+  HiddenStates hs;
+  auto cache = new_cache(std::max<int64_t>(1, static_cast<int64_t>(tokens.size())));
+  run(tokens, cache, &hs, nullptr, false);
+  return hs;
+}
+
+}  // namespace kaival::engine

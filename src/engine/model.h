@@ -1,0 +1,117 @@
+#pragma once
+// A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
+// QK-norm, EXAONE) loaded from a Checkpoint, with a KV cache and batched
+// prompt processing. Weights are held as F32 matrices for now; Linear is the
+// one place a quantized representation would plug in later.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "weights/architecture.h"
+
+namespace kaival::weights {
+class Checkpoint;
+}
+
+namespace kaival::engine {
+
+// y = x W^T (+ b) for x [n, in] and W [out, in] (HF nn.Linear layout).
+struct Linear {
+  int64_t out = 0, in = 0;
+  std::vector<float> weight;  // [out, in] row-major
+  std::vector<float> bias;    // empty or [out]
+
+  bool empty() const { return weight.empty(); }
+  // x: n rows of `in` floats; y: n rows of `out` floats.
+  void apply(const float* x, int64_t n, float* y) const;
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, mlp_norm;
+  std::vector<float> q_norm, k_norm;  // per-head RMSNorm over head_dim (Qwen3); empty if absent
+  Linear q, k, v, o;
+  Linear gate, up, down;
+};
+
+// Hyper-parameters the forward pass needs, validated at load.
+struct ModelConfig {
+  std::string family;
+  int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, ffn = 0, vocab = 0;
+  int64_t max_position = 0;  // 0 = not stated
+  double norm_eps = 1e-6;
+  int64_t rotary_dim = 0;    // leading dims of each head that RoPE rotates
+  bool tied_embeddings = false;
+};
+
+// Keys and values of the positions processed so far, per layer.
+class KvCache {
+ public:
+  KvCache() = default;
+  KvCache(int64_t layers, int64_t capacity, int64_t kv_width);
+  int64_t size() const { return size_; }
+  int64_t capacity() const { return capacity_; }
+  void clear() { size_ = 0; }
+  // Drop positions >= n (e.g. to reuse a shared prompt prefix).
+  void truncate(int64_t n);
+
+ private:
+  friend class Model;
+  float* k(int64_t layer, int64_t pos) { return k_[layer].data() + pos * width_; }
+  float* v(int64_t layer, int64_t pos) { return v_[layer].data() + pos * width_; }
+  std::vector<std::vector<float>> k_, v_;  // [layer][capacity * width]
+  int64_t capacity_ = 0, width_ = 0, size_ = 0;
+};
+
+// Residual stream after the embedding and after each layer, plus the final
+// norm output: layer l of position p at data[(l * tokens + p) * hidden].
+struct HiddenStates {
+  int64_t layers = 0;  // entries per position = layers + 1 (entry 0 = embedding output)
+  int64_t tokens = 0;
+  int64_t hidden = 0;
+  std::vector<float> data;        // [(layers + 1), tokens, hidden]
+  std::vector<float> final_norm;  // [tokens, hidden]
+
+  std::span<const float> at(int64_t layer, int64_t pos) const {
+    return {data.data() + (layer * tokens + pos) * hidden, static_cast<size_t>(hidden)};
+  }
+};
+
+class Model {
+ public:
+  // Throws UnsupportedError for families or features not implemented
+  // (MoE, LayerNorm, Gemma's scaled embeddings, MLA, ...), FormatError for
+  // missing or mis-shaped tensors.
+  static Model load(const weights::Checkpoint& ckpt);
+  static Model open(const std::string& path);
+
+  const ModelConfig& config() const { return cfg_; }
+  // A cache for up to `capacity` positions (clamped to max_position if known).
+  KvCache new_cache(int64_t capacity) const;
+
+  // Appends `tokens` at positions cache.size()... and returns their logits,
+  // [tokens.size(), vocab] when all_logits, otherwise only the last row.
+  // If `hidden` is given it receives the hidden states of these tokens.
+  std::vector<float> forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits = true,
+                             HiddenStates* hidden = nullptr) const;
+  // Logits [tokens.size(), vocab] of a fresh sequence.
+  std::vector<float> forward(std::span<const int32_t> tokens) const;
+  // Hidden states of a fresh sequence (no logits computed).
+  HiddenStates hidden_states(std::span<const int32_t> tokens) const;
+
+ private:
+  void run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* hidden, float* logits,
+           bool all_logits) const;
+  void attention(int64_t layer, const float* q, int64_t n, int64_t pos0, KvCache& cache, float* out) const;
+  void rope(float* x, int64_t n, int64_t heads, int64_t pos0) const;
+
+  std::string where_;
+  ModelConfig cfg_;
+  std::vector<float> embedding_;  // [vocab, hidden]
+  std::vector<LayerWeights> layers_;
+  std::vector<float> final_norm_;
+  Linear head_;                   // empty when tied to the embedding
+  std::vector<float> inv_freq_;   // [rotary_dim / 2]
+};
+
+}  // namespace kaival::engine
