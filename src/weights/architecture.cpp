@@ -1,6 +1,7 @@
 #include "weights/architecture.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <limits>
 #include <string_view>
@@ -426,6 +427,14 @@ std::string_view value_type_name(const GgufValue& v) {
   return "unknown";
 }
 
+// A float32 value as the decimal its writer meant (1e-05f is stored as
+// 9.99999974e-06): the shortest decimal that rounds to the same float.
+double shortest_decimal(double stored) {
+  auto f = static_cast<float>(stored);
+  if (!std::isfinite(f)) return stored;
+  return std::strtod(fmt::format("{}", f).c_str(), nullptr);
+}
+
 // Typed access to GGUF metadata that reads the value variant itself, so a
 // wrong type in a hostile file is a FormatError naming the key.
 class GgufReader {
@@ -460,7 +469,7 @@ class GgufReader {
     const GgufValue* v = find(key);
     if (!v) return std::nullopt;
     double d = 0;
-    if (const auto* f = std::get_if<double>(&v->v)) d = *f;
+    if (const auto* f = std::get_if<double>(&v->v)) d = v->type == GgufType::F32 ? shortest_decimal(*f) : *f;
     else if (const auto* u = std::get_if<uint64_t>(&v->v)) d = static_cast<double>(*u);
     else if (const auto* i = std::get_if<int64_t>(&v->v)) d = static_cast<double>(*i);
     else fail(where_, "metadata '{}': expected a number, got {}", key, value_type_name(*v));

@@ -510,7 +510,7 @@ TEST(ArchitectureGguf, Llama) {
   EXPECT_DOUBLE_EQ(a.rope.theta, 500000.0);
   EXPECT_DOUBLE_EQ(a.rope.partial_rotary_factor, 1.0);
   EXPECT_EQ(a.norm_type, "rmsnorm");
-  EXPECT_NEAR(a.norm_eps, 1e-5, 1e-12);
+  EXPECT_DOUBLE_EQ(a.norm_eps, 1e-5);
   EXPECT_EQ(a.activation, "silu");
   EXPECT_FALSE(a.tied_embeddings);
 }
@@ -757,7 +757,7 @@ void expect_same_shape(const Architecture& g, const Architecture& c) {
   EXPECT_EQ(g.vocab_size, c.vocab_size);
   EXPECT_EQ(g.max_position, c.max_position);
   EXPECT_EQ(g.norm_type, c.norm_type);
-  EXPECT_NEAR(g.norm_eps, c.norm_eps, c.norm_eps * 1e-6);  // GGUF stores float32
+  EXPECT_DOUBLE_EQ(g.norm_eps, c.norm_eps);  // float32 in GGUF, read back as the decimal meant
   EXPECT_DOUBLE_EQ(g.rope.theta, c.rope.theta);
   EXPECT_DOUBLE_EQ(g.rope.partial_rotary_factor, c.rope.partial_rotary_factor);
   EXPECT_EQ(g.rope.scaling_type, c.rope.scaling_type);

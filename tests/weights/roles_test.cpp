@@ -2,11 +2,16 @@
 // published safetensors indexes and llama.cpp GGUF files).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "weights/architecture.h"
+#include "weights/checkpoint.h"
 
 namespace kaival::weights {
 namespace {
@@ -412,6 +417,46 @@ TEST(Roles, StrangeNamesAreUnknownNotCrashes) {
             {"\xff\xfe.layers.1.\x01", "layer.1.unknown"},
         });
   check(make_arch("llama", "llama"), true, {{"blk..attn_q", "unknown"}, {"blk.7", "layer.7.unknown"}});
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return 1e30;
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+// The same weights as HF safetensors (BF16) and as a llama-converter GGUF
+// (F16, exact for BF16 values, Q/K rows permuted): every tensor finds its
+// partner by role, and with the roles' un-permutation the values are equal.
+TEST(Roles, HfAndGgufExportsPairUpByRoleWithEqualValues) {
+  std::string models = std::string(KAIVAL_TESTDATA) + "/models";
+  if (!std::filesystem::exists(models + "/base-a-gguf/base-a-F16.gguf")) GTEST_SKIP() << "fixtures not generated";
+  Checkpoint hf = Checkpoint::open(models + "/base-a");
+  Checkpoint gg = Checkpoint::open(models + "/base-a-gguf/base-a-F16.gguf");
+  std::map<std::string, const TensorInfo*> by_role;
+  for (const auto& t : gg.tensors()) {
+    EXPECT_NE(t.role.kind, RoleKind::Unknown) << t.name;
+    EXPECT_TRUE(by_role.emplace(role_name(t.role), &t).second) << "duplicate role " << role_name(t.role);
+  }
+  ASSERT_EQ(hf.tensors().size(), gg.tensors().size());
+  int permuted = 0;
+  for (const auto& h : hf.tensors()) {
+    SCOPED_TRACE(h.name);
+    auto it = by_role.find(role_name(h.role));
+    ASSERT_NE(it, by_role.end()) << role_name(h.role);
+    const TensorInfo& g = *it->second;
+    ASSERT_EQ(h.shape, g.shape);
+    std::vector<float> hv = hf.read_f32(h), gv = gg.read_f32(g);
+    EXPECT_LT(max_abs_diff(hv, gv), 1e-6);  // BF16 -> F16 is exact but for F16 subnormals
+    if (g.unpermute_heads > 0) {
+      ++permuted;
+      TensorInfo raw = g;  // as stored: must differ, or the test proves nothing
+      raw.unpermute_heads = 0;
+      EXPECT_GT(max_abs_diff(gg.read_f32(raw), hv), 1e-3);
+    }
+  }
+  EXPECT_EQ(permuted, 8);  // attn_q and attn_k of 4 layers
 }
 
 TEST(RoleNames, Format) {
