@@ -8,5 +8,6 @@ namespace kaival::cli {
 void register_inspect(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_demo(CLI::App& app);
+void register_lineage(CLI::App& app);
 
 }  // namespace kaival::cli

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   kaival::cli::register_inspect(app);
   kaival::cli::register_tokenize(app);
   kaival::cli::register_demo(app);
+  kaival::cli::register_lineage(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

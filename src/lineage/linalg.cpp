@@ -9,6 +9,8 @@
 #include "lineage/stats.h"
 
 // LAPACK's divide-and-conquer SVD (Fortran ABI, provided by OpenBLAS).
+extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
+                        double* work, const int* lwork, int* iwork, const int* liwork, int* info);
 extern "C" void dgesdd_(const char* jobz, const int* m, const int* n, double* a, const int* lda, double* s,
                         double* u, const int* ldu, double* vt, const int* ldvt, double* work, const int* lwork,
                         int* iwork, int* info);
@@ -96,6 +98,41 @@ MatD orthogonal_procrustes(const MatD& a, const MatD& b) {
           iwork.data(), &info);
   if (info != 0) fail<UnsupportedError>("procrustes", "SVD did not converge (LAPACK info {})", info);
   return u * vt;
+}
+
+namespace {
+// S^p for a symmetric positive semi-definite S (eigenvalues floored at `floor`).
+Eigen::MatrixXd sym_power(const Eigen::MatrixXd& s, double p, double floor) {
+  Eigen::MatrixXd v = s;
+  int n = static_cast<int>(s.rows()), info = 0, lwork = -1, liwork = -1;
+  Eigen::VectorXd w(n);
+  double wq = 0;
+  int iq = 0;
+  char jobz = 'V', uplo = 'U';
+  dsyevd_(&jobz, &uplo, &n, v.data(), &n, w.data(), &wq, &lwork, &iq, &liwork, &info);
+  lwork = static_cast<int>(wq);
+  liwork = iq;
+  std::vector<double> work(static_cast<size_t>(std::max(lwork, 1)));
+  std::vector<int> iwork(static_cast<size_t>(std::max(liwork, 1)));
+  dsyevd_(&jobz, &uplo, &n, v.data(), &n, w.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+  if (info != 0) fail<UnsupportedError>("procrustes", "eigendecomposition did not converge (LAPACK info {})", info);
+  for (int i = 0; i < n; ++i) w(i) = std::pow(std::max(w(i), floor), p);
+  return v * w.asDiagonal() * v.transpose();
+}
+}  // namespace
+
+MatD whitened_procrustes(const MatD& a, const MatD& b) {
+  auto cov = [](const MatD& x) {
+    Eigen::MatrixXd c = x.transpose() * x / static_cast<double>(std::max<int64_t>(1, x.rows()));
+    return c;
+  };
+  Eigen::MatrixXd ca = cov(a), cb = cov(b);
+  double fa = 1e-6 * ca.trace() / std::max<int64_t>(1, ca.rows()) + 1e-300;
+  double fb = 1e-6 * cb.trace() / std::max<int64_t>(1, cb.rows()) + 1e-300;
+  Eigen::MatrixXd wa = sym_power(ca, -0.5, fa), wb = sym_power(cb, -0.5, fb), ha = sym_power(ca, 0.5, fa);
+  MatD at = a * wa, bt = b * wb;
+  MatD r = orthogonal_procrustes(at, bt);
+  return wb * r * ha;
 }
 
 double linear_cka(const MatD& x, const MatD& y, bool center) {

@@ -23,6 +23,13 @@ std::vector<int64_t> linear_assignment_max(const MatD& similarity);
 // observations (e.g. embeddings of shared tokens).
 MatD orthogonal_procrustes(const MatD& a, const MatD& b);
 
+// Whitened (CCA-style) Procrustes: a map M (B.cols x A.cols) taking B's row
+// vectors into A's basis (v_B M ~ v_A). Both sides are whitened before the
+// orthogonal fit, so directions are not paired merely because both carry a
+// lot of variance (plain Procrustes pairs the principal axes of unrelated
+// data); for B = A Q with Q orthogonal it returns Q^T exactly.
+MatD whitened_procrustes(const MatD& a, const MatD& b);
+
 // Linear CKA between representations X (n x p) and Y (n x q) of the same n
 // samples (rows). `center`: subtract column means first (the usual CKA).
 double linear_cka(const MatD& x, const MatD& y, bool center = true);

@@ -1,0 +1,627 @@
+#include "lineage/analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "lineage/stats.h"
+
+namespace kaival::lineage {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kCombination =
+    "Holm over the deciding components (valid under any dependence); pair p = smallest Holm-adjusted p "
+    "(Bonferroni on the minimum)";
+
+double log10_count(size_t n) { return std::log10(static_cast<double>(std::max<size_t>(n, 1))); }
+
+json config_evidence(const weights::Architecture& a, const weights::Architecture& b) {
+  json fields = json::object();
+  bool same = true;
+  auto cmp = [&](const char* name, auto x, auto y) {
+    fields[name] = {x, y};
+    if (!(x == y)) same = false;
+  };
+  cmp("family", a.family, b.family);
+  cmp("hidden_size", a.hidden_size, b.hidden_size);
+  cmp("num_layers", a.num_layers, b.num_layers);
+  cmp("num_heads", a.num_heads, b.num_heads);
+  cmp("num_kv_heads", a.num_kv_heads, b.num_kv_heads);
+  cmp("head_dim", a.head_dim, b.head_dim);
+  cmp("intermediate_size", a.intermediate_size, b.intermediate_size);
+  cmp("vocab_size", a.vocab_size, b.vocab_size);
+  cmp("num_experts", a.num_experts, b.num_experts);
+  cmp("rope_theta", a.rope.theta, b.rope.theta);
+  cmp("norm_type", a.norm_type, b.norm_type);
+  cmp("tied_embeddings", a.tied_embeddings, b.tied_embeddings);
+  cmp("vision_tower", a.vision.has_value(), b.vision.has_value());
+  cmp("audio_tower", a.audio.has_value(), b.audio.has_value());
+  return {{"same_dims", same}, {"fields", fields},
+          {"note", "configuration is evidence only: the same architecture does not imply the same weights"}};
+}
+
+// Combine a component's tests: Bonferroni over the tests (valid whatever
+// their dependence), plus a selection factor (log10) when a layer was chosen
+// among several candidates.
+void finish_component(ComponentResult& c, double selection_log10 = 0.0) {
+  if (c.tests.empty()) {
+    c.verdict = "not_comparable";
+    if (c.reason.empty()) c.reason = "no test applies";
+    return;
+  }
+  std::vector<double> ps;
+  std::vector<std::string> names;
+  size_t best = c.tests.size();
+  for (size_t i = 0; i < c.tests.size(); ++i) {
+    if (!c.tests[i].decides) continue;
+    ps.push_back(c.tests[i].log10p);
+    names.push_back(c.tests[i].method + (c.tests[i].basis.empty() ? "" : "/" + c.tests[i].basis));
+    if (best == c.tests.size() || c.tests[i].log10p < c.tests[best].log10p) best = i;
+  }
+  if (ps.empty()) {
+    c.verdict = "not_comparable";
+    c.reason = "only evidence-only tests apply";
+    return;
+  }
+  c.log10p = std::min(0.0, bonferroni_min(ps) + selection_log10);
+  c.method = ps.size() == 1 ? names[0] : fmt::format("min over [{}] x{} (Bonferroni)", fmt::join(names, ", "), ps.size());
+  if (selection_log10 > 0) c.method += fmt::format(", x{:.0f} for choosing the layer", std::pow(10.0, selection_log10));
+  c.statistic = c.tests[best].statistic;
+  c.statistic_name = c.tests[best].statistic_name;
+  c.verdict = "independent";  // until corrected
+}
+
+double cosine(const std::vector<float>& x, const std::vector<float>& y, bool centre) {
+  size_t n = std::min(x.size(), y.size());
+  if (n == 0) return 0.0;
+  double mx = 0, my = 0;
+  if (centre) {
+    for (size_t i = 0; i < n; ++i) mx += x[i], my += y[i];
+    mx /= n;
+    my /= n;
+  }
+  double sxy = 0, sxx = 0, syy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    double a = x[i] - mx, b = y[i] - my;
+    sxy += a * b;
+    sxx += a * a;
+    syy += b * b;
+  }
+  return (sxx > 0 && syy > 0) ? sxy / std::sqrt(sxx * syy) : 0.0;
+}
+
+// Unit-row views of one component, optionally mapped into A's basis by R and
+// restricted to residual columns `cols`.
+std::vector<MatF> project(const std::vector<const MatF*>& views, const MatD* r, const std::vector<int64_t>& cols) {
+  std::vector<MatF> out;
+  MatF rs;
+  if (r) {
+    rs.resize(r->rows(), static_cast<int64_t>(cols.size()));
+    for (size_t c = 0; c < cols.size(); ++c) rs.col(static_cast<int64_t>(c)) = r->col(cols[c]).cast<float>();
+  }
+  for (const MatF* v : views) {
+    if (!v || v->size() == 0) {
+      out.emplace_back();
+      continue;
+    }
+    if (r) {
+      if (v->cols() != rs.rows()) {
+        out.emplace_back();
+        continue;
+      }
+      out.push_back(*v * rs);
+    } else {
+      MatF m(v->rows(), static_cast<int64_t>(cols.size()));
+      bool ok = true;
+      for (size_t c = 0; c < cols.size(); ++c) {
+        if (cols[c] >= v->cols()) {
+          ok = false;
+          break;
+        }
+        m.col(static_cast<int64_t>(c)) = v->col(cols[c]);
+      }
+      out.push_back(ok ? std::move(m) : MatF());
+    }
+  }
+  return out;
+}
+
+MatD gram_of(const std::vector<MatF>& views) {
+  MatD k;
+  for (const MatF& v : views) {
+    if (v.size() == 0) continue;
+    MatD g = (v.transpose() * v).cast<double>();
+    if (k.size() == 0)
+      k = g;
+    else if (k.rows() == g.rows())
+      k += g;
+  }
+  return k;
+}
+
+// Sum of the O columns (rows of O^T) that read each v row: [kv * hd, d].
+MatF o_by_v(const UnitViews& v) {
+  if (v.o_t.size() == 0 || v.head_dim <= 0 || v.n_kv_heads <= 0) return {};
+  int64_t group = std::max<int64_t>(1, v.n_heads / v.n_kv_heads);
+  MatF out = MatF::Zero(v.n_kv_heads * v.head_dim, v.o_t.cols());
+  for (int64_t r = 0; r < v.o_t.rows(); ++r) {
+    int64_t h = r / v.head_dim, i = r % v.head_dim;
+    int64_t g = h / group;
+    if (g < v.n_kv_heads) out.row(g * v.head_dim + i) += v.o_t.row(r);
+  }
+  return out;
+}
+
+struct Basis {
+  std::optional<MatD> r;  // B -> A map for the aligned basis (d_B x d_A)
+  bool native_same_width = false;
+};
+
+void add_matrix_tests(ComponentResult& c, const std::string& kind, const UnitViews& va, const UnitViews& vb,
+                      const Basis& basis, int64_t d_a, const Options& opt) {
+  std::vector<int64_t> cols = spaced_subset(d_a, opt.max_coords);
+  auto run = [&](const std::string& basis_name, const MatD* r) {
+    std::vector<const MatF*> la, lb;
+    if (kind == "attn")
+      la = {&va.q, &va.k, &va.v, &va.o_t}, lb = {&vb.q, &vb.k, &vb.v, &vb.o_t};
+    else
+      la = {&va.gate, &va.up, &va.down_t}, lb = {&vb.gate, &vb.up, &vb.down_t};
+    std::vector<MatF> pa = project(la, nullptr, cols), pb = project(lb, r, cols);
+    std::vector<Validation> vals;
+    const MatF *xa = nullptr, *xb = nullptr;
+    MatF oa, ob, pao, pbo;
+    std::optional<TestOutcome> um;
+    if (kind == "attn") {
+      // V rows matched, validated on the O columns that read them (summed
+      // over the query heads of a KV group). Q/K rows are not used: RoPE gives
+      // their positions within a head a frequency identity shared by all
+      // models, so their ranks are not exchangeable under independence.
+      bool unpacked = !va.packed_attn && !vb.packed_attn && va.head_dim > 0 && vb.head_dim > 0;
+      if (unpacked && pa[2].size() && pb[2].size()) {
+        oa = o_by_v(va);
+        ob = o_by_v(vb);
+        if (oa.size() && ob.size()) {
+          auto po = project({&oa}, nullptr, cols);
+          auto pob = project({&ob}, r, cols);
+          pao = po[0];
+          pbo = pob[0];
+          um = unit_match(pa[2], pb[2], {Validation{&pao, &pbo, {}, {}}}, opt.max_units);
+          if (um) um->statistic_name = "mean-rank z of V-row matches validated on O columns";
+        }
+      }
+    } else {
+      xa = &pa[0];
+      xb = &pb[0];
+      if (xa->size() && xb->size()) {
+        if (pa[1].size() && pb[1].size()) vals.push_back({&pa[1], &pb[1], {}, {}});
+        if (pa[2].size() && pb[2].size()) vals.push_back({&pa[2], &pb[2], {}, {}});
+        um = unit_match(*xa, *xb, vals, opt.max_units);
+      }
+    }
+    if (um) {
+      um->basis = basis_name;
+      if (r) use_confirmed_fraction(*um, opt.convergence_allowance);
+      c.tests.push_back(*um);
+    }
+    if (r) {
+      MatD ka = gram_of(pa), kb = gram_of(pb);
+      if (ka.size() && kb.size() && ka.rows() == kb.rows()) {
+        TestOutcome g = gram_cka(ka, kb);
+        g.basis = basis_name;
+        // Evidence only: after alignment through the embeddings, unrelated
+        // models trained on similar data share Gram structure (convergent
+        // learning), so this p-value is not calibrated for a decision.
+        g.decides = false;
+        c.tests.push_back(g);
+      }
+    }
+  };
+  if (basis.native_same_width) run("native", nullptr);
+  if (basis.r) run("aligned", &*basis.r);
+}
+
+std::vector<int64_t> sampled(const std::vector<int64_t>& v, const std::vector<int64_t>& idx) {
+  std::vector<int64_t> out;
+  for (auto i : idx) out.push_back(v[static_cast<size_t>(i)]);
+  return out;
+}
+
+MatF centered(const MatF& m) {
+  MatF c = m;
+  c.rowwise() -= c.colwise().mean();
+  return c;
+}
+
+}  // namespace
+
+Prepared prepare(const std::string& path, const Options& opt) {
+  Prepared p;
+  p.label = path;
+  if (opt.progress) opt.progress(fmt::format("opening {}", path));
+  p.model = Model::open(path);
+  p.features = compute_features(*p.model, opt.progress);
+  return p;
+}
+
+PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& opt) {
+  const Model& a = *pa.model;
+  const Model& b = *pb.model;
+  PairResult res;
+  res.a = pa.label;
+  res.b = pb.label;
+  res.config = config_evidence(a.arch(), b.arch());
+  for (auto& n : a.notes()) res.notes.push_back(pa.label + ": " + n);
+  for (auto& n : b.notes()) res.notes.push_back(pb.label + ": " + n);
+  const int64_t da = a.hidden(), db = b.hidden();
+  auto progress = [&](const std::string& s) {
+    if (opt.progress) opt.progress(s);
+  };
+
+  // ---- vocabulary alignment -------------------------------------------------
+  TokenPairs tp;
+  bool have_pairs = false;
+  if (a.vocab() && b.vocab()) {
+    tp = align_vocabularies(*a.vocab(), *b.vocab());
+    have_pairs = tp.shared > 0;
+  }
+  res.tokenizer = tokenizer_evidence(a.vocab(), b.vocab(), (a.vocab() && b.vocab()) ? &tp : nullptr);
+  if (!(a.vocab() && b.vocab()) && a.embedding() && b.embedding() &&
+      a.embedding()->rows() == b.embedding()->rows()) {
+    // No tokenizer to align by: rows are compared by id (stated in the report).
+    tp.a.resize(static_cast<size_t>(a.embedding()->rows()));
+    std::iota(tp.a.begin(), tp.a.end(), 0);
+    tp.b = tp.a;
+    tp.shared = static_cast<int64_t>(tp.a.size());
+    have_pairs = true;
+    res.notes.push_back("a tokenizer is missing: embedding rows compared by token id");
+  }
+
+  // Keep pairs whose rows exist in both matrices.
+  auto rows_ok = [](const TensorInfo* t, int64_t r) { return t && r >= 0 && r < t->rows(); };
+  std::vector<int64_t> ta, tb;
+  if (have_pairs && a.embedding() && b.embedding()) {
+    for (size_t i = 0; i < tp.a.size(); ++i)
+      if (rows_ok(a.embedding(), tp.a[i]) && rows_ok(b.embedding(), tp.b[i])) ta.push_back(tp.a[i]), tb.push_back(tp.b[i]);
+    auto idx = spaced_subset(static_cast<int64_t>(ta.size()), opt.max_tokens);
+    ta = sampled(ta, idx);
+    tb = sampled(tb, idx);
+  }
+
+  std::vector<ComponentResult> comps;
+  // ---- embedding --------------------------------------------------------------
+  ComponentResult emb;
+  emb.name = emb.kind = "embedding";
+  MatF ea, eb;
+  const int64_t min_tokens = 16;
+  if (!a.embedding() || !b.embedding()) {
+    emb.reason = "embedding missing in one model";
+  } else if (static_cast<int64_t>(ta.size()) < min_tokens) {
+    emb.reason = fmt::format("only {} shared tokens", ta.size());
+  } else {
+    progress("comparing embeddings");
+    ea = a.read_rows(*a.embedding(), ta);
+    eb = b.read_rows(*b.embedding(), tb);
+    if (ea.cols() != da || eb.cols() != db) {
+      emb.reason = "embedding width differs from the hidden size";
+    } else {
+      emb.tests.push_back(coord_match_columns(ea, eb, opt.max_coords));
+      emb.tests.back().detail["shared_tokens_used"] = static_cast<int64_t>(ta.size());
+    }
+  }
+  finish_component(emb);
+  comps.push_back(emb);
+
+  // ---- head ---------------------------------------------------------------------
+  ComponentResult head;
+  head.name = head.kind = "head";
+  if (!a.head() || !b.head()) {
+    head.reason = (a.arch().tied_embeddings || b.arch().tied_embeddings) ? "tied to the embedding in at least one model"
+                                                                         : "head missing in one model";
+  } else if (static_cast<int64_t>(ta.size()) < min_tokens) {
+    head.reason = fmt::format("only {} shared tokens", ta.size());
+  } else if (a.head()->rows() <= *std::max_element(ta.begin(), ta.end()) ||
+             b.head()->rows() <= *std::max_element(tb.begin(), tb.end())) {
+    head.reason = "head has fewer rows than the embedding";
+  } else {
+    progress("comparing heads");
+    MatF ha = a.read_rows(*a.head(), ta), hb = b.read_rows(*b.head(), tb);
+    if (a.final_norm() && b.final_norm()) {
+      auto ga = a.read_gain(*a.final_norm()), gb = b.read_gain(*b.final_norm());
+      if (static_cast<int64_t>(ga.size()) == ha.cols())
+        for (int64_t j = 0; j < ha.cols(); ++j) ha.col(j) *= ga[static_cast<size_t>(j)];
+      if (static_cast<int64_t>(gb.size()) == hb.cols())
+        for (int64_t j = 0; j < hb.cols(); ++j) hb.col(j) *= gb[static_cast<size_t>(j)];
+    }
+    head.tests.push_back(coord_match_columns(ha, hb, opt.max_coords));
+  }
+  finish_component(head);
+  comps.push_back(head);
+
+  // ---- basis ----------------------------------------------------------------------
+  Basis basis;
+  basis.native_same_width = da == db;
+  bool native_match = emb.verdict != "not_comparable" && emb.log10p <= std::log10(opt.alpha);
+  res.alignment = {{"native_embedding_match", native_match}};
+  if (opt.aligned_tests && !native_match && ea.size() && ea.rows() >= std::max(da, db) + 8) {
+    progress("aligning residual bases through the embeddings");
+    MatF ca = centered(ea), cb = centered(eb);
+    MatD r = whitened_procrustes(ca.cast<double>(), cb.cast<double>());
+    MatD fit = cb.cast<double>() * r;
+    double resid = (ca.cast<double>() - fit).norm() / std::max(1e-30, ca.cast<double>().norm());
+    basis.r = r;
+    res.alignment["aligned"] = {
+        {"method", "whitened orthogonal Procrustes (CCA-style) on centred embeddings of shared tokens"},
+        {"tokens", ea.rows()},
+        {"relative_residual", resid},
+        {"note", "tests in the aligned basis use a normal approximation; independently trained models "
+                 "with similar embeddings can align partly"}};
+  } else if (!native_match) {
+    res.alignment["aligned"] = nullptr;
+    res.alignment["note"] = "no aligned tests (embeddings not comparable or too few shared tokens)";
+  }
+
+  // ---- layer map --------------------------------------------------------------------
+  const auto& la = a.layers();
+  const auto& lb = b.layers();
+  const auto& fa = pa.features.layers;
+  const auto& fbl = pb.features.layers;
+  struct LayerPair {
+    size_t ia, ib;
+    double selection_log10;
+  };
+  std::vector<LayerPair> lmap;
+  if (la.size() == lb.size()) {
+    for (size_t i = 0; i < la.size(); ++i) lmap.push_back({i, i, 0.0});
+  } else if (!la.empty() && !lb.empty()) {
+    progress("mapping layers across depths");
+    json map = json::array();
+    for (size_t i = 0; i < la.size(); ++i) {
+      double best = 1.0;
+      size_t arg = 0;
+      for (size_t j = 0; j < lb.size(); ++j) {
+        double lp = 0;
+        for (const CoordFeatures* x : {&fa[i].mlp, &fa[i].attn}) {
+          const CoordFeatures* y = x == &fa[i].mlp ? &fbl[j].mlp : &fbl[j].attn;
+          if (x->empty() || y->empty() || x->columns.size() != y->columns.size()) continue;
+          lp = std::min(lp, coord_match_features(x->matrix(), y->matrix()).log10p);
+        }
+        if (lp < best) best = lp, arg = j;
+      }
+      lmap.push_back({i, arg, log10_count(lb.size())});
+      map.push_back({{"a", la[i].index}, {"b", lb[arg].index}, {"log10_p_coord", best}});
+    }
+    res.layer_map = {{"method", "each layer of A paired with the layer of B whose coordinate-match p is smallest; "
+                                "p-values multiplied by the number of candidate layers"},
+                     {"pairs", map}};
+  }
+
+  // ---- per layer ------------------------------------------------------------------------
+  for (const LayerPair& lp : lmap) {
+    const LayerRefs& A = la[lp.ia];
+    const LayerRefs& B = lb[lp.ib];
+    progress(fmt::format("layer {} vs {}", A.index, B.index));
+    const std::string prefix = fmt::format("layer.{}", A.index);
+    for (const std::string kind : {"attn", "mlp"}) {
+      ComponentResult c;
+      c.name = prefix + "." + kind;
+      c.kind = kind;
+      c.layer = A.index;
+      c.layer_b = B.index;
+      const CoordFeatures& x = kind == "attn" ? fa[lp.ia].attn : fa[lp.ia].mlp;
+      const CoordFeatures& y = kind == "attn" ? fbl[lp.ib].attn : fbl[lp.ib].mlp;
+      bool has_a = kind == "attn" ? A.has_attn() : A.has_mlp();
+      bool has_b = kind == "attn" ? B.has_attn() : B.has_mlp();
+      if (!has_a || !has_b) {
+        c.reason = fmt::format("{} missing in one model", kind);
+      } else if (x.empty() || y.empty()) {
+        c.reason = "weights could not be decoded";
+      } else if (x.columns.size() != y.columns.size()) {
+        c.reason = "different sets of matrices (packed vs separate, MLA vs MHA)";
+      } else {
+        c.tests.push_back(coord_match_features(x.matrix(), y.matrix()));
+        if (basis.native_same_width || basis.r) {
+          try {
+            UnitViews va = kind == "attn" ? attention_views(a, A) : mlp_views(a, A);
+            UnitViews vb = kind == "attn" ? attention_views(b, B) : mlp_views(b, B);
+            add_matrix_tests(c, kind, va, vb, basis, da, opt);
+          } catch (const UnsupportedError& e) {
+            c.caveats["unit_tests"] = e.what();
+          }
+        }
+      }
+      finish_component(c, lp.selection_log10);
+      comps.push_back(std::move(c));
+    }
+    // Norm gains: exact coordinate test on the gains, never deciding.
+    ComponentResult n;
+    n.name = prefix + ".norm";
+    n.kind = "norm";
+    n.layer = A.index;
+    n.layer_b = B.index;
+    n.decides = false;
+    const CoordFeatures& x = fa[lp.ia].norm;
+    const CoordFeatures& y = fbl[lp.ib].norm;
+    if (x.empty() || y.empty() || x.columns.size() != y.columns.size()) {
+      n.reason = "norm gains missing or folded away in one model";
+    } else {
+      n.tests.push_back(coord_match_features(x.matrix(), y.matrix()));
+      std::vector<float> ga = fa[lp.ia].attn_gain, gb = fbl[lp.ib].attn_gain;
+      ga.insert(ga.end(), fa[lp.ia].mlp_gain.begin(), fa[lp.ia].mlp_gain.end());
+      gb.insert(gb.end(), fbl[lp.ib].mlp_gain.begin(), fbl[lp.ib].mlp_gain.end());
+      if (ga.size() == gb.size()) {
+        n.caveats["raw_cosine"] = cosine(ga, gb, false);
+        n.caveats["centred_cosine"] = cosine(ga, gb, true);
+        n.caveats["note"] = "raw cosine of norm gains is near 1 for unrelated models (gains sit near 1); not evidence";
+      }
+    }
+    finish_component(n, lp.selection_log10);
+    comps.push_back(std::move(n));
+  }
+
+  // ---- final norm --------------------------------------------------------------------------
+  {
+    ComponentResult n;
+    n.name = n.kind = "final_norm";
+    n.decides = false;
+    const auto& ga = pa.features.final_norm;
+    const auto& gb = pb.features.final_norm;
+    if (ga.empty() || gb.empty()) {
+      n.reason = "final norm missing in one model";
+    } else {
+      CoordFeatures x, y;
+      x.add_values(ga);
+      y.add_values(gb);
+      n.tests.push_back(coord_match_features(x.matrix(), y.matrix()));
+      if (ga.size() == gb.size()) {
+        n.caveats["raw_cosine"] = cosine(ga, gb, false);
+        n.caveats["centred_cosine"] = cosine(ga, gb, true);
+      }
+    }
+    finish_component(n);
+    comps.push_back(std::move(n));
+  }
+
+  // ---- encoder towers ---------------------------------------------------------------------------
+  auto tower = [&](const char* name, const TowerRefs& ra, const TowerRefs& rb, const TowerFeatures& ta_,
+                   const TowerFeatures& tb_) {
+    if (ra.empty() && rb.empty()) return;
+    ComponentResult c;
+    c.name = c.kind = name;
+    if (ra.empty() || rb.empty()) {
+      c.reason = fmt::format("{} present in one model only", name);
+      finish_component(c);
+      comps.push_back(std::move(c));
+      return;
+    }
+    progress(fmt::format("comparing {}", name));
+    json blocks = json::array();
+    std::vector<double> ps;
+    for (auto& [idx, fx] : ta_.blocks) {
+      auto it = tb_.blocks.find(idx);
+      if (it == tb_.blocks.end() || it->second.columns.size() != fx.columns.size()) continue;
+      TestOutcome t = coord_match_features(fx.matrix(), it->second.matrix());
+      ps.push_back(t.log10p);
+      blocks.push_back({{"block", idx}, {"log10_p", t.log10p}, {"statistic", t.statistic}});
+    }
+    if (ps.empty()) {
+      c.reason = "no encoder blocks with the same structure";
+    } else {
+      TestOutcome t;
+      t.method = "coord-match";
+      t.basis = "native";
+      t.exact = true;
+      t.log10p = bonferroni_min(ps);
+      double best = 0;
+      for (auto& bj : blocks) best = std::max(best, bj["statistic"].get<double>());
+      t.statistic = best;
+      t.statistic_name = "largest fraction of coordinates matched to themselves in a block";
+      t.detail = {{"blocks", blocks}, {"combination", "Bonferroni over blocks"}};
+      c.tests.push_back(t);
+    }
+    finish_component(c);
+    comps.push_back(std::move(c));
+  };
+  tower("vision_encoder", a.vision(), b.vision(), pa.features.vision, pb.features.vision);
+  tower("audio_encoder", a.audio(), b.audio(), pa.features.audio, pb.features.audio);
+
+  // ---- correction and verdicts --------------------------------------------------------------------
+  std::vector<size_t> deciding;
+  std::vector<double> ps;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    if (comps[i].verdict == "not_comparable") continue;
+    if (comps[i].decides) {
+      deciding.push_back(i);
+      ps.push_back(comps[i].log10p);
+    }
+  }
+  std::vector<double> adj = holm_adjust(ps);
+  const double la_ = std::log10(opt.alpha);
+  for (size_t k = 0; k < deciding.size(); ++k) {
+    ComponentResult& c = comps[deciding[k]];
+    c.log10p_adj = adj[k];
+    c.verdict = adj[k] <= la_ ? "derived" : "independent";
+    if (c.verdict == "derived") res.matched.push_back(c.name);
+  }
+  // Non-deciding components (norms) are corrected within their own family.
+  {
+    std::vector<size_t> idx;
+    std::vector<double> p2;
+    for (size_t i = 0; i < comps.size(); ++i)
+      if (!comps[i].decides && comps[i].verdict != "not_comparable") idx.push_back(i), p2.push_back(comps[i].log10p);
+    auto adj2 = holm_adjust(p2);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      comps[idx[k]].log10p_adj = adj2[k];
+      comps[idx[k]].verdict = adj2[k] <= la_ ? "derived" : "independent";
+    }
+  }
+  res.log10p = ps.empty() ? 0.0 : *std::min_element(adj.begin(), adj.end());
+  res.combination = kCombination;
+
+  // A layer matches when its attention or its MLP does.
+  std::map<int, std::pair<bool, bool>> layer_state;  // comparable, matched
+  for (auto& c : comps) {
+    if ((c.kind == "attn" || c.kind == "mlp") && c.verdict != "not_comparable") {
+      auto& st = layer_state[c.layer];
+      st.first = true;
+      st.second = st.second || c.verdict == "derived";
+    }
+  }
+  int64_t layer_total = 0, layer_match = 0;
+  for (auto& [l, st] : layer_state) {
+    layer_total += st.first;
+    layer_match += st.second;
+  }
+  if (layer_total > 0 && static_cast<double>(layer_match) >= opt.layer_fraction * static_cast<double>(layer_total))
+    res.verdict = "derived";
+  else if (!res.matched.empty())
+    res.verdict = "partial";
+  else
+    res.verdict = "independent";
+  if (ps.empty()) res.notes.push_back("no component could be compared");
+  res.components = std::move(comps);
+  return res;
+}
+
+MultiResult analyze_all(const std::vector<Prepared>& models, const std::vector<Prepared>& controls,
+                        const Options& opt) {
+  MultiResult out;
+  for (size_t i = 0; i < models.size(); ++i)
+    for (size_t j = i + 1; j < models.size(); ++j) out.pairs.push_back(analyze_pair(models[i], models[j], opt));
+  for (const auto& m : models)
+    for (const auto& c : controls) out.control_pairs.push_back(analyze_pair(m, c, opt));
+
+  // Families: connected components over "derived" pairs.
+  std::vector<size_t> parent(models.size());
+  std::iota(parent.begin(), parent.end(), 0);
+  std::function<size_t(size_t)> root = [&](size_t x) { return parent[x] == x ? x : parent[x] = root(parent[x]); };
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < models.size(); ++i) index[models[i].label] = i;
+  for (const auto& p : out.pairs)
+    if (p.verdict == "derived") parent[root(index[p.a])] = root(index[p.b]);
+  std::map<size_t, std::vector<std::string>> groups;
+  for (size_t i = 0; i < models.size(); ++i) groups[root(i)].push_back(models[i].label);
+  for (auto& [r, g] : groups) out.families.push_back(g);
+
+  // Control reference: per component kind and method, the smallest p seen
+  // between a model and an unrelated control.
+  json ref = json::object();
+  for (const auto& p : out.control_pairs)
+    for (const auto& c : p.components)
+      for (const auto& t : c.tests) {
+        std::string key = c.kind + "/" + t.method + "/" + t.basis;
+        double v = -t.log10p;
+        if (!ref.contains(key) || ref[key]["max_neg_log10_p"].get<double>() < v)
+          ref[key] = {{"max_neg_log10_p", v}, {"statistic", t.statistic}};
+      }
+  out.control_reference = ref;
+  return out;
+}
+
+}  // namespace kaival::lineage
