@@ -12,6 +12,7 @@
 #include "tokenizer/normalize.h"
 #include "tokenizer/pretokenize.h"
 #include "tokenizer/special.h"
+#include "tokenizer/unigram.h"
 #include "tokenizer/utf8.h"
 #include "weights/gguf.h"
 
@@ -1008,7 +1009,7 @@ void JsonPipelineTokenizer::init_pipeline(const json& tj, const json& config, co
     m.vocab_size = std::max(m.vocab_size, static_cast<size_t>(a.id) + 1);
   }
   m.matcher = AddedTokenMatcher(m.added);
-  m.normalizer = make_normalizer(tj.value("normalizer", json()), where);
+  m.normalizer = make_spm_normalizer(tj.value("normalizer", json()), where);
   m.pre = make_pre_tokenizer(tj.value("pre_tokenizer", json()), where);
   parse_post(tj.value("post_processor", json()), where, m.post);
   for (int32_t id : m.post.prefix)

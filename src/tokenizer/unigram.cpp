@@ -5,9 +5,11 @@
 #include <limits>
 
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
 #include "core/error.h"
 #include "tokenizer/factories.h"
+#include "tokenizer/utf8.h"
 
 namespace kaival::tokenizer {
 
@@ -135,6 +137,153 @@ void UnigramModel::encode_word(std::string_view word, std::vector<int32_t>& out)
       out.push_back(opt_.unk_id);
     }
   }
+}
+
+// ---------------------------------------------------------------- Precompiled
+
+namespace {
+
+std::string base64_decode(std::string_view in, const std::string& where) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = value(c);
+    if (v < 0) fail(where, "precompiled_charsmap is not valid base64");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
+}
+
+class SequenceOfNormalizers final : public Normalizer {
+ public:
+  explicit SequenceOfNormalizers(std::vector<std::unique_ptr<Normalizer>> parts) : parts_(std::move(parts)) {}
+  void apply(std::string& text) const override {
+    for (const auto& p : parts_) p->apply(text);
+  }
+
+ private:
+  std::vector<std::unique_ptr<Normalizer>> parts_;
+};
+
+bool mentions_precompiled(const json& j) {
+  if (!j.is_object()) return false;
+  if (j.value("type", "") == "Precompiled") return true;
+  if (auto it = j.find("normalizers"); it != j.end() && it->is_array())
+    for (const json& sub : *it)
+      if (mentions_precompiled(sub)) return true;
+  return false;
+}
+
+}  // namespace
+
+PrecompiledNormalizer::PrecompiledNormalizer(std::string_view map, const std::string& where) {
+  if (map.size() < 4) fail(where, "precompiled_charsmap is too short");
+  const uint32_t trie_size = static_cast<uint8_t>(map[0]) | static_cast<uint8_t>(map[1]) << 8 |
+                             static_cast<uint8_t>(map[2]) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(map[3])) << 24;
+  const size_t n_units = trie_size / 4;
+  if (n_units == 0 || n_units > (map.size() - 4) / 4)
+    fail(where, "precompiled_charsmap trie of {} bytes does not fit in {} bytes", trie_size, map.size());
+  units_.resize(n_units);
+  for (size_t i = 0; i < n_units; ++i) {
+    const char* p = map.data() + 4 + 4 * i;
+    units_[i] = static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8 | static_cast<uint8_t>(p[2]) << 16 |
+                static_cast<uint32_t>(static_cast<uint8_t>(p[3])) << 24;
+  }
+  replacements_.assign(map.substr(4 + 4 * n_units));
+  if (!utf8::is_valid(replacements_)) fail(where, "precompiled_charsmap replacements are not valid UTF-8");
+}
+
+std::optional<std::string_view> PrecompiledNormalizer::transform(std::string_view s) const {
+  // darts-clone unit layout: label in bits 0-7 (bit 31 set for leaves),
+  // has-leaf flag in bit 8, offset in bits 10-31 (scaled by bit 9).
+  auto offset = [](uint32_t u) -> size_t { return static_cast<size_t>(u >> 10) << ((u & (1u << 9)) >> 6); };
+  size_t pos = offset(units_[0]);
+  for (char ch : s) {
+    const auto c = static_cast<uint8_t>(ch);
+    if (c == 0) break;
+    pos ^= c;
+    if (pos >= units_.size()) break;
+    const uint32_t unit = units_[pos];
+    if ((unit & ((1u << 31) | 0xFF)) != c) break;
+    pos ^= offset(unit);
+    if (pos >= units_.size()) break;
+    if ((unit >> 8) & 1) {  // the first (shortest) match wins
+      const size_t at = units_[pos] & ((1u << 31) - 1);
+      if (at > replacements_.size()) return std::nullopt;
+      const size_t end = replacements_.find('\0', at);
+      return std::string_view(replacements_).substr(at, (end == std::string::npos ? replacements_.size() : end) - at);
+    }
+  }
+  return std::nullopt;
+}
+
+void PrecompiledNormalizer::apply(std::string& text) const {
+  if (!utf8::is_valid(text)) text = utf8::lossy(text);
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  utf8proc_int32_t state = 0, prev = -1;
+  size_t g = 0;  // start of the current grapheme cluster
+  auto flush = [&](size_t end) {
+    const std::string_view cluster = std::string_view(text).substr(g, end - g);
+    if (cluster.empty()) return;
+    if (cluster.size() < 6)
+      if (auto r = transform(cluster)) {
+        out += *r;
+        return;
+      }
+    for (size_t i = 0; i < cluster.size();) {
+      const size_t n = utf8::valid_len(cluster, i);
+      const std::string_view ch = cluster.substr(i, n);
+      if (auto r = transform(ch))
+        out += *r;
+      else
+        out += ch;
+      i += n;
+    }
+  };
+  for (size_t i = 0; i < text.size();) {
+    const auto d = utf8::decode(text, i);
+    const auto cp = static_cast<utf8proc_int32_t>(d.cp);
+    if (prev >= 0 && utf8proc_grapheme_break_stateful(prev, cp, &state)) {
+      flush(i);
+      g = i;
+    }
+    prev = cp;
+    i += d.len;
+  }
+  flush(text.size());
+  text = std::move(out);
+}
+
+std::unique_ptr<Normalizer> make_spm_normalizer(const json& j, const std::string& where) {
+  if (!mentions_precompiled(j)) return make_normalizer(j, where);
+  if (j.value("type", "") == "Precompiled") {
+    const auto it = j.find("precompiled_charsmap");
+    if (it == j.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty()))
+      return nullptr;  // no rules: nothing to do
+    if (!it->is_string()) fail(where, "precompiled_charsmap must be a base64 string");
+    return std::make_unique<PrecompiledNormalizer>(base64_decode(it->get_ref<const std::string&>(), where), where);
+  }
+  std::vector<std::unique_ptr<Normalizer>> parts;
+  for (const json& sub : j.at("normalizers"))
+    if (auto n = make_spm_normalizer(sub, where)) parts.push_back(std::move(n));
+  return std::make_unique<SequenceOfNormalizers>(std::move(parts));
 }
 
 namespace {

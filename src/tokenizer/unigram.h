@@ -6,9 +6,15 @@
 // as the unknown token; adjacent unknown characters fuse into one unknown
 // piece, which byte fallback spells as <0xXX> tokens when the vocab has them.
 #include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "tokenizer/normalize.h"
 #include "tokenizer/spm.h"
 
 namespace kaival::tokenizer {
@@ -43,5 +49,27 @@ class UnigramModel {
   std::vector<Edge> edges_;
   int32_t byte_ids_[256] = {};
 };
+
+// SentencePiece's compiled normalization rules (tokenizer.json "Precompiled",
+// as in T5, ALBERT, XLM-R): a darts-clone double-array trie mapping UTF-8
+// sequences to replacement strings. Applied as Hugging Face applies it: per
+// extended grapheme cluster shorter than 6 bytes, the shortest rule matching
+// a prefix of the cluster replaces the whole cluster; otherwise per character.
+class PrecompiledNormalizer final : public Normalizer {
+ public:
+  // `charsmap`: the decoded bytes (u32 trie size, trie units, replacements).
+  // Throws FormatError naming `where` when they are malformed.
+  PrecompiledNormalizer(std::string_view charsmap, const std::string& where);
+  void apply(std::string& text) const override;
+  // The replacement of the shortest rule matching a prefix of `s`, if any.
+  std::optional<std::string_view> transform(std::string_view s) const;
+
+ private:
+  std::vector<uint32_t> units_;
+  std::string replacements_;  // '\0'-terminated strings
+};
+
+// make_normalizer (normalize.h) plus "Precompiled", also inside a Sequence.
+std::unique_ptr<Normalizer> make_spm_normalizer(const nlohmann::json& j, const std::string& where);
 
 }  // namespace kaival::tokenizer

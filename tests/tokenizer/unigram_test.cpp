@@ -2,10 +2,16 @@
 // segmentation is worked out by hand from the scores in the comments.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "tokenizer/factories.h"
+#include "tokenizer/tokenizer.h"
 #include "tokenizer/unigram.h"
 
 namespace kaival::tokenizer {
@@ -104,6 +110,66 @@ TEST(Unigram, RejectsBadVocab) {
   j = mini_unigram(false);
   j["model"]["unk_id"] = 99;
   EXPECT_THROW(unigram_from_json(j, json(), "bad"), FormatError);
+}
+
+// ---------------------------------------------------------------- a real SentencePiece model
+
+// testdata/tokenizer/unigram-t5: a unigram model trained by SentencePiece
+// (tools/gen_unigram_fixture.py) with its NFKC precompiled_charsmap, written
+// as HF writes T5 tokenizers; reference ids from HF tokenizers (Rust).
+const std::filesystem::path kT5Dir = std::filesystem::path(KAIVAL_TESTDATA) / "tokenizer" / "unigram-t5";
+
+TEST(UnigramT5, MatchesHuggingFaceOnEveryText) {
+  const auto tok = Tokenizer::open(kT5Dir.string());
+  ASSERT_EQ(tok->type(), "unigram");
+  std::ifstream in(kT5Dir.string() + ".ids.jsonl");
+  size_t total = 0, ids_ok = 0, dec_ok = 0, shown = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j.contains("meta")) continue;
+    ++total;
+    const std::string text = j.at("text");
+    const auto want = j.at("ids").get<Ids>();
+    const Ids got = tok->encode(text, true, true);
+    if (got == want)
+      ++ids_ok;
+    else if (shown++ < 5)
+      ADD_FAILURE() << "text \"" << text << "\"\n  kaival:    " << fmt::format("{}", got)
+                    << "\n  reference: " << fmt::format("{}", want);
+    if (tok->decode(want, false) == j.at("decoded").get<std::string>() &&
+        tok->decode(want, true) == j.at("decoded_skip").get<std::string>())
+      ++dec_ok;
+    else if (shown++ < 5)
+      ADD_FAILURE() << "decode of \"" << text << "\": \"" << tok->decode(want, true) << "\" vs \""
+                    << j.at("decoded_skip").get<std::string>() << "\"";
+  }
+  std::printf("[ unigram-t5 ] ids %zu/%zu, decode %zu/%zu\n", ids_ok, total, dec_ok, total);
+  ASSERT_GT(total, 250u);
+  EXPECT_EQ(ids_ok, total);
+  EXPECT_EQ(dec_ok, total);
+}
+
+TEST(Precompiled, AppliesNfkcRulesPerGraphemeCluster) {
+  const json tj = json::parse(std::ifstream(kT5Dir / "tokenizer.json"));
+  const auto norm = make_spm_normalizer(tj.at("normalizer").at("normalizers").at(0), "t5");
+  ASSERT_TRUE(norm);
+  auto apply = [&](std::string s) {
+    norm->apply(s);
+    return s;
+  };
+  // NFKC compatibility mappings.
+  EXPECT_EQ(apply("ﬁne"), "fine");
+  EXPECT_EQ(apply("ｈｅｌｌｏ①"), "hello1");
+  EXPECT_EQ(apply("plain ascii"), "plain ascii");
+  EXPECT_EQ(apply("한국어"), "한국어");
+  // HF's quirk: a short cluster whose first character has a rule is replaced
+  // whole by that rule (fullwidth h + combining tilde -> "h").
+  EXPECT_EQ(apply("ｈ\u0303"), "h");
+  // Invalid UTF-8 is tolerated.
+  EXPECT_NO_THROW(apply("\xFF\xFEa"));
+  EXPECT_THROW(PrecompiledNormalizer("\x10\0\0\0abc", "bad"), FormatError);
+  EXPECT_THROW(make_spm_normalizer(json::parse(R"({"type":"Precompiled","precompiled_charsmap":"!!"})"), "bad"),
+               FormatError);
 }
 
 }  // namespace
