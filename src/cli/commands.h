@@ -9,5 +9,7 @@ void register_inspect(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_lineage(CLI::App& app);
+void register_generate(CLI::App& app);
+void register_activations(CLI::App& app);
 
 }  // namespace kaival::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   kaival::cli::register_tokenize(app);
   kaival::cli::register_demo(app);
   kaival::cli::register_lineage(app);
+  kaival::cli::register_generate(app);
+  kaival::cli::register_activations(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,9 +1,11 @@
 #include "engine/generate.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
+#include "weights/checkpoint.h"
 
 namespace kaival::engine {
 namespace {
@@ -26,6 +28,13 @@ size_t complete_utf8(std::string_view text) {
 }
 
 }  // namespace
+
+std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(const weights::Checkpoint& ckpt) {
+  if (ckpt.gguf()) return tokenizer::Tokenizer::from_gguf(*ckpt.gguf(), ckpt.files().front());
+  if (!ckpt.folder().empty() && std::filesystem::is_regular_file(std::filesystem::path(ckpt.folder()) / "tokenizer.json"))
+    return tokenizer::Tokenizer::open(ckpt.folder());
+  fail<UnsupportedError>(ckpt.path(), "no tokenizer: expected tokenizer.json next to the weights or GGUF tokenizer metadata");
+}
 
 std::string_view finish_reason_name(FinishReason r) {
   switch (r) {

@@ -4,6 +4,7 @@
 // streaming of the decoded text.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,9 @@
 
 namespace kaival::tokenizer {
 class Tokenizer;
+}
+namespace kaival::weights {
+class Checkpoint;
 }
 
 namespace kaival::engine {
@@ -40,6 +44,10 @@ using TextCallback = std::function<bool(std::string_view)>;
 
 GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
                         const GenerateOptions& options, const TextCallback& on_text = {});
+
+// The tokenizer that goes with a checkpoint: GGUF metadata, or the
+// tokenizer.json in the model folder. Throws naming the checkpoint if none.
+std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(const weights::Checkpoint& ckpt);
 
 // Holds back streamed text until it can no longer be part of a stop string.
 class StopMatcher {
