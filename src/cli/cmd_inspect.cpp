@@ -320,7 +320,7 @@ void run_inspect(const InspectOptions& opt) {
   if (a.num_experts > 0)
     fmt::print("experts     {} (top-{}, expert ffn {}, shared {})\n", a.num_experts, a.experts_per_token,
                a.moe_intermediate_size, a.num_shared_experts);
-  fmt::print("norm        {} (eps {}) · rope theta {} · tied embeddings {}\n", a.norm_type, a.norm_eps, a.rope.theta,
+  fmt::print("norm        {} (eps {:g}) · rope theta {:g} · tied embeddings {}\n", a.norm_type, a.norm_eps, a.rope.theta,
              a.tied_embeddings ? "yes" : "no");
   if (a.vision) fmt::print("vision      {} (hidden {}, layers {})\n", a.vision->model_type, a.vision->hidden_size, a.vision->num_layers);
   if (a.audio) fmt::print("audio       {} (hidden {}, layers {})\n", a.audio->model_type, a.audio->hidden_size, a.audio->num_layers);

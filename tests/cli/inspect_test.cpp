@@ -212,15 +212,21 @@ TEST_F(InspectCli, FixtureModels) {
   const fs::path models = fs::path(KAIVAL_TESTDATA) / "models";
   if (!fs::is_directory(models)) GTEST_SKIP() << "no fixture models yet";
   int seen = 0;
-  for (const auto& e : fs::directory_iterator(models)) {
-    if (!e.is_directory() || !fs::exists(e.path() / "config.json")) continue;
-    RunResult r = run({"inspect", e.path().string(), "--json"});
-    ASSERT_EQ(r.rc, 0) << e.path() << ": " << r.err;
+  auto check = [&](const fs::path& path) {
+    RunResult r = run({"inspect", path.string(), "--json"});
+    ASSERT_EQ(r.rc, 0) << path << ": " << r.err;
     nlohmann::json j = nlohmann::json::parse(r.out);
-    EXPECT_FALSE(j["tokenizer"].is_null()) << e.path();
-    EXPECT_TRUE(j["warnings"].empty()) << e.path() << ": " << j["warnings"].dump();
+    EXPECT_FALSE(j["tokenizer"].is_null()) << path;
+    EXPECT_TRUE(j["warnings"].empty()) << path << ": " << j["warnings"].dump();
     EXPECT_GT(j["parameters"].get<int64_t>(), 0);
+    EXPECT_EQ(j["architecture"]["family"], "llama") << path;
     ++seen;
+  };
+  for (const auto& e : fs::directory_iterator(models)) {
+    if (!e.is_directory()) continue;
+    if (fs::exists(e.path() / "config.json")) check(e.path());
+    for (const auto& f : fs::directory_iterator(e.path()))
+      if (f.path().extension() == ".gguf") check(f.path());
   }
   EXPECT_GT(seen, 0);
 }

@@ -2,7 +2,10 @@
 // Q/K row permutation.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -184,4 +187,79 @@ TEST(Checkpoint, FixtureModels) {
     }
   }
   EXPECT_GT(opened, 0);
+}
+
+// The fixture model exported in every format (tools/gen_fixtures.py): each
+// export must read back as the same weights, tensor by tensor, matched by
+// canonical role. For GGUF this also checks the Q/K un-permutation against the
+// generator's own llama.cpp-style permutation: a wrong row order would leave
+// the permuted tensors uncorrelated with the originals.
+TEST(Checkpoint, FixtureExportsAgree) {
+  const fs::path models = fs::path(KAIVAL_TESTDATA) / "models";
+  if (!fs::is_directory(models / "base-a")) GTEST_SKIP() << "no fixture models yet";
+  Checkpoint ref = Checkpoint::open((models / "base-a").string());
+  std::map<std::string, const TensorInfo*> by_role;
+  for (const auto& t : ref.tensors()) {
+    ASSERT_NE(t.role.kind, RoleKind::Unknown) << t.name;
+    by_role[role_name(t.role)] = &t;
+  }
+
+  struct Export {
+    std::string path;
+    double tolerance;  // max |diff| allowed, relative to the tensor's max |value|
+    double max_rel_rms;
+  };
+  std::vector<Export> exports = {
+      {(models / "base-a-sharded").string(), 0, 0},
+      {(models / "base-a-pt").string(), 0, 0},
+      {(models / "base-a-gguf" / "base-a-F16.gguf").string(), 1.0 / 1024, 1e-3},  // BF16 -> F16
+      {(models / "base-a-gguf" / "base-a-Q8_0.gguf").string(), 1.0 / 127, 0.01},
+      {(models / "base-a-gguf" / "base-a-Q4_K.gguf").string(), 1.0, 0.2},
+  };
+  int checked = 0;
+  for (const auto& ex : exports) {
+    if (!fs::exists(ex.path)) continue;
+    SCOPED_TRACE(ex.path);
+    Checkpoint ck = Checkpoint::open(ex.path);
+    EXPECT_EQ(ck.parameter_count(), ref.parameter_count());
+    EXPECT_EQ(ck.architecture().hidden_size, ref.architecture().hidden_size);
+    EXPECT_EQ(ck.architecture().num_layers, ref.architecture().num_layers);
+    EXPECT_EQ(ck.architecture().num_heads, ref.architecture().num_heads);
+    EXPECT_EQ(ck.architecture().num_kv_heads, ref.architecture().num_kv_heads);
+    EXPECT_EQ(ck.architecture().vocab_size, ref.architecture().vocab_size);
+    ASSERT_EQ(ck.tensors().size(), ref.tensors().size());
+    for (const auto& t : ck.tensors()) {
+      auto it = by_role.find(role_name(t.role));
+      ASSERT_NE(it, by_role.end()) << t.name << " has role " << role_name(t.role) << " absent from the original";
+      const TensorInfo& o = *it->second;
+      ASSERT_EQ(t.shape, o.shape) << t.name;
+      std::vector<float> a = ref.read_f32(o), b = ck.read_f32(t);
+      double amax = 0, diff_max = 0, diff2 = 0, a2 = 0;
+      for (size_t k = 0; k < a.size(); ++k) {
+        amax = std::max(amax, std::fabs(double(a[k])));
+        double d = double(a[k]) - double(b[k]);
+        diff_max = std::max(diff_max, std::fabs(d));
+        diff2 += d * d;
+        a2 += double(a[k]) * a[k];
+      }
+      if (ck.format() == Format::GGUF && (t.role.kind == RoleKind::AttnQ || t.role.kind == RoleKind::AttnK)) {
+        // The permutation is real: read in stored order, the rows disagree.
+        EXPECT_GT(t.unpermute_heads, 0) << t.name;
+        TensorInfo stored = t;
+        stored.unpermute_heads = 0;
+        std::vector<float> c = ck.read_f32(stored);
+        double e2 = 0;
+        for (size_t k = 0; k < a.size(); ++k) e2 += (double(a[k]) - c[k]) * (double(a[k]) - c[k]);
+        EXPECT_GT(std::sqrt(e2 / a2), 0.5) << t.name;
+      }
+      if (ex.tolerance == 0) {
+        EXPECT_EQ(a, b) << t.name;
+      } else {
+        EXPECT_LE(diff_max, ex.tolerance * amax) << t.name;
+        EXPECT_LE(std::sqrt(diff2 / std::max(a2, 1e-30)), ex.max_rel_rms) << t.name;
+      }
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
