@@ -6,8 +6,10 @@
 //
 // Speed: the per-block loops are written to be auto-vectorized and compiled
 // twice, for baseline x86-64 and for AVX2 + F16C; on AVX2 CPUs the
-// hand-vectorized kernels of dequant_avx2.cpp take over the block types.
-// The choice is made at run time.
+// hand-vectorized kernels of dequant_avx2.cpp take over the block types, and
+// on AVX-512 CPUs those of Q4_K/Q5_K are replaced by table lookups. The choice
+// is made at run time.
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -290,9 +292,24 @@ KAIVAL_INLINE bool decode_common(DType t, const uint8_t* src, int64_t n, float* 
   return false;
 }
 
+// Branch-free binary16 -> binary32 (same results as f16_to_f32) so that the
+// loop vectorizes on CPUs without F16C: shift exponent and mantissa into
+// place and rebias; Inf/NaN get the full exponent; subnormals are
+// renormalised by one exact float subtraction.
+KAIVAL_INLINE float f16_branchless(uint16_t h) {
+  const uint32_t em = static_cast<uint32_t>(h & 0x7fffu) << 13;
+  const uint32_t exp = em & 0x0f800000u;
+  const uint32_t normal = em + (112u << 23);
+  const uint32_t special = em + (224u << 23);
+  const float sub = f32_from_bits(em + (113u << 23)) - f32_from_bits(113u << 23);
+  uint32_t bits = exp == 0x0f800000u ? special : normal;
+  bits = exp == 0 ? bits_from_f32(sub) : bits;
+  return f32_from_bits(bits | (static_cast<uint32_t>(h & 0x8000u) << 16));
+}
+
 bool decode_baseline(DType t, const uint8_t* src, int64_t n, float* out) {
   if (t == DType::F16) {
-    for (int64_t i = 0; i < n; ++i) out[i] = f16_to_f32(load<uint16_t>(src + 2 * i));
+    for (int64_t i = 0; i < n; ++i) out[i] = f16_branchless(load<uint16_t>(src + 2 * i));
     return true;
   }
   return decode_common(t, src, n, out);
@@ -304,9 +321,22 @@ __attribute__((target("avx2,f16c"))) bool decode_avx2(DType t, const uint8_t* sr
   return dequantize_avx2(t, src, n, out) || decode_common(t, src, n, out);
 }
 
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-  return has;
+bool decode_avx512(DType t, const uint8_t* src, int64_t n, float* out) {
+  return dequantize_avx512(t, src, n, out) || decode_avx2(t, src, n, out);
+}
+
+struct CpuIsa {
+  bool avx2, avx512;
+  CpuIsa() {
+    __builtin_cpu_init();
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+    avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+  }
+};
+const CpuIsa& cpu_isa() {
+  static const CpuIsa isa;  // detected once, read-only afterwards
+  return isa;
 }
 #endif
 
@@ -320,23 +350,55 @@ void run(Decoder decode, DType t, const uint8_t* src, int64_t n, float* out) {
   if (n > 0 && !decode(t, src, n, out)) fail<UnsupportedError>("dequantize", "no decoder for element type {}", tr.name);
 }
 
+Decoder decoder_for(DequantIsa isa) {
+  switch (isa) {
+#ifdef KAIVAL_X86_DISPATCH
+    case DequantIsa::Avx512: return decode_avx512;
+    case DequantIsa::Avx2: return decode_avx2;
+#else
+    case DequantIsa::Avx512: case DequantIsa::Avx2: break;
+#endif
+    case DequantIsa::Baseline: return decode_baseline;
+  }
+  return decode_baseline;
+}
+
 }  // namespace
+
+std::vector<DequantIsa> dequantize_isas() {
+  std::vector<DequantIsa> out{DequantIsa::Baseline};
+#ifdef KAIVAL_X86_DISPATCH
+  if (cpu_isa().avx2) out.push_back(DequantIsa::Avx2);
+  if (cpu_isa().avx512) out.push_back(DequantIsa::Avx512);
+#endif
+  return out;
+}
+
+DequantIsa dequantize_isa() { return dequantize_isas().back(); }
+
+std::string_view isa_name(DequantIsa isa) {
+  switch (isa) {
+    case DequantIsa::Baseline: return "baseline";
+    case DequantIsa::Avx2: return "avx2";
+    case DequantIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+void dequantize_with(DequantIsa isa, DType t, const uint8_t* src, int64_t n, float* out) {
+  std::vector<DequantIsa> have = dequantize_isas();
+  if (std::find(have.begin(), have.end(), isa) == have.end())
+    fail<UnsupportedError>("dequantize", "this CPU cannot run the {} decoders", isa_name(isa));
+  run(decoder_for(isa), t, src, n, out);
+}
 
 void dequantize(DType t, const uint8_t* src, int64_t n, float* out) {
 #ifdef KAIVAL_X86_DISPATCH
-  run(cpu_has_avx2() ? decode_avx2 : decode_baseline, t, src, n, out);
+  const CpuIsa& isa = cpu_isa();
+  run(isa.avx512 ? decode_avx512 : isa.avx2 ? decode_avx2 : decode_baseline, t, src, n, out);
 #else
   run(decode_baseline, t, src, n, out);
 #endif
-}
-
-void dequantize_portable(DType t, const uint8_t* src, int64_t n, float* out) { run(decode_baseline, t, src, n, out); }
-
-std::string_view dequantize_isa() {
-#ifdef KAIVAL_X86_DISPATCH
-  if (cpu_has_avx2()) return "avx2";
-#endif
-  return "baseline";
 }
 
 }  // namespace kaival::weights

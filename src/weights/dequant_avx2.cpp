@@ -1,9 +1,15 @@
-// Hand-vectorized AVX2 decoders for the ggml block types, chosen at run time
-// by dequantize() (dequant.cpp) on CPUs with AVX2. Only the functions here
-// carry the AVX2 target attribute, so nothing else in the program is built
-// for AVX2. They compute exactly what the scalar decoders compute: the same
+// Hand-vectorized AVX2 decoders for the ggml block types (and AVX-512 ones
+// for Q4_K/Q5_K), chosen at run time by dequantize() (dequant.cpp). Only the
+// functions here carry the target attributes, so nothing else in the program
+// is built for these instruction sets. They compute exactly what the scalar decoders compute: the same
 // float operations in the same order, multiply and add/subtract kept apart (no
 // FMA), so results are bit-identical (checked by tests/weights/dequant_test).
+// GCC 12 warns about the deliberately undefined upper lanes inside its own
+// AVX-512 conversion intrinsics (_mm512_undefined_*); the warning must be off
+// before <immintrin.h> is read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include "weights/dequant.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -246,6 +252,63 @@ KAIVAL_AVX2 void blocks(const uint8_t* src, int64_t n, float* out) {
   for (int64_t i = 0, nb = n / Elems; i < nb; ++i) Block(src + i * Bytes, out + i * Elems);
 }
 
+// ---- AVX-512: Q4_K / Q5_K by table lookup -----------------------------------
+// A group of 32 shares (d * scale, dmin * min), so its 16 (Q4_K) or 32 (Q5_K)
+// possible outputs d1 * q - m1 are computed once with exactly the scalar
+// operations and the quants only select among them (vpermps).
+
+#define KAIVAL_AVX512_INLINE inline __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c"), always_inline))
+#define KAIVAL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,f16c")))
+
+// out[0..32) = table lookups of the 32 byte indices in q.
+KAIVAL_AVX512_INLINE void lookup32(float* y, __m256i q, __m512 lo, __m512 hi, bool two_tables) {
+  __m512i i0 = _mm512_cvtepu8_epi32(_mm256_castsi256_si128(q));
+  __m512i i1 = _mm512_cvtepu8_epi32(_mm256_extracti128_si256(q, 1));
+  if (two_tables) {
+    _mm512_storeu_ps(y, _mm512_permutex2var_ps(lo, i0, hi));
+    _mm512_storeu_ps(y + 16, _mm512_permutex2var_ps(lo, i1, hi));
+  } else {
+    _mm512_storeu_ps(y, _mm512_permutexvar_ps(i0, lo));
+    _mm512_storeu_ps(y + 16, _mm512_permutexvar_ps(i1, lo));
+  }
+}
+
+template <bool WithHigh>
+KAIVAL_AVX512_INLINE void qk_4_5_lut(const uint8_t* b, float* y) {
+  const __m512 q0 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512 q16 = _mm512_setr_ps(16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+  const float d = half_at(b), dmin = half_at(b + 2);
+  const uint8_t* s = b + 4;
+  const uint8_t* ql = WithHigh ? b + 48 : b + 16;
+  __m256i qh = WithHigh ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16)) : _mm256_setzero_si256();
+  const __m256i lo4 = _mm256_set1_epi8(0x0F);
+  for (int j = 0; j < 8; j += 2, ql += 32, y += 64) {
+    __m512 t[2][2];
+    for (int k = 0; k < 2; ++k) {
+      int sc, mn;
+      scale_min_k4(j + k, s, sc, mn);
+      const __m512 dl = _mm512_set1_ps(d * static_cast<float>(sc)), ml = _mm512_set1_ps(dmin * static_cast<float>(mn));
+      t[k][0] = _mm512_sub_ps(_mm512_mul_ps(dl, q0), ml);
+      t[k][1] = WithHigh ? _mm512_sub_ps(_mm512_mul_ps(dl, q16), ml) : t[k][0];
+    }
+    __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+    __m256i a = _mm256_and_si256(q, lo4);
+    __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 4), lo4);
+    if constexpr (WithHigh) {
+      a = _mm256_or_si256(a, _mm256_slli_epi16(shr_bytes(qh, j, 1), 4));
+      c = _mm256_or_si256(c, _mm256_slli_epi16(shr_bytes(qh, j + 1, 1), 4));
+    }
+    lookup32(y, a, t[0][0], t[0][1], WithHigh);
+    lookup32(y + 32, c, t[1][0], t[1][1], WithHigh);
+  }
+}
+
+template <bool WithHigh>
+KAIVAL_AVX512 void qk_4_5_lut_blocks(const uint8_t* src, int64_t n, float* out) {
+  const int bytes = WithHigh ? 176 : 144;
+  for (int64_t i = 0, nb = n / 256; i < nb; ++i) qk_4_5_lut<WithHigh>(src + i * bytes, out + i * 256);
+}
+
 }  // namespace
 
 KAIVAL_AVX2 bool dequantize_avx2(DType t, const uint8_t* src, int64_t n, float* out) {
@@ -264,6 +327,14 @@ KAIVAL_AVX2 bool dequantize_avx2(DType t, const uint8_t* src, int64_t n, float* 
     case DType::Q5_K: blocks<q5_k, 256, 176>(src, n, out); return true;
     case DType::Q6_K: blocks<q6_k, 256, 210>(src, n, out); return true;
     default: return false;  // the plain types: dequant.cpp's loops
+  }
+}
+
+KAIVAL_AVX512 bool dequantize_avx512(DType t, const uint8_t* src, int64_t n, float* out) {
+  switch (t) {
+    case DType::Q4_K: qk_4_5_lut_blocks<false>(src, n, out); return true;
+    case DType::Q5_K: qk_4_5_lut_blocks<true>(src, n, out); return true;
+    default: return false;
   }
 }
 

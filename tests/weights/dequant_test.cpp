@@ -74,9 +74,11 @@ TEST_P(DequantReference, MatchesNumpyBitForBit) {
   dequantize(c.type, raw.data(), static_cast<int64_t>(want.size()), got.data());
   EXPECT_EQ(mismatches(got, want, std::string(c.name) + " dispatched"), 0);
 
-  std::vector<float> portable(want.size(), -12345.0f);
-  dequantize_portable(c.type, raw.data(), static_cast<int64_t>(want.size()), portable.data());
-  EXPECT_EQ(mismatches(portable, want, std::string(c.name) + " portable"), 0);
+  for (DequantIsa isa : dequantize_isas()) {  // every instruction-set level this CPU runs
+    std::vector<float> level(want.size(), -12345.0f);
+    dequantize_with(isa, c.type, raw.data(), static_cast<int64_t>(want.size()), level.data());
+    EXPECT_EQ(mismatches(level, want, std::string(c.name) + " " + std::string(isa_name(isa))), 0);
+  }
 
   // Block by block (how row blocks are decoded) gives the same values.
   std::vector<float> blockwise(want.size(), -12345.0f);
@@ -266,36 +268,41 @@ TEST(DequantKnown, PlainTypes) {
   EXPECT_EQ(one(DType::F8_E5M2, &e5_inf), INFINITY);
 }
 
-// F16 goes through F16C when available: check it against the scalar
-// conversion for every half value, with lengths that exercise the tail loop.
-TEST(DequantKnown, F16AllValuesBothPaths) {
+// F16 goes through F16C or a branch-free conversion: check every level
+// against numeric.h's conversion for every half value, with a length that
+// exercises the tail loops.
+TEST(DequantKnown, F16AllValuesEveryLevel) {
   std::vector<uint16_t> h(65536 + 5);
   for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
-  std::vector<float> a(h.size()), b(h.size());
   const auto* src = reinterpret_cast<const uint8_t*>(h.data());
-  dequantize(DType::F16, src, static_cast<int64_t>(h.size()), a.data());
-  dequantize_portable(DType::F16, src, static_cast<int64_t>(h.size()), b.data());
-  int bad = 0;
-  for (size_t i = 0; i < h.size(); ++i) bad += !same(a[i], b[i]) || !same(a[i], f16_to_f32(h[i]));
-  EXPECT_EQ(bad, 0);
+  for (DequantIsa isa : dequantize_isas()) {
+    std::vector<float> a(h.size());
+    dequantize_with(isa, DType::F16, src, static_cast<int64_t>(h.size()), a.data());
+    int bad = 0;
+    for (size_t i = 0; i < h.size(); ++i) bad += !same(a[i], f16_to_f32(h[i]));
+    EXPECT_EQ(bad, 0) << isa_name(isa);
+  }
 }
 
-// The AVX2 and baseline builds of every decoder agree on large random input
-// (including NaN/Inf scales: both must produce the same bits).
-TEST(DequantKnown, DispatchedMatchesPortable) {
+// Every instruction-set level of every decoder agrees with the baseline on
+// large random input (including NaN/Inf scales: the bits must still match).
+TEST(DequantKnown, EveryLevelMatchesBaseline) {
   std::mt19937_64 rng(7);
+  EXPECT_EQ(dequantize_isas().front(), DequantIsa::Baseline);
   for (int ti = 0; ti < static_cast<int>(DType::Unsupported); ++ti) {
     DType t = static_cast<DType>(ti);
     const DTypeTraits& tr = traits(t);
-    int64_t n = tr.block_elems * 67;
+    int64_t n = tr.block_elems * 67 + (tr.block_elems == 1 ? 5 : 0);
     std::vector<uint8_t> raw(*byte_size(t, n));
     for (auto& x : raw) x = static_cast<uint8_t>(rng());
-    std::vector<float> a(n), b(n);
-    dequantize(t, raw.data(), n, a.data());
-    dequantize_portable(t, raw.data(), n, b.data());
-    int bad = 0;
-    for (int64_t i = 0; i < n; ++i) bad += !same(a[i], b[i]);
-    EXPECT_EQ(bad, 0) << tr.name << " on " << dequantize_isa();
+    std::vector<float> base(n), a(n);
+    dequantize_with(DequantIsa::Baseline, t, raw.data(), n, base.data());
+    for (DequantIsa isa : dequantize_isas()) {
+      dequantize_with(isa, t, raw.data(), n, a.data());
+      int bad = 0;
+      for (int64_t i = 0; i < n; ++i) bad += !same(a[i], base[i]);
+      EXPECT_EQ(bad, 0) << tr.name << " on " << isa_name(isa);
+    }
   }
 }
 
