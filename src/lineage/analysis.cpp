@@ -380,25 +380,39 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
   if (la.size() == lb.size()) {
     for (size_t i = 0; i < la.size(); ++i) lmap.push_back({i, i, 0.0});
   } else if (!la.empty() && !lb.empty()) {
+    // Depths differ (a depth-pruned or grown model): every layer of the
+    // shallower model is assigned a distinct layer of the deeper one by a
+    // linear assignment on the coordinate-match p-values; each chosen p is
+    // then multiplied by the number of candidates it was chosen from.
     progress("mapping layers across depths");
-    json map = json::array();
-    for (size_t i = 0; i < la.size(); ++i) {
-      double best = 1.0;
-      size_t arg = 0;
+    MatD score(static_cast<int64_t>(la.size()), static_cast<int64_t>(lb.size()));
+    for (size_t i = 0; i < la.size(); ++i)
       for (size_t j = 0; j < lb.size(); ++j) {
         double lp = 0;
-        for (const CoordFeatures* x : {&fa[i].mlp, &fa[i].attn}) {
-          const CoordFeatures* y = x == &fa[i].mlp ? &fbl[j].mlp : &fbl[j].attn;
-          if (x->empty() || y->empty() || x->columns.size() != y->columns.size()) continue;
-          lp = std::min(lp, coord_match_features(x->matrix(), y->matrix()).log10p);
+        for (int k = 0; k < 2; ++k) {
+          const CoordFeatures& x = k == 0 ? fa[i].mlp : fa[i].attn;
+          const CoordFeatures& y = k == 0 ? fbl[j].mlp : fbl[j].attn;
+          if (x.empty() || y.empty() || x.columns.size() != y.columns.size()) continue;
+          lp = std::min(lp, coord_match_features(x.matrix(), y.matrix()).log10p);
         }
-        if (lp < best) best = lp, arg = j;
+        score(static_cast<int64_t>(i), static_cast<int64_t>(j)) = lp;
       }
-      lmap.push_back({i, arg, log10_count(lb.size())});
-      map.push_back({{"a", la[i].index}, {"b", lb[arg].index}, {"log10_p_coord", best}});
+    const bool a_short = la.size() <= lb.size();
+    MatD cost = a_short ? MatD(score) : MatD(score.transpose());
+    std::vector<int64_t> assign = linear_assignment(cost);
+    const double sel = log10_count(a_short ? lb.size() : la.size());
+    json map = json::array();
+    for (size_t s_ = 0; s_ < assign.size(); ++s_) {
+      size_t ia = a_short ? s_ : static_cast<size_t>(assign[s_]);
+      size_t ib = a_short ? static_cast<size_t>(assign[s_]) : s_;
+      lmap.push_back({ia, ib, sel});
+      map.push_back({{"a", la[ia].index}, {"b", lb[ib].index},
+                     {"log10_p_coord", score(static_cast<int64_t>(ia), static_cast<int64_t>(ib))}});
     }
-    res.layer_map = {{"method", "each layer of A paired with the layer of B whose coordinate-match p is smallest; "
-                                "p-values multiplied by the number of candidate layers"},
+    std::sort(lmap.begin(), lmap.end(), [](const LayerPair& x, const LayerPair& y) { return x.ia < y.ia; });
+    res.layer_map = {{"method", "each layer of the shallower model assigned a distinct layer of the deeper one "
+                                "(linear assignment on coordinate-match p-values); p-values multiplied by the "
+                                "number of candidate layers"},
                      {"pairs", map}};
   }
 
