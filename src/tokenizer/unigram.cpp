@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "tokenizer/factories.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/wordpiece.h"
 
 namespace kaival::tokenizer {
 
@@ -181,13 +182,20 @@ class SequenceOfNormalizers final : public Normalizer {
   std::vector<std::unique_ptr<Normalizer>> parts_;
 };
 
-bool mentions_precompiled(const json& j) {
+// Normalizers this family implements itself (the rest come from normalize.h).
+bool is_own_type(const json& j) {
   if (!j.is_object()) return false;
-  if (j.value("type", "") == "Precompiled") return true;
+  const std::string type = j.value("type", "");
+  if (type == "Precompiled" || type == "BertNormalizer") return true;
   if (auto it = j.find("normalizers"); it != j.end() && it->is_array())
     for (const json& sub : *it)
-      if (mentions_precompiled(sub)) return true;
+      if (is_own_type(sub)) return true;
   return false;
+}
+
+bool json_bool(const json& j, const char* key, bool dflt) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_boolean() ? it->get<bool>() : dflt;
 }
 
 }  // namespace
@@ -272,7 +280,12 @@ void PrecompiledNormalizer::apply(std::string& text) const {
 }
 
 std::unique_ptr<Normalizer> make_spm_normalizer(const json& j, const std::string& where) {
-  if (!mentions_precompiled(j)) return make_normalizer(j, where);
+  if (!is_own_type(j)) return make_normalizer(j, where);
+  if (j.value("type", "") == "BertNormalizer") {
+    const bool lower = json_bool(j, "lowercase", true);
+    return make_bert_normalizer(json_bool(j, "clean_text", true), json_bool(j, "handle_chinese_chars", true),
+                                json_bool(j, "strip_accents", lower), lower);  // null: follow lowercase
+  }
   if (j.value("type", "") == "Precompiled") {
     const auto it = j.find("precompiled_charsmap");
     if (it == j.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty()))

@@ -69,7 +69,8 @@ class PrecompiledNormalizer final : public Normalizer {
   std::string replacements_;  // '\0'-terminated strings
 };
 
-// make_normalizer (normalize.h) plus "Precompiled", also inside a Sequence.
+// make_normalizer (normalize.h) plus this family's own "Precompiled" and
+// "BertNormalizer" (HF's exact clean_text rules), also inside a Sequence.
 std::unique_ptr<Normalizer> make_spm_normalizer(const nlohmann::json& j, const std::string& where);
 
 }  // namespace kaival::tokenizer

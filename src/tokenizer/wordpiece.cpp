@@ -1,11 +1,14 @@
 #include "tokenizer/wordpiece.h"
 
 #include <nlohmann/json.hpp>
+#include <utf8proc.h>
 
 #include "core/error.h"
 #include "tokenizer/factories.h"
 #include "tokenizer/normalize.h"
 #include "tokenizer/pretokenize.h"
+#include "tokenizer/unigram.h"
+#include "tokenizer/utf8.h"
 #include "weights/gguf.h"
 
 namespace kaival::tokenizer {
@@ -50,6 +53,70 @@ void WordPieceModel::encode_word(std::string_view word, std::vector<int32_t>& ou
 
 namespace {
 
+utf8proc_category_t category_of(char32_t c) { return utf8proc_category(static_cast<utf8proc_int32_t>(c)); }
+
+class HfBertNormalizer final : public Normalizer {
+ public:
+  HfBertNormalizer(bool clean, bool chinese, bool strip, bool lower)
+      : clean_(clean), chinese_(chinese), strip_(strip), lower_(lower) {}
+
+  void apply(std::string& text) const override {
+    if (!utf8::is_valid(text)) text = utf8::lossy(text);
+    std::string out;
+    out.reserve(text.size() + 8);
+    for (size_t i = 0; i < text.size();) {
+      const auto d = utf8::decode(text, i);
+      i += d.len;
+      char32_t c = d.cp;
+      if (clean_) {
+        if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+        if (c == '\t' || c == '\n' || c == '\r' || utf8::is_white_space(c)) c = ' ';
+      }
+      if (chinese_ && is_chinese(c)) {
+        out += ' ';
+        utf8::append(out, c);
+        out += ' ';
+        continue;
+      }
+      utf8::append(out, c);
+    }
+    if (strip_) {
+      const std::string nfd = unicode_normalize(out, NormalForm::NFD);
+      out.clear();
+      for (size_t i = 0; i < nfd.size();) {
+        const auto d = utf8::decode(nfd, i);
+        if (category_of(d.cp) != UTF8PROC_CATEGORY_MN) out.append(nfd, i, d.len);
+        i += d.len;
+      }
+    }
+    if (lower_) out = lowercase(out);
+    text = std::move(out);
+  }
+
+ private:
+  // HF's "other" test (unicode_categories' is_other): control, format,
+  // private use and surrogates. Its tables list no unassigned code points,
+  // so those (and noncharacters) are kept.
+  static bool is_control(char32_t c) {
+    if (c == '\t' || c == '\n' || c == '\r') return false;
+    switch (category_of(c)) {
+      case UTF8PROC_CATEGORY_CC:
+      case UTF8PROC_CATEGORY_CF:
+      case UTF8PROC_CATEGORY_CO:
+      case UTF8PROC_CATEGORY_CS:
+        return true;
+      default:
+        return false;
+    }
+  }
+  static bool is_chinese(char32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+  }
+  bool clean_, chinese_, strip_, lower_;
+};
+
 // Parts of a HF BERT pipeline both loaders share.
 const json& bert_normalizer_json() {
   static const json j = {{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", true},
@@ -76,7 +143,7 @@ class GgufWordPieceTokenizer final : public Tokenizer {
     opt.continuation_prefix = "";
     opt.unk_id = special_.unk.value_or(-1);
     model_ = WordPieceModel(&vocab_, opt);
-    normalizer_ = make_normalizer(bert_normalizer_json(), where);
+    normalizer_ = make_spm_normalizer(bert_normalizer_json(), where);
     pre_ = make_pre_tokenizer(json{{"type", "BertPreTokenizer"}}, where);
     std::vector<GgufSpecialSplitter::Entry> entries;
     for (size_t id = 0; id < types_.size(); ++id) {
@@ -185,6 +252,11 @@ class JsonWordPieceTokenizer final : public JsonPipelineTokenizer {
 };
 
 }  // namespace
+
+std::unique_ptr<Normalizer> make_bert_normalizer(bool clean_text, bool handle_chinese_chars, bool strip_accents,
+                                                 bool lowercase) {
+  return std::make_unique<HfBertNormalizer>(clean_text, handle_chinese_chars, strip_accents, lowercase);
+}
 
 std::unique_ptr<Tokenizer> wordpiece_from_gguf(const weights::GgufFile& gguf, const std::string& where) {
   return std::make_unique<GgufWordPieceTokenizer>(gguf, where);

@@ -7,10 +7,12 @@
 //   GGUF ("bert"):  llama.cpp's converter stores word-initial pieces as
 //                   "▁piece" and continuation pieces without "##".
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "tokenizer/normalize.h"
 #include "tokenizer/spm.h"
 
 namespace kaival::tokenizer {
@@ -31,5 +33,12 @@ class WordPieceModel {
   const TokenVocab* vocab_ = nullptr;
   Options opt_;
 };
+
+// Hugging Face's BertNormalizer, character by character as HF does it:
+// clean_text drops NUL, U+FFFD and "other" characters (Cc except \t \n \r,
+// Cf, Co; unassigned code points stay) before mapping whitespace to ' ';
+// then CJK padding, accent stripping (NFD, drop Mn) and lowercasing.
+std::unique_ptr<Normalizer> make_bert_normalizer(bool clean_text, bool handle_chinese_chars, bool strip_accents,
+                                                 bool lowercase);
 
 }  // namespace kaival::tokenizer

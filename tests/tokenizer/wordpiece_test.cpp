@@ -2,7 +2,15 @@
 // greedy longest-match-first pieces with "##". Expected ids worked out by hand.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
+
+#include "core/mmap.h"
+#include "weights/gguf.h"
 
 #include "core/error.h"
 #include "tokenizer/factories.h"
@@ -77,6 +85,65 @@ TEST(WordPieceModel, GgufStylePrefixes) {
   out.clear();
   m.encode_word("unx", out);
   EXPECT_EQ(out, (Ids{0}));
+}
+
+// ---------------------------------------------------------------- a real BERT vocab
+
+// The BERT tokenizer.json of bge's vocab, rebuilt from the GGUF the same way
+// tools/gen_wordpiece_reference.py builds the one it ran Hugging Face on:
+// "▁x" -> "x", "[X]" -> "[X]", other pieces -> "##x".
+json bert_tokenizer_json(const std::vector<std::string>& gguf_tokens) {
+  json vocab = json::object();
+  for (size_t i = 0; i < gguf_tokens.size(); ++i) {
+    const std::string& t = gguf_tokens[i];
+    std::string piece;
+    if (t.rfind("\xE2\x96\x81", 0) == 0) piece = t.substr(3);
+    else if (t.size() >= 2 && t.front() == '[' && t.back() == ']') piece = t;
+    else piece = "##" + t;
+    vocab[piece] = i;
+  }
+  json tj = mini_bert();
+  json added = json::array();
+  for (const char* s : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"})
+    added.push_back({{"id", vocab.at(s)}, {"content", s}, {"special", true}, {"normalized", false}});
+  tj["added_tokens"] = added;
+  tj["post_processor"]["special_tokens"]["[CLS]"]["ids"] = {vocab.at("[CLS]")};
+  tj["post_processor"]["special_tokens"]["[SEP]"]["ids"] = {vocab.at("[SEP]")};
+  tj["model"]["vocab"] = std::move(vocab);
+  return tj;
+}
+
+TEST(WordPieceBge, MatchesHuggingFaceOnEveryText) {
+  const std::string gguf_path = std::string(KAIVAL_SHARED_DATA) + "/gguf-vocab/ggml-vocab-bert-bge.gguf";
+  if (!std::filesystem::exists(gguf_path)) GTEST_SKIP() << "MISSING test data " << gguf_path;
+  MappedFile file(gguf_path);
+  const auto gguf = weights::GgufFile::parse(file);
+  const auto tok = wordpiece_from_json(bert_tokenizer_json(gguf->get_strings("tokenizer.ggml.tokens")), json(), "bge");
+  std::ifstream in(std::string(KAIVAL_TESTDATA) + "/tokenizer/bert-bge.ids.jsonl");
+  size_t total = 0, ids_ok = 0, dec_ok = 0, shown = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j.contains("meta")) continue;
+    ++total;
+    const std::string text = j.at("text");
+    const auto want = j.at("ids").get<Ids>();
+    const Ids got = tok->encode(text, true, true);
+    if (got == want)
+      ++ids_ok;
+    else if (shown++ < 5)
+      ADD_FAILURE() << "text \"" << text << "\"\n  kaival:    " << fmt::format("{}", got)
+                    << "\n  reference: " << fmt::format("{}", want);
+    const std::string d = tok->decode(want, false), ds = tok->decode(want, true);
+    if (d == j.at("decoded").get<std::string>() && ds == j.at("decoded_skip").get<std::string>())
+      ++dec_ok;
+    else if (shown++ < 5)
+      ADD_FAILURE() << "decode of \"" << text << "\": \"" << d << "\" vs \"" << j.at("decoded").get<std::string>()
+                    << "\"";
+  }
+  std::printf("[ bert-bge tokenizer.json ] ids %zu/%zu, decode %zu/%zu\n", ids_ok, total, dec_ok, total);
+  ASSERT_GT(total, 250u);
+  EXPECT_EQ(ids_ok, total);
+  EXPECT_EQ(dec_ok, total);
 }
 
 }  // namespace
