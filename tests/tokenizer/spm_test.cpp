@@ -7,6 +7,11 @@
 #include "core/error.h"
 #include "tokenizer/factories.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/unigram.h"
+#include "tokenizer/wordpiece.h"
+#include "weights/gguf.h"
+
+#include <random>
 
 namespace kaival::tokenizer {
 namespace {
@@ -284,6 +289,103 @@ TEST(SpmFromJson, RejectsBrokenModels) {
   j = mini_llama();
   j["model"]["vocab"] = json::array();
   EXPECT_THROW(spm_from_json(j, json(), "bad"), FormatError);
+}
+
+// ---------------------------------------------------------------- GGUF metadata checks
+
+weights::GgufValue gguf_array(weights::GgufType elem, std::vector<weights::GgufValue> items) {
+  auto a = std::make_shared<weights::GgufArray>();
+  a->elem_type = elem;
+  a->items = std::move(items);
+  return {weights::GgufType::ARRAY, a};
+}
+
+// A tiny "llama" vocab: <unk> <s> </s> ▁ a b ▁a ab ▁ab.
+weights::GgufFile tiny_gguf() {
+  using weights::GgufType;
+  using weights::GgufValue;
+  weights::GgufFile g;
+  std::vector<GgufValue> tokens, scores, types;
+  const std::vector<std::pair<std::string, float>> v = {{"<unk>", 0}, {"<s>", 0},   {"</s>", 0},
+                                                        {"▁", -1},    {"a", -1},    {"b", -1},
+                                                        {"▁a", -2},   {"ab", -3},   {"▁ab", -2.5f}};
+  for (size_t i = 0; i < v.size(); ++i) {
+    tokens.push_back({GgufType::STRING, v[i].first});
+    scores.push_back({GgufType::F32, static_cast<double>(v[i].second)});
+    types.push_back({GgufType::I32, static_cast<int64_t>(i == 0 ? 2 : i < 3 ? 3 : 1)});
+  }
+  g.metadata["tokenizer.ggml.model"] = {GgufType::STRING, std::string("llama")};
+  g.metadata["tokenizer.ggml.tokens"] = gguf_array(GgufType::STRING, tokens);
+  g.metadata["tokenizer.ggml.scores"] = gguf_array(GgufType::F32, scores);
+  g.metadata["tokenizer.ggml.token_type"] = gguf_array(GgufType::I32, types);
+  return g;
+}
+
+TEST(SpmFromGguf, TinyVocab) {
+  auto tok = spm_from_gguf(tiny_gguf(), "tiny");
+  // "ab" -> "▁ab": pairs ▁a (-2) and ab (-3); ▁a merges first, then ▁a+b =
+  // ▁ab (-2.5) -> 8. BOS (1) first by default.
+  EXPECT_EQ(tok->encode("ab"), (Ids{1, 8}));
+  // "b a" -> "▁b▁a": ▁b is no token; "▁a" (-2) merges -> ▁ b ▁a = 3 5 6.
+  EXPECT_EQ(tok->encode("b a", false), (Ids{3, 5, 6}));
+  EXPECT_EQ(tok->decode(Ids{1, 3, 5, 6}, true), "b a");
+  EXPECT_EQ(tok->special().bos, 1);
+  EXPECT_EQ(tok->special().eos, 2);
+  EXPECT_TRUE(tok->special().add_bos);
+}
+
+TEST(SpmFromGguf, RejectsInconsistentMetadata) {
+  using weights::GgufType;
+  {
+    auto g = tiny_gguf();
+    g.metadata.erase("tokenizer.ggml.tokens");
+    EXPECT_THROW(spm_from_gguf(g, "x"), FormatError);
+  }
+  {
+    auto g = tiny_gguf();
+    g.metadata["tokenizer.ggml.scores"] = gguf_array(GgufType::F32, {{GgufType::F32, 0.0}});
+    EXPECT_THROW(spm_from_gguf(g, "x"), FormatError);
+  }
+  {
+    auto g = tiny_gguf();
+    g.metadata["tokenizer.ggml.token_type"] = gguf_array(GgufType::I32, {});
+    EXPECT_THROW(spm_from_gguf(g, "x"), FormatError);
+  }
+  {
+    auto g = tiny_gguf();
+    g.metadata["tokenizer.ggml.tokens"] = gguf_array(GgufType::I32, {{GgufType::I32, int64_t{1}}});
+    EXPECT_THROW(spm_from_gguf(g, "x"), FormatError);
+  }
+  {  // special ids outside the vocab are ignored, not trusted
+    auto g = tiny_gguf();
+    g.metadata["tokenizer.ggml.bos_token_id"] = {GgufType::U32, uint64_t{1000000}};
+    auto tok = spm_from_gguf(g, "x");
+    EXPECT_FALSE(tok->special().bos);
+    EXPECT_EQ(tok->encode("ab"), (Ids{8}));
+  }
+}
+
+// Any bytes, valid UTF-8 or not, encode and decode without crashing; ids
+// stay inside the vocabulary.
+TEST(SpmFamily, ArbitraryBytesAreSafe) {
+  std::vector<std::unique_ptr<Tokenizer>> toks;
+  toks.push_back(spm_from_gguf(tiny_gguf(), "tiny"));
+  toks.push_back(spm_from_json(mini_llama(), json(), "mini"));
+  toks.push_back(Tokenizer::open(std::string(KAIVAL_TESTDATA) + "/tokenizer/unigram-t5"));
+  std::mt19937 rng(1234);
+  const std::string alphabet[] = {"a", "b", " ", "▁", "<s>", "</s>", "\xC3", "\xA9", "\xFF", "\n", "한", "🦙", "\0"};
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    const int n = static_cast<int>(rng() % 24);
+    for (int k = 0; k < n; ++k) text += alphabet[rng() % std::size(alphabet)];
+    for (const auto& tok : toks) {
+      for (bool special : {false, true}) {
+        const auto ids = tok->encode(text, special, special);
+        for (int32_t id : ids) ASSERT_LT(static_cast<size_t>(id), tok->vocab_size()) << text;
+        (void)tok->decode(ids, special);
+      }
+    }
+  }
 }
 
 }  // namespace
