@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <map>
 #include <numeric>
 #include <set>
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "lineage/extract.h"
 #include "lineage/stats.h"
 
 namespace kaival::lineage {
@@ -116,7 +118,8 @@ std::vector<MatF> project(const std::vector<const MatF*>& views, const MatD* r, 
         out.emplace_back();
         continue;
       }
-      out.push_back(*v * rs);
+      MatF rst = rs.transpose();
+      out.push_back(mul_abt(*v, rst));
     } else {
       MatF m(v->rows(), static_cast<int64_t>(cols.size()));
       bool ok = true;
@@ -137,7 +140,8 @@ MatD gram_of(const std::vector<MatF>& views) {
   MatD k;
   for (const MatF& v : views) {
     if (v.size() == 0) continue;
-    MatD g = (v.transpose() * v).cast<double>();
+    MatF vt = v.transpose();
+    MatD g = mul_abt(vt, vt).cast<double>();
     if (k.size() == 0)
       k = g;
     else if (k.rows() == g.rows())
@@ -164,9 +168,12 @@ struct Basis {
   bool native_same_width = false;
 };
 
+// `restricted`: the views already hold only the sampled residual columns
+// (native basis only).
 void add_matrix_tests(ComponentResult& c, const std::string& kind, const UnitViews& va, const UnitViews& vb,
-                      const Basis& basis, int64_t d_a, const Options& opt) {
+                      const Basis& basis, int64_t d_a, bool restricted, const Options& opt) {
   std::vector<int64_t> cols = spaced_subset(d_a, opt.max_coords);
+  if (restricted) std::iota(cols.begin(), cols.end(), 0);
   auto run = [&](const std::string& basis_name, const MatD* r) {
     std::vector<const MatF*> la, lb;
     if (kind == "attn")
@@ -246,7 +253,7 @@ Prepared prepare(const std::string& path, const Options& opt) {
   p.label = path;
   if (opt.progress) opt.progress(fmt::format("opening {}", path));
   p.model = Model::open(path);
-  p.features = compute_features(*p.model, opt.progress);
+  p.features = compute_global_features(*p.model, opt.progress);
   return p;
 }
 
@@ -367,16 +374,26 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
     res.alignment["note"] = "no aligned tests (embeddings not comparable or too few shared tokens)";
   }
 
-  // ---- layer map --------------------------------------------------------------------
+  // ---- layers ---------------------------------------------------------------------------------
   const auto& la = a.layers();
   const auto& lb = b.layers();
-  const auto& fa = pa.features.layers;
-  const auto& fbl = pb.features.layers;
   struct LayerPair {
     size_t ia, ib;
     double selection_log10;
   };
   std::vector<LayerPair> lmap;
+  // Views are needed for the unit / Gram tests; restricted to the sampled
+  // residual columns when only the native basis is used.
+  const bool need_views = basis.native_same_width || basis.r.has_value();
+  const bool restricted = !basis.r.has_value();
+  const std::vector<int64_t> view_cols = restricted ? spaced_subset(da, opt.max_coords) : std::vector<int64_t>{};
+  auto extract_pair = [&](size_t ia, size_t ib, bool views) {
+    // The two models are read concurrently (one core each).
+    auto fut = std::async(std::launch::async, [&] { return extract_layer(a, la[ia], views, view_cols); });
+    LayerData db_ = extract_layer(b, lb[ib], views, view_cols);
+    return std::pair<LayerData, LayerData>(fut.get(), std::move(db_));
+  };
+
   if (la.size() == lb.size()) {
     for (size_t i = 0; i < la.size(); ++i) lmap.push_back({i, i, 0.0});
   } else if (!la.empty() && !lb.empty()) {
@@ -385,6 +402,14 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
     // linear assignment on the coordinate-match p-values; each chosen p is
     // then multiplied by the number of candidates it was chosen from.
     progress("mapping layers across depths");
+    auto all_features = [&](const Model& m) {
+      std::vector<LayerFeatures> out;
+      for (const auto& L : m.layers()) out.push_back(extract_layer(m, L, false, {}).features);
+      return out;
+    };
+    auto fut = std::async(std::launch::async, [&] { return all_features(a); });
+    std::vector<LayerFeatures> fbl = all_features(b);
+    std::vector<LayerFeatures> fa = fut.get();
     MatD score(static_cast<int64_t>(la.size()), static_cast<int64_t>(lb.size()));
     for (size_t i = 0; i < la.size(); ++i)
       for (size_t j = 0; j < lb.size(); ++j) {
@@ -416,11 +441,13 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
                      {"pairs", map}};
   }
 
-  // ---- per layer ------------------------------------------------------------------------
   for (const LayerPair& lp : lmap) {
     const LayerRefs& A = la[lp.ia];
     const LayerRefs& B = lb[lp.ib];
     progress(fmt::format("layer {} vs {}", A.index, B.index));
+    auto [xa_, xb_] = extract_pair(lp.ia, lp.ib, need_views);
+    const LayerFeatures& fa = xa_.features;
+    const LayerFeatures& fb = xb_.features;
     const std::string prefix = fmt::format("layer.{}", A.index);
     for (const std::string kind : {"attn", "mlp"}) {
       ComponentResult c;
@@ -428,8 +455,8 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
       c.kind = kind;
       c.layer = A.index;
       c.layer_b = B.index;
-      const CoordFeatures& x = kind == "attn" ? fa[lp.ia].attn : fa[lp.ia].mlp;
-      const CoordFeatures& y = kind == "attn" ? fbl[lp.ib].attn : fbl[lp.ib].mlp;
+      const CoordFeatures& x = kind == "attn" ? fa.attn : fa.mlp;
+      const CoordFeatures& y = kind == "attn" ? fb.attn : fb.mlp;
       bool has_a = kind == "attn" ? A.has_attn() : A.has_mlp();
       bool has_b = kind == "attn" ? B.has_attn() : B.has_mlp();
       if (!has_a || !has_b) {
@@ -440,14 +467,10 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
         c.reason = "different sets of matrices (packed vs separate, MLA vs MHA)";
       } else {
         c.tests.push_back(coord_match_features(x.matrix(), y.matrix()));
-        if (basis.native_same_width || basis.r) {
-          try {
-            UnitViews va = kind == "attn" ? attention_views(a, A) : mlp_views(a, A);
-            UnitViews vb = kind == "attn" ? attention_views(b, B) : mlp_views(b, B);
-            add_matrix_tests(c, kind, va, vb, basis, da, opt);
-          } catch (const UnsupportedError& e) {
-            c.caveats["unit_tests"] = e.what();
-          }
+        if (need_views) {
+          const UnitViews& va = kind == "attn" ? xa_.attn : xa_.mlp;
+          const UnitViews& vb = kind == "attn" ? xb_.attn : xb_.mlp;
+          add_matrix_tests(c, kind, va, vb, basis, da, restricted, opt);
         }
       }
       finish_component(c, lp.selection_log10);
@@ -460,15 +483,13 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
     n.layer = A.index;
     n.layer_b = B.index;
     n.decides = false;
-    const CoordFeatures& x = fa[lp.ia].norm;
-    const CoordFeatures& y = fbl[lp.ib].norm;
-    if (x.empty() || y.empty() || x.columns.size() != y.columns.size()) {
+    if (fa.norm.empty() || fb.norm.empty() || fa.norm.columns.size() != fb.norm.columns.size()) {
       n.reason = "norm gains missing or folded away in one model";
     } else {
-      n.tests.push_back(coord_match_features(x.matrix(), y.matrix()));
-      std::vector<float> ga = fa[lp.ia].attn_gain, gb = fbl[lp.ib].attn_gain;
-      ga.insert(ga.end(), fa[lp.ia].mlp_gain.begin(), fa[lp.ia].mlp_gain.end());
-      gb.insert(gb.end(), fbl[lp.ib].mlp_gain.begin(), fbl[lp.ib].mlp_gain.end());
+      n.tests.push_back(coord_match_features(fa.norm.matrix(), fb.norm.matrix()));
+      std::vector<float> ga = fa.attn_gain, gb = fb.attn_gain;
+      ga.insert(ga.end(), fa.mlp_gain.begin(), fa.mlp_gain.end());
+      gb.insert(gb.end(), fb.mlp_gain.begin(), fb.mlp_gain.end());
       if (ga.size() == gb.size()) {
         n.caveats["raw_cosine"] = cosine(ga, gb, false);
         n.caveats["centred_cosine"] = cosine(ga, gb, true);

@@ -141,7 +141,7 @@ TestOutcome coord_match_columns(const MatF& ea, const MatF& eb, int64_t max_coor
   std::vector<int64_t> rows_a = spaced_subset(za.cols(), max_coords);
   MatD sub(n, static_cast<int64_t>(rows_a.size()));
   for (size_t i = 0; i < rows_a.size(); ++i) sub.col(static_cast<int64_t>(i)) = za.col(rows_a[i]);
-  MatD corr = sub.transpose() * zb;  // |S| x dB correlations over tokens
+  MatD corr = mul_atb(sub, zb);  // |S| x dB correlations over tokens
   MatD absval = corr.cwiseAbs();
   std::vector<int64_t> best = best_columns(absval);
   // A coordinate whose best partner has the opposite sign is not matched.
@@ -180,7 +180,7 @@ std::optional<TestOutcome> unit_match(const MatF& xa_in, const MatF& xb_in, cons
   MatF xb = xb_in;
   normalize_rows(xa);
   normalize_rows(xb);
-  MatF sim = xa * xb.transpose();
+  MatF sim = mul_abt(xa, xb);
   std::vector<int64_t> match(units.size());
   for (int64_t i = 0; i < sim.rows(); ++i) sim.row(i).maxCoeff(&match[static_cast<size_t>(i)]);
 
@@ -207,7 +207,7 @@ std::optional<TestOutcome> unit_match(const MatF& xa_in, const MatF& xb_in, cons
     }
     normalize_rows(ya);
     normalize_rows(yb);
-    MatF vs = ya * yb.transpose();
+    MatF vs = mul_abt(ya, yb);
     const double nb = static_cast<double>(yb.rows());
     double sum_u = 0;
     int64_t top1 = 0;

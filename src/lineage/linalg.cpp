@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include <cblas.h>
+
 #include "core/error.h"
 #include "lineage/stats.h"
 
@@ -16,6 +18,28 @@ extern "C" void dgesdd_(const char* jobz, const int* m, const int* n, double* a,
                         int* iwork, int* info);
 
 namespace kaival::lineage {
+
+MatF mul_abt(const MatF& a, const MatF& b) {
+  if (a.cols() != b.cols()) fail<UnsupportedError>("mul_abt", "inner sizes differ ({} vs {})", a.cols(), b.cols());
+  MatF c(a.rows(), b.rows());
+  if (c.size() == 0) return c;
+  if (a.cols() == 0) return MatF::Zero(a.rows(), b.rows());
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(a.rows()), static_cast<int>(b.rows()),
+              static_cast<int>(a.cols()), 1.0f, a.data(), static_cast<int>(a.cols()), b.data(),
+              static_cast<int>(b.cols()), 0.0f, c.data(), static_cast<int>(c.cols()));
+  return c;
+}
+
+MatD mul_atb(const MatD& a, const MatD& b) {
+  if (a.rows() != b.rows()) fail<UnsupportedError>("mul_atb", "inner sizes differ ({} vs {})", a.rows(), b.rows());
+  MatD c(a.cols(), b.cols());
+  if (c.size() == 0) return c;
+  if (a.rows() == 0) return MatD::Zero(a.cols(), b.cols());
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(a.cols()), static_cast<int>(b.cols()),
+              static_cast<int>(a.rows()), 1.0, a.data(), static_cast<int>(a.cols()), b.data(),
+              static_cast<int>(b.cols()), 0.0, c.data(), static_cast<int>(c.cols()));
+  return c;
+}
 
 std::vector<int64_t> linear_assignment(const MatD& cost) {
   const int64_t n = cost.rows(), m = cost.cols();

@@ -11,6 +11,11 @@ namespace kaival::lineage {
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+// Products through BLAS (OpenBLAS picks the CPU's vector kernels at run time,
+// while this code is compiled for the baseline ISA): a * b^T and a^T * b.
+MatF mul_abt(const MatF& a, const MatF& b);
+MatD mul_atb(const MatD& a, const MatD& b);
+
 // Minimum-cost assignment of every row of `cost` (n x m, n <= m) to a distinct
 // column: shortest augmenting paths with dual potentials (Jonker-Volgenant /
 // Hungarian family), O(n^2 m). Returns the column of each row.

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "lineage/extract.h"
 #include "lineage/model.h"
 
 namespace kaival::lineage {
@@ -35,12 +36,16 @@ bool looks_output_side(const std::string& name) {
   return std::regex_search(name, out_re);
 }
 
-void fold_gain(MatF& w, const std::vector<float>& gain) {
-  if (gain.empty() || static_cast<int64_t>(gain.size()) != w.cols()) return;
-  for (int64_t j = 0; j < w.cols(); ++j) w.col(j) *= gain[static_cast<size_t>(j)];
-}
 
 }  // namespace
+
+void CoordFeatures::add_moment_sums(const std::vector<double>& s1, const std::vector<double>& s2,
+                                    const std::vector<double>& s4, double count) {
+  if (s1.empty() || count <= 0) return;
+  if (d == 0) d = static_cast<int64_t>(s1.size());
+  if (static_cast<int64_t>(s1.size()) != d) fail<FormatError>("lineage", "{} coordinates, expected {}", s1.size(), d);
+  add_moments(*this, s1, s2, s4, count);
+}
 
 void CoordFeatures::add_input_side(const MatF& w, const std::vector<float>& gain) {
   if (w.size() == 0) return;
@@ -96,106 +101,6 @@ MatD CoordFeatures::matrix() const {
   return m;
 }
 
-namespace {
-
-std::vector<float> gain_of(const Model& m, const TensorInfo* t, int64_t d) {
-  if (!t) return {};
-  auto g = m.read_gain(*t);
-  if (static_cast<int64_t>(g.size()) != d) return {};
-  return g;
-}
-
-// Rows [r0, r0 + n) of a matrix.
-MatF slice_rows(const MatF& w, int64_t r0, int64_t n) { return w.middleRows(r0, n); }
-
-}  // namespace
-
-UnitViews attention_views(const Model& m, const LayerRefs& L) {
-  UnitViews v;
-  const auto& a = m.arch();
-  std::vector<float> gain = gain_of(m, L.attn_norm, m.hidden());
-  v.n_heads = a.num_heads;
-  v.n_kv_heads = a.num_kv_heads > 0 ? a.num_kv_heads : a.num_heads;
-  if (L.q) {
-    v.q = m.read(*L.q);
-    fold_gain(v.q, gain);
-  }
-  if (L.k) {
-    v.k = m.read(*L.k);
-    fold_gain(v.k, gain);
-  }
-  if (L.v) {
-    v.v = m.read(*L.v);
-    fold_gain(v.v, gain);
-  }
-  if (L.qkv) {
-    MatF w = m.read(*L.qkv);
-    fold_gain(w, gain);
-    v.q = std::move(w);
-    v.packed_attn = true;
-  }
-  if (L.o) v.o_t = m.read(*L.o).transpose();
-  if (v.n_heads > 0 && v.q.rows() % v.n_heads == 0) v.head_dim = v.q.rows() / v.n_heads;
-  return v;
-}
-
-UnitViews mlp_views(const Model& m, const LayerRefs& L) {
-  UnitViews v;
-  std::vector<float> gain = gain_of(m, L.mlp_norm, m.hidden());
-  auto stack_rows = [&](const std::vector<const TensorInfo*>& ts) {
-    std::vector<MatF> parts;
-    int64_t rows = 0;
-    for (auto* t : ts) {
-      parts.push_back(m.read(*t));
-      rows += parts.back().rows();
-    }
-    MatF out(rows, parts.empty() ? 0 : parts[0].cols());
-    int64_t r = 0;
-    for (auto& p : parts) {
-      if (p.cols() != out.cols()) fail(p.cols() == 0 ? "" : ts[0]->name, "experts differ in width");
-      out.middleRows(r, p.rows()) = p;
-      r += p.rows();
-    }
-    return out;
-  };
-  if (L.gate) v.gate = m.read(*L.gate);
-  if (L.up) v.up = m.read(*L.up);
-  if (L.gate_up) {
-    MatF w = m.read(*L.gate_up);
-    int64_t half = w.rows() / 2;
-    v.gate = slice_rows(w, 0, half);
-    v.up = slice_rows(w, half, half);
-  }
-  if (v.gate.size() == 0 && !L.expert_gate.empty()) v.gate = stack_rows(L.expert_gate);
-  if (v.up.size() == 0 && !L.expert_up.empty()) v.up = stack_rows(L.expert_up);
-  if (v.gate.size() == 0 && !L.expert_gate_up.empty()) {
-    MatF w = stack_rows(L.expert_gate_up);
-    int64_t half = w.rows() / 2;
-    v.gate = slice_rows(w, 0, half);
-    v.up = slice_rows(w, half, half);
-  }
-  fold_gain(v.gate, gain);
-  fold_gain(v.up, gain);
-  if (L.down) {
-    v.down_t = m.read_output_side(*L.down).transpose();
-  } else if (!L.expert_down.empty()) {
-    std::vector<MatF> parts;
-    int64_t units = 0;
-    for (auto* t : L.expert_down) {
-      parts.push_back(m.read_output_side(*t));
-      units += parts.back().cols();
-    }
-    MatF out(units, parts[0].rows());
-    int64_t r = 0;
-    for (auto& p : parts) {
-      out.middleRows(r, p.cols()) = p.transpose();
-      r += p.cols();
-    }
-    v.down_t = std::move(out);
-  }
-  return v;
-}
-
 std::vector<MatF> tower_views(const Model& m, const TowerRefs& t, int block) {
   std::vector<MatF> out;
   auto it = t.blocks.find(block);
@@ -214,36 +119,8 @@ std::vector<MatF> tower_views(const Model& m, const TowerRefs& t, int block) {
   return out;
 }
 
-ModelFeatures compute_features(const Model& m, const Progress& progress) {
+ModelFeatures compute_global_features(const Model& m, const Progress& progress) {
   ModelFeatures f;
-  const int64_t d = m.hidden();
-  for (const LayerRefs& L : m.layers()) {
-    if (progress) progress(fmt::format("{}: layer {} of {}", m.path(), L.index + 1, m.layers().size()));
-    LayerFeatures lf;
-    if (L.attn_norm) lf.attn_gain = m.read_gain(*L.attn_norm);
-    if (L.mlp_norm) lf.mlp_gain = m.read_gain(*L.mlp_norm);
-    if (static_cast<int64_t>(lf.attn_gain.size()) == d) lf.norm.add_values(lf.attn_gain);
-    if (static_cast<int64_t>(lf.mlp_gain.size()) == d) lf.norm.add_values(lf.mlp_gain);
-    try {
-      if (L.has_attn()) {
-        UnitViews v = attention_views(m, L);
-        for (const MatF* w : {&v.q, &v.k, &v.v, &v.o_t})
-          if (w->size() && w->cols() == d) lf.attn.add_input_side(*w);
-        for (auto* t : L.attn_other_in) lf.attn.add_input_side(m.read(*t), lf.attn_gain);
-      }
-      if (L.has_mlp()) {
-        UnitViews v = mlp_views(m, L);
-        for (const MatF* w : {&v.gate, &v.up, &v.down_t})
-          if (w->size() && w->cols() == d) lf.mlp.add_input_side(*w);
-      }
-    } catch (const UnsupportedError&) {
-      // e.g. a quantization type without a decoder: the component stays empty
-      // and is reported not comparable.
-    }
-    for (auto* t : {L.q, L.k, L.v, L.qkv, L.o, L.gate, L.up, L.gate_up, L.down})
-      if (t) m.release(*t);
-    f.layers.push_back(std::move(lf));
-  }
   if (m.final_norm()) f.final_norm = m.read_gain(*m.final_norm());
   for (auto [tw, tf] : {std::pair{&m.vision(), &f.vision}, std::pair{&m.audio(), &f.audio}}) {
     if (tw->empty()) continue;
@@ -256,6 +133,15 @@ ModelFeatures compute_features(const Model& m, const Progress& progress) {
         if (t->shape.size() == 1 && t->shape[0] == tw->hidden) cf.add_values(m.read_gain(*t));
       if (!cf.empty()) tf->blocks[idx] = std::move(cf);
     }
+  }
+  return f;
+}
+
+ModelFeatures compute_features(const Model& m, const Progress& progress) {
+  ModelFeatures f = compute_global_features(m, progress);
+  for (const LayerRefs& L : m.layers()) {
+    if (progress) progress(fmt::format("{}: layer {} of {}", m.path(), L.index + 1, m.layers().size()));
+    f.layers.push_back(extract_layer(m, L, false, {}).features);
   }
   return f;
 }

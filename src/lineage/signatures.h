@@ -33,6 +33,9 @@ struct CoordFeatures {
   void add_output_side(const MatF& w);
   // One value per coordinate (norm gains).
   void add_values(const std::vector<float>& v);
+  // Power sums of |w|, w^2, w^4 per coordinate over `count` units.
+  void add_moment_sums(const std::vector<double>& s1, const std::vector<double>& s2, const std::vector<double>& s4,
+                       double count);
   MatD matrix() const;  // d x features
 };
 
@@ -55,11 +58,15 @@ struct ModelFeatures {
 
 using Progress = std::function<void(const std::string&)>;
 
-// One pass over the model, one tensor at a time.
+// Signatures of every layer, the final norm and the encoder towers: one pass
+// over the model, one tensor at a time.
 ModelFeatures compute_features(const Model& m, const Progress& progress = {});
+// Final norm and towers only (layers are extracted pair by pair).
+ModelFeatures compute_global_features(const Model& m, const Progress& progress = {});
 
 // Unit-row views used by the unit and Gram tests: every matrix of a component
-// as [units, d] (input side as stored, output side transposed).
+// as [units, residual columns] (input side as stored, output side transposed,
+// the preceding norm's gain folded in).
 struct UnitViews {
   // Attention
   MatF q, k, v, o_t;  // o_t: O transposed, [heads * head_dim, d]
@@ -68,8 +75,6 @@ struct UnitViews {
   MatF gate, up, down_t;
   bool packed_attn = false;
 };
-UnitViews attention_views(const Model& m, const LayerRefs& L);
-UnitViews mlp_views(const Model& m, const LayerRefs& L);
 // Matrices of a tower block as [units, hidden] views (orientation by shape,
 // square matrices by name).
 std::vector<MatF> tower_views(const Model& m, const TowerRefs& t, int block);
