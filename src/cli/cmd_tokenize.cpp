@@ -87,7 +87,7 @@ void run(const TokenizeOptions& o) {
       std::string line;
       while (std::getline(in, line)) {
         out += tok->decode(parse_ids(line, o.file), o.no_special);
-        out += kSeparator.substr(1);
+        out += kSeparator;
       }
     }
   } else if (!from_file) {

@@ -1,7 +1,6 @@
 // The byte-level BPE tokenizer: added tokens, normalizer, pre-tokenizer, BPE
 // model, post-processor and decoder, from tokenizer.json or GGUF metadata.
 #include <algorithm>
-#include <mutex>
 
 #include "core/error.h"
 #include "tokenizer/bpe.h"
@@ -137,11 +136,16 @@ class BpeTokenizer final : public Tokenizer {
       }
     }
     if (decoder_ == DecoderKind::BpeSuffix) {
+      // HF's BPEDecoder: the end-of-word suffix becomes a space (nothing at the end).
       for (size_t i = 0; i < toks.size(); ++i) {
-        std::string t(toks[i]);
-        for (size_t pos; !decoder_suffix_.empty() && (pos = t.find(decoder_suffix_)) != std::string::npos;)
-          t.replace(pos, decoder_suffix_.size(), i + 1 == toks.size() ? "" : " ");
-        bytes += t;
+        const std::string_view t = toks[i], repl = i + 1 == toks.size() ? "" : " ";
+        size_t prev = 0;
+        for (size_t pos; !decoder_suffix_.empty() && (pos = t.find(decoder_suffix_, prev)) != std::string_view::npos;
+             prev = pos + decoder_suffix_.size()) {
+          bytes.append(t.substr(prev, pos - prev));
+          bytes.append(repl);
+        }
+        bytes.append(t.substr(prev));
       }
     }
     return utf8::lossy(bytes);
@@ -195,22 +199,14 @@ class BpeTokenizer final : public Tokenizer {
 
 // ---- tokenizer.json ----
 
-std::optional<int32_t> lookup_special(const json& specials, const std::string& name) {
-  if (!specials.is_object() || !specials.contains(name)) return std::nullopt;
-  const auto& s = specials[name];
-  if (s.is_object() && s.contains("ids") && s["ids"].is_array() && s["ids"].size() == 1 &&
-      s["ids"][0].is_number_integer())
-    return s["ids"][0].get<int32_t>();
-  return std::nullopt;
-}
-
 // Collects what the post-processor adds around a single sequence.
 void parse_post_processor(const json& j, std::vector<int32_t>& prefix, std::vector<int32_t>& suffix,
-                          const std::string& where) {
+                          const std::string& where, int depth = 0) {
   if (!j.is_object()) return;
+  if (depth > 32) fail(where, "post_processor Sequences nested too deeply");
   const std::string type = j.value("type", "");
   if (type == "Sequence" && j.contains("processors") && j["processors"].is_array()) {
-    for (const auto& p : j["processors"]) parse_post_processor(p, prefix, suffix, where);
+    for (const auto& p : j["processors"]) parse_post_processor(p, prefix, suffix, where, depth + 1);
     return;
   }
   if (type == "TemplateProcessing") {

@@ -275,8 +275,22 @@ std::string lowercase(std::string_view text) {
   return out;
 }
 
+namespace {
+std::unique_ptr<Normalizer> make_normalizer_at(const json& j, const std::string& where, int depth);
+}
+
 std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& where) {
+  return make_normalizer_at(j, where, 0);
+}
+
+namespace {
+// Real files nest Sequences one or two deep; a bound keeps hostile nesting
+// from exhausting the stack.
+constexpr int kMaxNesting = 32;
+
+std::unique_ptr<Normalizer> make_normalizer_at(const json& j, const std::string& where, int depth) {
   if (j.is_null()) return nullptr;
+  if (depth > kMaxNesting) fail(where, "normalizer Sequences nested deeper than {}", kMaxNesting);
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     fail(where, "normalizer must be an object with a \"type\"");
   const std::string type = j["type"].get<std::string>();
@@ -285,7 +299,7 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
     if (it == j.end() || !it->is_array()) fail(where, "Sequence normalizer needs a \"normalizers\" array");
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (const auto& sub : *it)
-      if (auto n = make_normalizer(sub, where)) parts.push_back(std::move(n));
+      if (auto n = make_normalizer_at(sub, where, depth + 1)) parts.push_back(std::move(n));
     return std::make_unique<SequenceNormalizer>(std::move(parts));
   }
   if (type == "NFC") return std::make_unique<FormNormalizer>(NormalForm::NFC);
@@ -318,5 +332,7 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j, const std::string& wh
   }
   fail<UnsupportedError>(where, "unsupported normalizer type \"{}\"", type);
 }
+
+}  // namespace
 
 }  // namespace kaival::tokenizer

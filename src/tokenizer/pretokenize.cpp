@@ -337,8 +337,19 @@ bool get_bool(const json& j, const char* key, bool dflt) {
 
 }  // namespace
 
+namespace {
+constexpr int kMaxNesting = 32;  // real files nest Sequences once; bound hostile input
+std::unique_ptr<PreTokenizer> make_pre_tokenizer_at(const json& j, const std::string& where, int depth);
+}  // namespace
+
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::string& where) {
+  return make_pre_tokenizer_at(j, where, 0);
+}
+
+namespace {
+std::unique_ptr<PreTokenizer> make_pre_tokenizer_at(const json& j, const std::string& where, int depth) {
   if (j.is_null()) return nullptr;
+  if (depth > kMaxNesting) fail(where, "pre_tokenizer Sequences nested deeper than {}", kMaxNesting);
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     fail(where, "pre_tokenizer must be an object with a \"type\"");
   const std::string type = j["type"].get<std::string>();
@@ -347,7 +358,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
     if (it == j.end() || !it->is_array()) fail(where, "Sequence pre_tokenizer needs a \"pretokenizers\" array");
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     for (const auto& sub : *it)
-      if (auto p = make_pre_tokenizer(sub, where)) steps.push_back(std::move(p));
+      if (auto p = make_pre_tokenizer_at(sub, where, depth + 1)) steps.push_back(std::move(p));
     return std::make_unique<SequencePre>(std::move(steps));
   }
   if (type == "Split") {
@@ -401,5 +412,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j, const std::strin
   }
   fail<UnsupportedError>(where, "unsupported pre_tokenizer type \"{}\"", type);
 }
+
+}  // namespace
 
 }  // namespace kaival::tokenizer
