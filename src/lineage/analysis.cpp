@@ -100,45 +100,68 @@ double cosine(const std::vector<float>& x, const std::vector<float>& y, bool cen
 }
 
 // Unit-row views of one component, optionally mapped into A's basis by R and
-// restricted to residual columns `cols`.
-std::vector<MatF> project(const std::vector<const MatF*>& views, const MatD* r, const std::vector<int64_t>& cols) {
-  std::vector<MatF> out;
-  MatF rs;
+// restricted to residual columns `cols`. Views already in the wanted form are
+// referenced, not copied.
+struct Projected {
+  std::vector<MatF> owned;
+  std::vector<const MatF*> ptr;
+  const MatF& operator[](size_t i) const {
+    static const MatF kEmpty;
+    return ptr[i] ? *ptr[i] : kEmpty;
+  }
+};
+
+Projected project(const std::vector<const MatF*>& views, const MatD* r, const std::vector<int64_t>& cols) {
+  Projected out;
+  out.owned.reserve(views.size());
+  MatF rst;  // R restricted to the columns, transposed: [cols, d_B]
   if (r) {
-    rs.resize(r->rows(), static_cast<int64_t>(cols.size()));
-    for (size_t c = 0; c < cols.size(); ++c) rs.col(static_cast<int64_t>(c)) = r->col(cols[c]).cast<float>();
+    rst.resize(static_cast<int64_t>(cols.size()), r->rows());
+    for (size_t c = 0; c < cols.size(); ++c)
+      for (int64_t k = 0; k < r->rows(); ++k) rst(static_cast<int64_t>(c), k) = static_cast<float>((*r)(k, cols[c]));
   }
   for (const MatF* v : views) {
     if (!v || v->size() == 0) {
-      out.emplace_back();
+      out.ptr.push_back(nullptr);
       continue;
     }
     if (r) {
-      if (v->cols() != rs.rows()) {
-        out.emplace_back();
+      if (v->cols() != rst.cols()) {
+        out.ptr.push_back(nullptr);
         continue;
       }
-      MatF rst = rs.transpose();
-      out.push_back(mul_abt(*v, rst));
-    } else {
-      MatF m(v->rows(), static_cast<int64_t>(cols.size()));
-      bool ok = true;
-      for (size_t c = 0; c < cols.size(); ++c) {
-        if (cols[c] >= v->cols()) {
-          ok = false;
-          break;
-        }
-        m.col(static_cast<int64_t>(c)) = v->col(cols[c]);
-      }
-      out.push_back(ok ? std::move(m) : MatF());
+      out.owned.push_back(mul_abt(*v, rst));
+      out.ptr.push_back(&out.owned.back());
+      continue;
     }
+    bool identity = static_cast<int64_t>(cols.size()) == v->cols();
+    for (size_t c = 0; identity && c < cols.size(); ++c) identity = cols[c] == static_cast<int64_t>(c);
+    if (identity) {
+      out.ptr.push_back(v);
+      continue;
+    }
+    bool ok = true;
+    for (auto c : cols) ok = ok && c < v->cols();
+    if (!ok) {
+      out.ptr.push_back(nullptr);
+      continue;
+    }
+    MatF m(v->rows(), static_cast<int64_t>(cols.size()));
+    for (int64_t row = 0; row < v->rows(); ++row) {
+      const float* src = v->row(row).data();
+      float* dst = m.row(row).data();
+      for (size_t c = 0; c < cols.size(); ++c) dst[c] = src[cols[c]];
+    }
+    out.owned.push_back(std::move(m));
+    out.ptr.push_back(&out.owned.back());
   }
   return out;
 }
 
-MatD gram_of(const std::vector<MatF>& views) {
+MatD gram_of(const Projected& views) {
   MatD k;
-  for (const MatF& v : views) {
+  for (size_t i = 0; i < views.ptr.size(); ++i) {
+    const MatF& v = views[i];
     if (v.size() == 0) continue;
     MatF vt = v.transpose();
     MatD g = mul_abt(vt, vt).cast<double>();
@@ -180,10 +203,11 @@ void add_matrix_tests(ComponentResult& c, const std::string& kind, const UnitVie
       la = {&va.q, &va.k, &va.v, &va.o_t}, lb = {&vb.q, &vb.k, &vb.v, &vb.o_t};
     else
       la = {&va.gate, &va.up, &va.down_t}, lb = {&vb.gate, &vb.up, &vb.down_t};
-    std::vector<MatF> pa = project(la, nullptr, cols), pb = project(lb, r, cols);
+    Projected pa = project(la, nullptr, cols), pb = project(lb, r, cols);
     std::vector<Validation> vals;
     const MatF *xa = nullptr, *xb = nullptr;
-    MatF oa, ob, pao, pbo;
+    MatF oa, ob;
+    Projected po, pob;
     std::optional<TestOutcome> um;
     if (kind == "attn") {
       // V rows matched, validated on the O columns that read them (summed
@@ -195,11 +219,9 @@ void add_matrix_tests(ComponentResult& c, const std::string& kind, const UnitVie
         oa = o_by_v(va);
         ob = o_by_v(vb);
         if (oa.size() && ob.size()) {
-          auto po = project({&oa}, nullptr, cols);
-          auto pob = project({&ob}, r, cols);
-          pao = po[0];
-          pbo = pob[0];
-          um = unit_match(pa[2], pb[2], {Validation{&pao, &pbo, {}, {}}}, opt.max_units);
+          po = project({&oa}, nullptr, cols);
+          pob = project({&ob}, r, cols);
+          um = unit_match(pa[2], pb[2], {Validation{&po[0], &pob[0], {}, {}}}, opt.max_units);
           if (um) um->statistic_name = "mean-rank z of V-row matches validated on O columns";
         }
       }

@@ -128,19 +128,30 @@ TestOutcome coord_match_features(const MatD& fa, const MatD& fb) {
 
 TestOutcome coord_match_columns(const MatF& ea, const MatF& eb, int64_t max_coords) {
   const int64_t n = std::min(ea.rows(), eb.rows());
+  // Columns centred and scaled to unit norm over the tokens (row-major loops).
   auto standardize = [n](const MatF& m) {
+    const int64_t c = m.cols();
     MatD z = m.topRows(n).cast<double>();
-    z.rowwise() -= z.colwise().mean();
-    for (int64_t c = 0; c < z.cols(); ++c) {
-      double s = z.col(c).norm();
-      if (s > 0) z.col(c) /= s;
-    }
+    std::vector<double> mean(static_cast<size_t>(c), 0.0), ss(static_cast<size_t>(c), 0.0);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < c; ++j) mean[j] += z(r, j);
+    for (auto& x : mean) x /= std::max<int64_t>(1, n);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < c; ++j) {
+        double v = z(r, j) - mean[j];
+        z(r, j) = v;
+        ss[j] += v * v;
+      }
+    for (auto& x : ss) x = x > 0 ? 1.0 / std::sqrt(x) : 0.0;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < c; ++j) z(r, j) *= ss[j];
     return z;
   };
   MatD za = standardize(ea), zb = standardize(eb);
   std::vector<int64_t> rows_a = spaced_subset(za.cols(), max_coords);
   MatD sub(n, static_cast<int64_t>(rows_a.size()));
-  for (size_t i = 0; i < rows_a.size(); ++i) sub.col(static_cast<int64_t>(i)) = za.col(rows_a[i]);
+  for (int64_t r = 0; r < n; ++r)
+    for (size_t i = 0; i < rows_a.size(); ++i) sub(r, static_cast<int64_t>(i)) = za(r, rows_a[i]);
   MatD corr = mul_atb(sub, zb);  // |S| x dB correlations over tokens
   MatD absval = corr.cwiseAbs();
   std::vector<int64_t> best = best_columns(absval);

@@ -1,5 +1,8 @@
 #include "lineage/extract.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -107,6 +110,7 @@ class Pass {
     if (t.shape.size() < 2 || t.numel() <= 0) fail(t.name, "expected a matrix");
     const float* gain = (j.gain && static_cast<int64_t>(j.gain->size()) == d_) ? j.gain->data() : nullptr;
     if (j.moments) j.moments->init(d_), j.moments->used = true;
+    prefault(t);
     if (residual_on_cols(t, j.side))
       along_cols(j, gain);
     else
@@ -115,6 +119,20 @@ class Pass {
   }
 
  private:
+  // Map the tensor's pages in one call instead of one page fault per 64 KiB
+  // (an optimisation only: errors are ignored, e.g. on kernels without
+  // MADV_POPULATE_READ).
+  void prefault(const TensorInfo& t) {
+#ifdef MADV_POPULATE_READ
+    auto bytes = m_.checkpoint().raw(t);
+    if (bytes.empty()) return;
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
+    uintptr_t end = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
+#endif
+  }
+
   void read(const TensorInfo& t, int64_t r0, int64_t n, std::vector<float>& buf) {
     buf.resize(static_cast<size_t>(n * t.cols()));
     m_.checkpoint().read_rows(t, r0, n, buf.data());
