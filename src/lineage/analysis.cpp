@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "lineage/activations.h"
 #include "lineage/extract.h"
 #include "lineage/stats.h"
 
@@ -520,6 +521,14 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
     }
     finish_component(n, lp.selection_log10);
     comps.push_back(std::move(n));
+  }
+
+  // ---- activation evidence (never decides) -------------------------------------------------------
+  if (opt.activations && !tp.a.empty()) {
+    progress("activation evidence");
+    std::vector<std::pair<int, int>> lp;
+    for (const auto& p : lmap) lp.push_back({static_cast<int>(p.ia), static_cast<int>(p.ib)});
+    res.activations = activation_evidence(a, b, tp, lp);
   }
 
   // ---- final norm --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ struct Options {
   double layer_fraction = 0.5;  // share of comparable layers (attn or mlp matching) needed for "derived"
   bool aligned_tests = true;    // run rotation-aligned tests when the bases do not coincide
   double convergence_allowance = 0.25;  // share of units an unrelated model may match after alignment
+  bool activations = true;      // REEF-style activation CKA (evidence only) when the engine can run both
   Progress progress;
 };
 
@@ -51,6 +52,7 @@ struct PairResult {
   std::vector<ComponentResult> components;
   nlohmann::json layer_map;  // null when layers were compared index by index
   nlohmann::json tokenizer, config, alignment;
+  nlohmann::json activations;        // evidence only; null when not computed
   std::vector<std::string> matched;  // deciding components with verdict derived
   std::vector<std::string> notes;
 };

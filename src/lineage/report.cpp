@@ -143,6 +143,7 @@ json pair_json(const PairResult& p, double alpha) {
             {"tokenizer", p.tokenizer},
             {"config", p.config},
             {"alignment", p.alignment},
+            {"activations", p.activations},
             {"notes", p.notes}};
   j.update(p_fields(p.log10p));
   return j;
@@ -188,6 +189,9 @@ json report_json(const MultiResult& r, const std::vector<InputInfo>& inputs,
                "approximate (AWM / CKA style): linear CKA of Gram matrices over residual coordinates after aligning B "
                "to A through the embeddings of shared tokens (orthogonal Procrustes); null moments of a random signed "
                "permutation, normal approximation"},
+              {"activation-cka",
+               "evidence only (REEF style): linear CKA of residual-stream activations on the same shared-token "
+               "sequences; unrelated models trained on similar data also score high, so it never decides"},
               {"combination", "Bonferroni over a component's tests; Holm over the pair's deciding components"}}}};
   if (r.pairs.size() == 1) {
     // Two models: the pair's fields at the top level as well.
@@ -232,6 +236,11 @@ std::string terminal_summary(const MultiResult& r, const Options& opt) {
       out += fmt::format("{:<22} {:<15} {:>12} {:>10.3g}  {}\n", c.name, c.verdict, format_p(c.log10p_adj),
                          c.statistic, note);
     }
+    if (p.activations.is_object() && p.activations.contains("layers")) {
+      out += "Activation CKA per layer (evidence only / 참고용):";
+      for (const auto& l : p.activations["layers"]) out += fmt::format(" {}:{:.2f}", l["a"].get<int>(), l["cka"].get<double>());
+      out += "\n";
+    }
     for (const auto& n : p.notes) out += "note: " + n + "\n";
   }
   if (r.pairs.size() > 1) {
@@ -271,7 +280,7 @@ std::string html_report(const json& report) {
     std::map<int, std::map<std::string, double>> cells;
     std::vector<std::pair<std::string, double>> global;
     for (const auto& c : p["components"]) {
-      double v10 = c["log10_p_adjusted"].is_null() ? std::nan("") : -c["log10_p_adjusted"].get<double>();
+      double v10 = c["log10_p_adjusted"].is_null() ? std::nan("") : std::max(0.0, -c["log10_p_adjusted"].get<double>());
       if (c.contains("layer"))
         cells[c["layer"].get<int>()][c["kind"].get<std::string>()] = v10;
       else
@@ -330,6 +339,8 @@ std::string html_report(const json& report) {
     h += "<h3>Tokenizer and configuration evidence (never decide alone)</h3><pre>" +
          html_escape(p["tokenizer"].dump(1)) + "\n" + html_escape(p["config"].dump(1)) + "</pre>";
     if (!p["layer_map"].is_null()) h += "<h3>Layer map</h3><pre>" + html_escape(p["layer_map"].dump(1)) + "</pre>";
+    if (!p["activations"].is_null())
+      h += "<h3>Activation evidence (never decides)</h3><pre>" + html_escape(p["activations"].dump(1)) + "</pre>";
     for (const auto& n : p["notes"]) h += "<p>note: " + html_escape(n.get<std::string>()) + "</p>";
   }
   if (report.contains("families") && report["pairs"].size() > 1)

@@ -39,6 +39,10 @@ class LineageFixtures : public ::testing::Test {
         permute_units(s, op[1].get<uint64_t>());
       } else if (kind == "rotate_residual") {
         rotate_residual(s, op[1].get<uint64_t>());
+      } else if (kind == "prune_units") {
+        prune_units(s, op[1].get<double>(), op[2].get<uint64_t>());
+      } else if (kind == "prune_residual") {
+        prune_residual(s, op[1].get<int64_t>(), op[2].get<uint64_t>());
       } else if (kind == "keep_layers") {
         keep_layers(s, op[1].get<std::vector<int>>());
       } else if (kind == "copy_prefix") {
@@ -207,4 +211,20 @@ TEST_F(LineageFixtures, ExactTestsDetectPermutedCopyWithTinyPValues) {
   // An identical embedding matches all 64 coordinates with signs: p <= 1/(64! 2^64).
   EXPECT_NEAR(emb->log10p, log10_fixed_points_bound(64, true), 1e-9);
   EXPECT_LT(r.log10p, -80);
+}
+
+TEST_F(LineageFixtures, ActivationEvidenceIsReportedButNeverDecides) {
+  Prepared a = prepare(models_dir() + "/base-a", quiet());
+  Prepared b = prepare(models_dir() + "/indep-s3", quiet());
+  PairResult r = analyze_pair(a, b, quiet());
+  ASSERT_TRUE(r.activations.is_object());
+  ASSERT_TRUE(r.activations.contains("layers")) << r.activations.dump();
+  EXPECT_EQ(r.activations["layers"].size(), 4u);
+  EXPECT_EQ(r.activations["decides"], false);
+  for (const auto& l : r.activations["layers"]) {
+    double cka = l["cka"].get<double>();
+    EXPECT_GE(cka, 0.0);
+    EXPECT_LE(cka, 1.0 + 1e-9);
+  }
+  EXPECT_EQ(r.verdict, "independent");  // whatever the activation similarity
 }

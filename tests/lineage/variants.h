@@ -204,6 +204,63 @@ inline void rotate_residual(State& s, uint64_t seed) {
   set_ones(gf);
 }
 
+// Width pruning of the MLP: keep a random `keep` fraction of hidden units in
+// every layer (rows of gate/up, columns of down).
+inline void prune_units(State& s, double keep, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (int l = 0; l < s.layers(); ++l) {
+    Tensor& g = s.at(State::L(l, "mlp.gate_proj.weight"));
+    std::vector<int64_t> p(static_cast<size_t>(g.rows()));
+    std::iota(p.begin(), p.end(), 0);
+    std::shuffle(p.begin(), p.end(), rng);
+    p.resize(static_cast<size_t>(keep * static_cast<double>(p.size())));
+    std::sort(p.begin(), p.end());
+    for (const char* n : {"mlp.gate_proj.weight", "mlp.up_proj.weight"}) {
+      Tensor& w = s.at(State::L(l, n));
+      Tensor o{{static_cast<int64_t>(p.size()), w.cols()}, {}};
+      for (int64_t r : p) o.v.insert(o.v.end(), w.v.begin() + r * w.cols(), w.v.begin() + (r + 1) * w.cols());
+      w = std::move(o);
+    }
+    Tensor& d = s.at(State::L(l, "mlp.down_proj.weight"));
+    Tensor o{{d.rows(), static_cast<int64_t>(p.size())}, {}};
+    for (int64_t r = 0; r < d.rows(); ++r)
+      for (int64_t c : p) o.v.push_back(d.at(r, c));
+    d = std::move(o);
+    s.config["intermediate_size"] = static_cast<int64_t>(p.size());
+  }
+}
+
+// Width pruning of the residual stream: drop `drop` residual coordinates
+// (columns of input-side matrices and embeddings, rows of output-side
+// matrices, entries of norm gains).
+inline void prune_residual(State& s, int64_t drop, uint64_t seed) {
+  const int64_t d = s.hidden();
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> keep(static_cast<size_t>(d));
+  std::iota(keep.begin(), keep.end(), 0);
+  std::shuffle(keep.begin(), keep.end(), rng);
+  keep.resize(static_cast<size_t>(d - drop));
+  std::sort(keep.begin(), keep.end());
+  for (auto& [name, t] : s.t) {
+    bool out_side = name.find("o_proj") != std::string::npos || name.find("down_proj") != std::string::npos;
+    if (t.shape.size() == 1 && t.shape[0] == d) {
+      Tensor o{{d - drop}, {}};
+      for (int64_t j : keep) o.v.push_back(t.v[static_cast<size_t>(j)]);
+      t = std::move(o);
+    } else if (t.shape.size() == 2 && out_side && t.rows() == d) {
+      Tensor o{{d - drop, t.cols()}, {}};
+      for (int64_t j : keep) o.v.insert(o.v.end(), t.v.begin() + j * t.cols(), t.v.begin() + (j + 1) * t.cols());
+      t = std::move(o);
+    } else if (t.shape.size() == 2 && t.cols() == d) {
+      Tensor o{{t.rows(), d - drop}, {}};
+      for (int64_t r = 0; r < t.rows(); ++r)
+        for (int64_t j : keep) o.v.push_back(t.at(r, j));
+      t = std::move(o);
+    }
+  }
+  s.config["hidden_size"] = d - drop;
+}
+
 // Keep only the listed layers (renumbered 0..).
 inline void keep_layers(State& s, const std::vector<int>& keep) {
   std::map<std::string, Tensor> out;
