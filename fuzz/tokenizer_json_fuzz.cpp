@@ -25,7 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::string_view tail(text + size / 2, size - size / 2);
   for (std::string_view s : {std::string_view("Hello  world! 안녕하세요 123 🦙\n\t<s></s>"),
-                             std::string_view("\xff\xfe\xc3 a\x00b", 8), tail.substr(0, 64)}) {
+                             std::string_view("\xff\xfe\xc3 a\0" "b", 7), tail.substr(0, 64)}) {
     for (bool special : {false, true}) {
       const auto ids = tok->encode(s, special, special);
       (void)tok->decode(ids, false);

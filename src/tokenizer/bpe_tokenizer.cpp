@@ -172,6 +172,8 @@ class BpeTokenizer final : public Tokenizer {
   };
 
   void encode_text(std::string_view text, bool first, Scratch& s, std::vector<int32_t>& out) const {
+    // Pieces are 32-bit spans of a buffer that byte mapping may double.
+    if (text.size() > (1u << 30)) fail<UnsupportedError>("", "text of {} bytes is too long to encode at once", text.size());
     if (!pre_) {
       model_.encode(text, false, out);
       return;
