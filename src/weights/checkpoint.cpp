@@ -1,8 +1,14 @@
 #include "weights/checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 #include "core/error.h"
@@ -114,6 +120,38 @@ int64_t permuted_row(int64_t r, int64_t head_dim) {
   return h * head_dim + 2 * i + j;
 }
 
+// Bytes read per pread() when decoding: large enough that system calls are
+// cheap, small enough to stay in L2 next to the decoded floats.
+constexpr uint64_t kReadChunk = 64 << 10;
+
+void read_exact(int fd, uint64_t offset, uint8_t* dst, uint64_t len, const std::string& where) {
+  while (len > 0) {
+    ssize_t r = ::pread(fd, dst, static_cast<size_t>(len), static_cast<off_t>(offset));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      fail<IoError>(where, "read failed at offset {}: {}", offset, std::strerror(errno));
+    }
+    if (r == 0) fail<IoError>(where, "file ended at offset {}: it changed after it was opened", offset);
+    dst += r;
+    offset += static_cast<uint64_t>(r);
+    len -= static_cast<uint64_t>(r);
+  }
+}
+
+// Decodes `n` elements stored at [offset, ...) of the file: read in chunks of
+// whole blocks, one dequantize() call per chunk.
+void decode_span(int fd, const std::string& where, DType dt, uint64_t offset, int64_t n, float* out) {
+  const DTypeTraits& tr = traits(dt);
+  const uint64_t blocks = static_cast<uint64_t>(n) / tr.block_elems;
+  const uint64_t chunk_blocks = std::max<uint64_t>(1, kReadChunk / tr.block_bytes);
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[std::min(blocks, chunk_blocks) * tr.block_bytes]);
+  for (uint64_t b = 0; b < blocks; b += chunk_blocks) {
+    const uint64_t nb = std::min(chunk_blocks, blocks - b);
+    read_exact(fd, offset + b * tr.block_bytes, buf.get(), nb * tr.block_bytes, where);
+    dequantize(dt, buf.get(), static_cast<int64_t>(nb * tr.block_elems), out + b * tr.block_elems);
+  }
+}
+
 }  // namespace
 
 Checkpoint Checkpoint::open(const std::string& path) {
@@ -205,7 +243,33 @@ Checkpoint Checkpoint::open(const std::string& path) {
       ck.folder_ = dir;
   }
   assign_roles(ck.tensors_, ck.arch_, ck.format_ == Format::GGUF);
+  for (const auto& m : ck.maps_) ck.fds_.emplace_back(m);
   return ck;
+}
+
+Checkpoint::FileHandle::FileHandle(const MappedFile& f) {
+  fd_ = ::open(f.path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail<IoError>(f.path(), "cannot open: {}", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || static_cast<uint64_t>(st.st_size) != f.size()) {
+    ::close(fd_);
+    fd_ = -1;
+    fail<IoError>(f.path(), "file changed while it was being opened");
+  }
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+Checkpoint::FileHandle::~FileHandle() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Checkpoint::FileHandle& Checkpoint::FileHandle::operator=(FileHandle&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
 }
 
 std::vector<std::string> Checkpoint::files() const {
@@ -246,10 +310,10 @@ void Checkpoint::read_rows(const TensorInfo& t, int64_t row0, int64_t nrows, flo
   const uint64_t row_bytes = static_cast<uint64_t>(cols / tr.block_elems) * tr.block_bytes;
   if (static_cast<uint64_t>(rows) * row_bytes != bytes.size())
     fail(where, "tensor '{}': {} rows of {} bytes do not match its {} bytes", t.name, rows, row_bytes, bytes.size());
-  const uint8_t* base = bytes.data();
+  const int fd = fds_[t.file_index].fd();
 
-  if (t.unpermute_heads <= 0) {  // one call for the whole contiguous range
-    dequantize(t.dtype, base + static_cast<uint64_t>(row0) * row_bytes, nrows * cols, out);
+  if (t.unpermute_heads <= 0) {  // one contiguous span
+    decode_span(fd, where, t.dtype, t.offset + static_cast<uint64_t>(row0) * row_bytes, nrows * cols, out);
     return;
   }
 
@@ -260,16 +324,35 @@ void Checkpoint::read_rows(const TensorInfo& t, int64_t row0, int64_t nrows, flo
     if (n % (2 * heads) != 0)
       fail(where, "tensor '{}': {} elements cannot be split into {} heads of pairs", t.name, n, heads);
     std::vector<float> stored(static_cast<size_t>(n));
-    dequantize(t.dtype, base, n, stored.data());
+    decode_span(fd, where, t.dtype, t.offset, n, stored.data());
     for (int64_t r = 0; r < n; ++r) out[r] = stored[static_cast<size_t>(permuted_row(r, n / heads))];
     return;
   }
   if (rows % (2 * heads) != 0)
     fail(where, "tensor '{}': {} rows cannot be split into {} heads of pairs", t.name, rows, heads);
+  // Rows never leave their head, so read head by head the stored rows that
+  // hold the requested ones (at most twice as many for a short range, exactly
+  // the head for a whole one), then decode row by row into HF order.
   const int64_t head_dim = rows / heads;
-  for (int64_t k = 0; k < nrows; ++k) {
-    int64_t s = permuted_row(row0 + k, head_dim);
-    dequantize(t.dtype, base + static_cast<uint64_t>(s) * row_bytes, cols, out + k * cols);
+  std::unique_ptr<uint8_t[]> buf;
+  uint64_t buf_bytes = 0;
+  for (int64_t r = row0; r < row0 + nrows;) {
+    const int64_t head_end = std::min(row0 + nrows, (r / head_dim + 1) * head_dim);
+    int64_t lo = permuted_row(r, head_dim), hi = lo;
+    for (int64_t k = r; k < head_end; ++k) {
+      lo = std::min(lo, permuted_row(k, head_dim));
+      hi = std::max(hi, permuted_row(k, head_dim));
+    }
+    const uint64_t span = static_cast<uint64_t>(hi - lo + 1) * row_bytes;
+    if (span > buf_bytes) {
+      buf.reset(new uint8_t[span]);
+      buf_bytes = span;
+    }
+    read_exact(fd, t.offset + static_cast<uint64_t>(lo) * row_bytes, buf.get(), span, where);
+    for (int64_t k = r; k < head_end; ++k)
+      dequantize(t.dtype, buf.get() + static_cast<uint64_t>(permuted_row(k, head_dim) - lo) * row_bytes, cols,
+                 out + (k - row0) * cols);
+    r = head_end;
   }
 }
 

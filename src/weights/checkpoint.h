@@ -52,6 +52,23 @@ class Checkpoint {
   void release(const TensorInfo& t) const;
 
  private:
+  // A read-only descriptor of a data file. read_rows() decodes through
+  // pread() into a small buffer: for data read once, copying costs less than
+  // mapping every page, and a file truncated behind our back gives an error
+  // instead of SIGBUS.
+  class FileHandle {
+   public:
+    FileHandle() = default;
+    explicit FileHandle(const MappedFile& f);
+    ~FileHandle();
+    FileHandle(FileHandle&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    FileHandle& operator=(FileHandle&& o) noexcept;
+    int fd() const { return fd_; }
+
+   private:
+    int fd_ = -1;
+  };
+
   Format format_ = Format::Safetensors;
   std::string path_;
   std::string folder_;
@@ -60,6 +77,7 @@ class Checkpoint {
   Architecture arch_;
   std::shared_ptr<GgufFile> gguf_;
   std::unordered_map<std::string, size_t> by_name_;  // index into tensors_
+  std::vector<FileHandle> fds_;                      // parallel to maps_
 };
 
 // Decode `n` elements of type `t` starting at the beginning of `src` (which
