@@ -263,3 +263,21 @@ TEST(Checkpoint, FixtureExportsAgree) {
   }
   EXPECT_GT(checked, 0);
 }
+
+// A file cut short after it was opened gives an error naming it, not SIGBUS.
+TEST(Checkpoint, FileTruncatedAfterOpenIsAnError) {
+  TempDir dir;
+  std::vector<float> v(4096, 1.5f);
+  std::vector<uint8_t> bytes(reinterpret_cast<const uint8_t*>(v.data()),
+                             reinterpret_cast<const uint8_t*>(v.data()) + v.size() * 4);
+  write_st(dir.file("m.safetensors"), {{"w", "F32", {64, 64}, bytes}});
+  Checkpoint ck = Checkpoint::open(dir.file("m.safetensors"));
+  EXPECT_EQ(ck.read_f32(*ck.find("w"))[100], 1.5f);
+  fs::resize_file(dir.file("m.safetensors"), 1000);
+  try {
+    ck.read_f32(*ck.find("w"));
+    FAIL() << "read past the end of a truncated file";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("m.safetensors"), std::string::npos) << e.what();
+  }
+}
