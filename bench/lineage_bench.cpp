@@ -19,6 +19,8 @@
 //                      [--hidden 2048] [--layers 16] [--ffn 8192] [--heads 32] [--kv-heads 8]
 //                      [--vocab 128256] [--noise 0.2]
 #include <fcntl.h>
+#include <cblas.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -238,6 +240,9 @@ ChildResult run_lineage(const std::string& a, const std::string& b) {
   pid_t pid = fork();
   if (pid == 0) {
     ::close(fds[0]);
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);  // as `kaival lineage` does
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    openblas_set_num_threads(1);
     double t0 = now();
     kaival::lineage::Options opt;
     std::vector<kaival::lineage::Prepared> models;

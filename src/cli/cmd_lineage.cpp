@@ -1,4 +1,7 @@
 // kaival lineage A B [MORE...] [--controls X ...] [--json FILE] [--html FILE] [--fail-on derived|partial]
+#include <cblas.h>
+#include <malloc.h>
+
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -35,6 +38,14 @@ void write_file(const std::string& path, const std::string& text) {
 }
 
 void run(const LineageArgs& args) {
+  // Large per-layer buffers are freed and allocated again for every layer:
+  // keep them in the heap instead of fresh mappings (fresh pages fault, which
+  // is slow on virtual machines).
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  // The two models are read on two threads; BLAS threads on top of them
+  // would only spin.
+  openblas_set_num_threads(1);
   lineage::Options opt;
   opt.alpha = args.alpha;
   if (!args.quiet) opt.progress = [](const std::string& s) { std::fprintf(stderr, "lineage: %s\n", s.c_str()); };

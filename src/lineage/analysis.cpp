@@ -410,11 +410,23 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
   const bool need_views = basis.native_same_width || basis.r.has_value();
   const bool restricted = !basis.r.has_value();
   const std::vector<int64_t> view_cols = restricted ? spaced_subset(da, opt.max_coords) : std::vector<int64_t>{};
-  auto extract_pair = [&](size_t ia, size_t ib, bool views) {
-    // The two models are read concurrently (one core each).
-    auto fut = std::async(std::launch::async, [&] { return extract_layer(a, la[ia], views, view_cols); });
-    LayerData db_ = extract_layer(b, lb[ib], views, view_cols);
-    return std::pair<LayerData, LayerData>(fut.get(), std::move(db_));
+  // Two buffers per model, reused layer after layer: while the tests run on
+  // one layer pair, the next pair is read (each model on its own thread).
+  LayerData bufs_a[2], bufs_b[2];
+  struct Pending {
+    std::future<void> a, b;
+    void wait() {
+      if (a.valid()) a.get();
+      if (b.valid()) b.get();
+    }
+  };
+  auto start = [&](size_t ia, size_t ib, int slot) {
+    Pending p;
+    p.a = std::async(std::launch::async,
+                     [&, ia, slot] { extract_layer_into(a, la[ia], need_views, view_cols, bufs_a[slot]); });
+    p.b = std::async(std::launch::async,
+                     [&, ib, slot] { extract_layer_into(b, lb[ib], need_views, view_cols, bufs_b[slot]); });
+    return p;
   };
 
   if (la.size() == lb.size()) {
@@ -464,11 +476,18 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
                      {"pairs", map}};
   }
 
-  for (const LayerPair& lp : lmap) {
+  Pending next;
+  if (!lmap.empty()) next = start(lmap[0].ia, lmap[0].ib, 0);
+  for (size_t k = 0; k < lmap.size(); ++k) {
+    const LayerPair& lp = lmap[k];
     const LayerRefs& A = la[lp.ia];
     const LayerRefs& B = lb[lp.ib];
     progress(fmt::format("layer {} vs {}", A.index, B.index));
-    auto [xa_, xb_] = extract_pair(lp.ia, lp.ib, need_views);
+    const int slot = static_cast<int>(k % 2);
+    next.wait();
+    if (k + 1 < lmap.size()) next = start(lmap[k + 1].ia, lmap[k + 1].ib, 1 - slot);
+    const LayerData& xa_ = bufs_a[slot];
+    const LayerData& xb_ = bufs_b[slot];
     const LayerFeatures& fa = xa_.features;
     const LayerFeatures& fb = xb_.features;
     const std::string prefix = fmt::format("layer.{}", A.index);

@@ -18,8 +18,8 @@ namespace kaival::lineage {
 struct Options {
   double alpha = 0.01;          // after correction
   int64_t max_tokens = 4096;    // shared tokens used for embedding / head tests
-  int64_t max_units = 512;      // hidden units of A sampled for unit matching
-  int64_t max_coords = 512;     // residual coordinates used by unit / Gram tests
+  int64_t max_units = 128;      // hidden units of A sampled for unit matching
+  int64_t max_coords = 128;     // residual coordinates used by unit / Gram tests and embedding columns
   double layer_fraction = 0.5;  // share of comparable layers (attn or mlp matching) needed for "derived"
   bool aligned_tests = true;    // run rotation-aligned tests when the bases do not coincide
   double convergence_allowance = 0.25;  // share of units an unrelated model may match after alignment

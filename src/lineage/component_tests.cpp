@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "lineage/stats.h"
@@ -113,46 +114,81 @@ TestOutcome coord_match_features(const MatD& fa, const MatD& fb) {
     out.detail = {{"note", "no signature varies across coordinates in both models"}};
     return out;
   }
-  // Negative squared distance as the score.
-  MatD score(sa.rows(), sb.rows());
-  Eigen::VectorXd na = sa.rowwise().squaredNorm(), nb = sb.rowwise().squaredNorm();
-  score.noalias() = 2.0 * sa * sb.transpose();
-  score.colwise() -= na;
-  score.rowwise() -= nb.transpose();
+  // Nearest B signature for every A coordinate: argmin |x|^2 + |y|^2 - 2 x.y,
+  // with the cross products from BLAS in row blocks (no d x d matrix). Exact
+  // ties have no label-independent winner and leave the coordinate unmatched.
+  const int64_t nb_ = sb.rows();
+  MatF fa32 = sa.cast<float>(), fb32 = sb.cast<float>();
+  std::vector<float> yy(static_cast<size_t>(nb_));
+  for (int64_t j = 0; j < nb_; ++j) yy[j] = fb32.row(j).squaredNorm();
+  std::vector<int64_t> best(static_cast<size_t>(sa.rows()), -1);
+  const int64_t block = 256;
+  for (int64_t r0 = 0; r0 < sa.rows(); r0 += block) {
+    const int64_t n = std::min(block, sa.rows() - r0);
+    MatF xb = fa32.middleRows(r0, n);
+    MatF dots = mul_abt(xb, fb32);
+    for (int64_t i = 0; i < n; ++i) {
+      float top = std::numeric_limits<float>::infinity(), second = top;
+      int64_t arg = -1;
+      const float* row = dots.row(i).data();
+      for (int64_t j = 0; j < nb_; ++j) {
+        float dist = yy[j] - 2.0f * row[j];  // |x|^2 is the same for the whole row
+        if (dist < top) {
+          second = top;
+          top = dist;
+          arg = j;
+        } else if (dist < second) {
+          second = dist;
+        }
+      }
+      if (arg >= 0 && top < second) best[static_cast<size_t>(r0 + i)] = arg;
+    }
+  }
   std::vector<int64_t> rows_a(sa.rows());
   std::iota(rows_a.begin(), rows_a.end(), 0);
-  out = matching_outcome(rows_a, best_columns(score), fa.rows(), fb.rows(), false);
+  out = matching_outcome(rows_a, best, fa.rows(), fb.rows(), false);
   out.detail["features"] = sa.cols();
   return out;
 }
 
 TestOutcome coord_match_columns(const MatF& ea, const MatF& eb, int64_t max_coords) {
   const int64_t n = std::min(ea.rows(), eb.rows());
-  // Columns centred and scaled to unit norm over the tokens (row-major loops).
-  auto standardize = [n](const MatF& m) {
-    const int64_t c = m.cols();
-    MatD z = m.topRows(n).cast<double>();
-    std::vector<double> mean(static_cast<size_t>(c), 0.0), ss(static_cast<size_t>(c), 0.0);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < c; ++j) mean[j] += z(r, j);
-    for (auto& x : mean) x /= std::max<int64_t>(1, n);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < c; ++j) {
-        double v = z(r, j) - mean[j];
-        z(r, j) = v;
-        ss[j] += v * v;
-      }
-    for (auto& x : ss) x = x > 0 ? 1.0 / std::sqrt(x) : 0.0;
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < c; ++j) z(r, j) *= ss[j];
-    return z;
+  // Columns (all, or the listed ones) centred and scaled to unit norm over
+  // the tokens, returned transposed ([column, token]) as the product needs.
+  // Row-major loops, sums in double.
+  auto standardized_t = [n](const MatF& m, const std::vector<int64_t>* keep) {
+    const int64_t c = keep ? static_cast<int64_t>(keep->size()) : m.cols();
+    MatF sel(n, c);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* src = m.row(r).data();
+      float* dst = sel.row(r).data();
+      if (keep)
+        for (int64_t j = 0; j < c; ++j) dst[j] = src[(*keep)[static_cast<size_t>(j)]];
+      else
+        std::copy_n(src, c, dst);
+    }
+    std::vector<double> sum(static_cast<size_t>(c), 0.0), ss(static_cast<size_t>(c), 0.0);
+    for (int64_t r = 0; r < n; ++r) {
+      const float* x = sel.row(r).data();
+      for (int64_t j = 0; j < c; ++j) sum[j] += x[j], ss[j] += static_cast<double>(x[j]) * x[j];
+    }
+    std::vector<float> mean(static_cast<size_t>(c)), scale(static_cast<size_t>(c));
+    for (int64_t j = 0; j < c; ++j) {
+      double mu = sum[j] / std::max<int64_t>(1, n), var = ss[j] - mu * sum[j];
+      mean[j] = static_cast<float>(mu);
+      scale[j] = var > 0 ? static_cast<float>(1.0 / std::sqrt(var)) : 0.0f;
+    }
+    for (int64_t r = 0; r < n; ++r) {
+      float* x = sel.row(r).data();
+      for (int64_t j = 0; j < c; ++j) x[j] = (x[j] - mean[j]) * scale[j];
+    }
+    MatF t = sel.transpose();
+    return t;
   };
-  MatD za = standardize(ea), zb = standardize(eb);
-  std::vector<int64_t> rows_a = spaced_subset(za.cols(), max_coords);
-  MatD sub(n, static_cast<int64_t>(rows_a.size()));
-  for (int64_t r = 0; r < n; ++r)
-    for (size_t i = 0; i < rows_a.size(); ++i) sub(r, static_cast<int64_t>(i)) = za(r, rows_a[i]);
-  MatD corr = mul_atb(sub, zb);  // |S| x dB correlations over tokens
+  std::vector<int64_t> rows_a = spaced_subset(ea.cols(), max_coords);
+  MatF subt = standardized_t(ea, &rows_a), zbt = standardized_t(eb, nullptr);
+  MatD corr = mul_abt(subt, zbt).cast<double>();  // |S| x dB correlations over tokens
+  const int64_t za_cols = ea.cols(), zb_cols = eb.cols();
   MatD absval = corr.cwiseAbs();
   std::vector<int64_t> best = best_columns(absval);
   // A coordinate whose best partner has the opposite sign is not matched.
@@ -166,14 +202,11 @@ TestOutcome coord_match_columns(const MatF& ea, const MatF& eb, int64_t max_coor
       ++sign_agree;
   }
   TestOutcome out;
-  if (za.cols() == zb.cols()) {
-    out = matching_outcome(rows_a, signed_best, za.cols(), zb.cols(), true);
-  } else {
-    // Positions are A coordinates in increasing order already.
-    out = matching_outcome(rows_a, signed_best, za.cols(), zb.cols(), true);
-  }
+  // Positions are A coordinates in increasing order, as the increasing-run
+  // statistic needs when the widths differ.
+  out = matching_outcome(rows_a, signed_best, za_cols, zb_cols, true);
   double mean_abs_diag = 0;
-  if (za.cols() == zb.cols()) {
+  if (za_cols == zb_cols) {
     for (size_t i = 0; i < rows_a.size(); ++i) mean_abs_diag += corr(static_cast<int64_t>(i), rows_a[i]);
     mean_abs_diag /= std::max<size_t>(1, rows_a.size());
     out.detail["mean_same_coordinate_correlation"] = mean_abs_diag;

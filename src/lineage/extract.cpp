@@ -1,7 +1,6 @@
 #include "lineage/extract.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,18 +46,49 @@ __attribute__((target_clones("avx2", "default"))) void column_sums(const float* 
   }
 }
 
-// One row (a residual coordinate) with units along it.
-__attribute__((target_clones("avx2", "default"))) void row_sums(const float* x, int64_t n, float* out3) {
-  float a = 0, b = 0, c = 0;
+// One row (a residual coordinate) with units along it: sums of |x|, x^2, x^4.
+void row_sums_scalar(const float* x, int64_t n, float* out3) {
+  double a = 0, b = 0, c = 0;
   for (int64_t i = 0; i < n; ++i) {
-    float v2 = x[i] * x[i];
-    a += std::fabs(x[i]);
+    double v = x[i], v2 = v * v;
+    a += std::fabs(v);
     b += v2;
     c += v2 * v2;
   }
-  out3[0] = a;
-  out3[1] = b;
-  out3[2] = c;
+  out3[0] = static_cast<float>(a);
+  out3[1] = static_cast<float>(b);
+  out3[2] = static_cast<float>(c);
+}
+
+__attribute__((target("avx2,fma"))) void row_sums_avx2(const float* x, int64_t n, float* out3) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 a = _mm256_setzero_ps(), b = a, c = a;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256 v2 = _mm256_mul_ps(v, v);
+    a = _mm256_add_ps(a, _mm256_andnot_ps(sign, v));
+    b = _mm256_add_ps(b, v2);
+    c = _mm256_fmadd_ps(v2, v2, c);
+  }
+  alignas(32) float la[8], lb[8], lc[8];
+  _mm256_store_ps(la, a);
+  _mm256_store_ps(lb, b);
+  _mm256_store_ps(lc, c);
+  float tail[3] = {0, 0, 0};
+  if (i < n) row_sums_scalar(x + i, n - i, tail);
+  out3[0] = tail[0];
+  out3[1] = tail[1];
+  out3[2] = tail[2];
+  for (int k = 0; k < 8; ++k) out3[0] += la[k], out3[1] += lb[k], out3[2] += lc[k];
+}
+
+void row_sums(const float* x, int64_t n, float* out3) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");  // fixed per machine
+  if (avx2)
+    row_sums_avx2(x, n, out3);
+  else
+    row_sums_scalar(x, n, out3);
 }
 
 enum class Side { Input, Output };
@@ -110,32 +140,16 @@ class Pass {
     if (t.shape.size() < 2 || t.numel() <= 0) fail(t.name, "expected a matrix");
     const float* gain = (j.gain && static_cast<int64_t>(j.gain->size()) == d_) ? j.gain->data() : nullptr;
     if (j.moments) j.moments->init(d_), j.moments->used = true;
-    prefault(t);
     if (residual_on_cols(t, j.side))
       along_cols(j, gain);
     else
       along_rows(j, gain);
-    m_.release(t);
   }
 
  private:
-  // Map the tensor's pages in one call instead of one page fault per 64 KiB
-  // (an optimisation only: errors are ignored, e.g. on kernels without
-  // MADV_POPULATE_READ).
-  void prefault(const TensorInfo& t) {
-#ifdef MADV_POPULATE_READ
-    auto bytes = m_.checkpoint().raw(t);
-    if (bytes.empty()) return;
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data()) & ~(page - 1);
-    uintptr_t end = reinterpret_cast<uintptr_t>(bytes.data() + bytes.size());
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ);
-#endif
-  }
-
   void read(const TensorInfo& t, int64_t r0, int64_t n, std::vector<float>& buf) {
     buf.resize(static_cast<size_t>(n * t.cols()));
-    m_.checkpoint().read_rows(t, r0, n, buf.data());
+    m_.read_rows_streaming(t, r0, n, buf.data(), bytes_);
   }
 
   void along_cols(const Job& j, const float* gain) {
@@ -179,6 +193,11 @@ class Pass {
     const int64_t c0 = j.u0, c1 = j.u1 < 0 ? width : j.u1, nu = c1 - c0;
     const int64_t block = std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(1, width));
     float sums[3];
+    // Selected residual rows are kept contiguous ([stack][position][unit]) and
+    // transposed into the view at the end: writing the view's columns row by
+    // row would touch a new cache line per element.
+    const int64_t stacks = rows / d_;
+    if (j.view) picked_.assign(static_cast<size_t>(stacks * ncols() * nu), 0.0f);
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
       const int64_t n = std::min(block, rows - r0);
       read(t, r0, n, buf_);
@@ -193,21 +212,36 @@ class Pass {
           j.moments->s4[res] += sums[2] * g * g * g * g;
         }
         int64_t p = pos_[static_cast<size_t>(res)];
-        if (j.view && p >= 0)
-          for (int64_t c = 0; c < nu; ++c) (*j.view)(j.view_row + stack * nu + c, p) = src[c] * g;
+        if (j.view && p >= 0) {
+          float* dst = picked_.data() + (stack * ncols() + p) * nu;
+          for (int64_t c = 0; c < nu; ++c) dst[c] = src[c] * g;
+        }
       }
     }
-    if (j.moments) j.moments->count += static_cast<double>((rows / d_) * nu);
+    if (j.moments) j.moments->count += static_cast<double>(stacks * nu);
+    if (j.view) {
+      const int64_t np = ncols(), tile = 32;
+      for (int64_t st = 0; st < stacks; ++st)
+        for (int64_t c0t = 0; c0t < nu; c0t += tile)
+          for (int64_t p0 = 0; p0 < np; p0 += tile)
+            for (int64_t c = c0t; c < std::min(nu, c0t + tile); ++c) {
+              float* out = j.view->row(j.view_row + st * nu + c).data();
+              for (int64_t p = p0; p < std::min(np, p0 + tile); ++p)
+                out[p] = picked_[static_cast<size_t>((st * np + p) * nu + c)];
+            }
+    }
   }
 
   const Model& m_;
   int64_t d_;
   std::vector<int64_t> cols_, pos_;
-  std::vector<float> buf_;
+  std::vector<float> buf_, picked_;
+  std::vector<uint8_t> bytes_;
 };
 
 // Runs jobs that fill one view (allocated to the total unit count).
-void run_into(Pass& pass, std::vector<Job> jobs, MatF* view) {
+void run_into(Pass& pass, std::vector<Job> jobs, MatF* view, std::vector<MatF*>* filled = nullptr) {
+  if (view && filled) filled->push_back(view);
   if (view) {
     int64_t total = 0;
     for (auto& j : jobs) {
@@ -224,6 +258,19 @@ void run_into(Pass& pass, std::vector<Job> jobs, MatF* view) {
 
 LayerData extract_layer(const Model& m, const LayerRefs& L, bool views, const std::vector<int64_t>& cols) {
   LayerData out;
+  extract_layer_into(m, L, views, cols, out);
+  return out;
+}
+
+void extract_layer_into(const Model& m, const LayerRefs& L, bool views, const std::vector<int64_t>& cols,
+                        LayerData& out) {
+  out.features = LayerFeatures{};
+  // Views not refilled below are emptied; refilled ones keep their storage.
+  std::vector<MatF*> all_views = {&out.attn.q, &out.attn.k, &out.attn.v, &out.attn.o_t,
+                                  &out.mlp.gate, &out.mlp.up, &out.mlp.down_t};
+  std::vector<MatF*> filled;
+  out.attn.packed_attn = false;
+  out.attn.n_heads = out.attn.n_kv_heads = out.attn.head_dim = 0;
   const int64_t d = m.hidden();
   LayerFeatures& f = out.features;
   if (L.attn_norm) f.attn_gain = m.read_gain(*L.attn_norm);
@@ -245,14 +292,14 @@ LayerData extract_layer(const Model& m, const LayerRefs& L, bool views, const st
         return Job{t, Side::Input, &f.attn_gain, 0, -1, mm, nullptr, 0};
       };
       if (L.qkv) {
-        run_into(pass, {in(L.qkv, &mq)}, views ? &v.q : nullptr);
+        run_into(pass, {in(L.qkv, &mq)}, views ? &v.q : nullptr, &filled);
         v.packed_attn = true;
       } else {
-        if (L.q) run_into(pass, {in(L.q, &mq)}, views ? &v.q : nullptr);
-        if (L.k) run_into(pass, {in(L.k, &mk)}, views ? &v.k : nullptr);
-        if (L.v) run_into(pass, {in(L.v, &mv)}, views ? &v.v : nullptr);
+        if (L.q) run_into(pass, {in(L.q, &mq)}, views ? &v.q : nullptr, &filled);
+        if (L.k) run_into(pass, {in(L.k, &mk)}, views ? &v.k : nullptr, &filled);
+        if (L.v) run_into(pass, {in(L.v, &mv)}, views ? &v.v : nullptr, &filled);
       }
-      if (L.o) run_into(pass, {Job{L.o, Side::Output, nullptr, 0, -1, &mo, nullptr, 0}}, views ? &v.o_t : nullptr);
+      if (L.o) run_into(pass, {Job{L.o, Side::Output, nullptr, 0, -1, &mo, nullptr, 0}}, views ? &v.o_t : nullptr, &filled);
       for (size_t i = 0; i < L.attn_other_in.size(); ++i) run_into(pass, {in(L.attn_other_in[i], &mother[i])}, nullptr);
       for (Moments* mm : {&mq, &mk, &mv, &mo}) mm->finish(f.attn);
       for (auto& mm : mother) mm.finish(f.attn);
@@ -286,9 +333,9 @@ LayerData extract_layer(const Model& m, const LayerRefs& L, bool views, const st
         down.push_back(Job{L.down, Side::Output, nullptr, 0, -1, &md, nullptr, 0});
       else
         for (auto* t : L.expert_down) down.push_back(Job{t, Side::Output, nullptr, 0, -1, &md, nullptr, 0});
-      run_into(pass, gate, views ? &v.gate : nullptr);
-      run_into(pass, up, views ? &v.up : nullptr);
-      run_into(pass, down, views ? &v.down_t : nullptr);
+      run_into(pass, gate, views ? &v.gate : nullptr, &filled);
+      run_into(pass, up, views ? &v.up : nullptr, &filled);
+      run_into(pass, down, views ? &v.down_t : nullptr, &filled);
       for (Moments* mm : {&mg, &mu, &md}) mm->finish(f.mlp);
     }
   } catch (const UnsupportedError&) {
@@ -298,8 +345,10 @@ LayerData extract_layer(const Model& m, const LayerRefs& L, bool views, const st
     f.mlp = CoordFeatures{};
     out.attn = UnitViews{};
     out.mlp = UnitViews{};
+    return;
   }
-  return out;
+  for (MatF* v : all_views)
+    if (std::find(filled.begin(), filled.end(), v) == filled.end()) v->resize(0, 0);
 }
 
 }  // namespace kaival::lineage

@@ -20,5 +20,9 @@ struct LayerData {
 
 // `cols`: residual columns kept in the views (all when empty).
 LayerData extract_layer(const Model& m, const LayerRefs& L, bool views, const std::vector<int64_t>& cols);
+// Same, reusing the view storage of `out` (layer after layer the views keep
+// their shapes, so no fresh pages are touched).
+void extract_layer_into(const Model& m, const LayerRefs& L, bool views, const std::vector<int64_t>& cols,
+                        LayerData& out);
 
 }  // namespace kaival::lineage

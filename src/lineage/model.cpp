@@ -1,5 +1,8 @@
 #include "lineage/model.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -56,7 +59,40 @@ std::unique_ptr<Model> Model::open(const std::string& path) {
   m->gain_offset_ = family.rfind("gemma", 0) == 0;
   m->index_tensors();
   m->load_vocab();
+  for (const auto& f : m->ckpt_.files()) m->fds_.push_back(::open(f.c_str(), O_RDONLY | O_CLOEXEC));
   return m;
+}
+
+Model::~Model() {
+  for (int fd : fds_)
+    if (fd >= 0) ::close(fd);
+}
+
+void Model::read_rows_streaming(const TensorInfo& t, int64_t row0, int64_t n, float* out,
+                                std::vector<uint8_t>& scratch) const {
+  const auto& tr = weights::traits(t.dtype);
+  const int64_t rows = t.rows(), cols = t.cols();
+  const bool plain = t.dtype != weights::DType::Unsupported && t.unpermute_heads <= 0 && tr.block_elems > 0 &&
+                     cols % tr.block_elems == 0 && t.file_index < fds_.size() && fds_[t.file_index] >= 0 &&
+                     row0 >= 0 && n >= 0 && row0 + n <= rows;
+  const uint64_t row_bytes = plain ? static_cast<uint64_t>(cols / tr.block_elems) * tr.block_bytes : 0;
+  if (!plain || row_bytes * static_cast<uint64_t>(rows) != t.nbytes) {
+    ckpt_.read_rows(t, row0, n, out);
+    return;
+  }
+  const uint64_t len = row_bytes * static_cast<uint64_t>(n);
+  scratch.resize(len);
+  uint64_t done = 0;
+  const uint64_t start = t.offset + row_bytes * static_cast<uint64_t>(row0);
+  while (done < len) {
+    ssize_t got = ::pread(fds_[t.file_index], scratch.data() + done, len - done, static_cast<off_t>(start + done));
+    if (got <= 0) {  // an I/O problem: let the mapped reader report it properly
+      ckpt_.read_rows(t, row0, n, out);
+      return;
+    }
+    done += static_cast<uint64_t>(got);
+  }
+  weights::dequantize(t.dtype, scratch.data(), n * cols, out);
 }
 
 void Model::index_tensors() {
@@ -175,9 +211,10 @@ MatF Model::read_rows(const TensorInfo& t, const std::vector<int64_t>& rows) con
   }
   const int64_t cols = t.cols(), nrows = t.rows();
   MatF out(static_cast<int64_t>(rows.size()), cols);
+  std::vector<uint8_t> scratch;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (rows[i] < 0 || rows[i] >= nrows) fail(t.name, "row {} out of range ({} rows)", rows[i], nrows);
-    ckpt_.read_rows(t, rows[i], 1, out.row(static_cast<int64_t>(i)).data());
+    read_rows_streaming(t, rows[i], 1, out.row(static_cast<int64_t>(i)).data(), scratch);
   }
   return out;
 }

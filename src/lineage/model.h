@@ -83,6 +83,17 @@ class Model {
   // experts [E, d, f] become [d, E * f].
   MatF read_output_side(const TensorInfo& t) const;
   void release(const TensorInfo& t) const { ckpt_.release(t); }
+  // Rows [row0, row0 + n) of `t` decoded to F32 like Checkpoint::read_rows,
+  // but read with pread() into `scratch` when the rows are stored plainly
+  // (no GGUF Q/K reordering): streaming a whole model this way does no page-
+  // table work, which matters on virtual machines where page faults are
+  // expensive. Falls back to the memory-mapped reader otherwise.
+  void read_rows_streaming(const TensorInfo& t, int64_t row0, int64_t n, float* out,
+                           std::vector<uint8_t>& scratch) const;
+
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
  private:
   explicit Model(weights::Checkpoint ck) : ckpt_(std::move(ck)) {}
@@ -100,6 +111,7 @@ class Model {
   TowerRefs vision_, audio_;
   bool gain_offset_ = false;
   std::vector<std::string> notes_;
+  std::vector<int> fds_;  // one per checkpoint file, for pread (-1 if it could not be opened)
 };
 
 }  // namespace kaival::lineage
