@@ -217,6 +217,11 @@ std::string terminal_summary(const MultiResult& r, const Options& opt) {
                        format_p(p.log10p), opt.alpha);
     out += fmt::format("판정: {} (쌍 p = {}, 보정 후 유의수준 {})\n", verdict_ko(p.verdict), format_p(p.log10p),
                        opt.alpha);
+    size_t comparable = 0;
+    for (const auto& c : p.components) comparable += c.decides && c.verdict != "not_comparable";
+    if (comparable == 0)
+      out += "No component could be compared: this verdict carries no evidence either way. / 비교할 수 있는 구성 "
+             "요소가 없어 판정에 근거가 없습니다.\n";
     if (!p.matched.empty()) {
       std::string names;
       for (size_t i = 0; i < p.matched.size(); ++i) names += (i ? ", " : "") + p.matched[i];
