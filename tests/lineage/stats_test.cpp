@@ -15,10 +15,14 @@ using namespace kaival::lineage;
 
 namespace {
 
-nlohmann::json reference() {
-  std::ifstream f(std::string(KAIVAL_TESTDATA) + "/lineage/stats_reference.json");
-  EXPECT_TRUE(f.good());
-  return nlohmann::json::parse(f);
+// Returned by reference: range-for over a member of a temporary would dangle.
+const nlohmann::json& reference() {
+  static const nlohmann::json j = [] {
+    std::ifstream f(std::string(KAIVAL_TESTDATA) + "/lineage/stats_reference.json");
+    EXPECT_TRUE(f.good());
+    return nlohmann::json::parse(f);
+  }();
+  return j;
 }
 
 std::vector<double> vec(const nlohmann::json& j) { return j.get<std::vector<double>>(); }
