@@ -1,7 +1,9 @@
 #include "engine/generate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <numeric>
 
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +30,34 @@ size_t complete_utf8(std::string_view text) {
 }
 
 }  // namespace
+
+std::vector<float> log_softmax(std::span<const float> logits) {
+  if (logits.empty()) return {};
+  const float mx = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - mx);
+  const double lse = mx + std::log(sum);
+  std::vector<float> out(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = static_cast<float>(logits[i] - lse);
+  return out;
+}
+
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int32_t top) {
+  if (token < 0 || static_cast<size_t>(token) >= logits.size())
+    fail("logprobs", "token id {} is out of range (vocabulary {})", token, logits.size());
+  const auto lp = log_softmax(logits);
+  TokenLogprob r;
+  r.token = token;
+  r.logprob = lp[static_cast<size_t>(token)];
+  const size_t k = std::min(static_cast<size_t>(std::max(top, 0)), lp.size());
+  if (k == 0) return r;
+  std::vector<int32_t> idx(lp.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(k), idx.end(),
+                    [&](int32_t a, int32_t b) { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b); });
+  for (size_t i = 0; i < k; ++i) r.top.emplace_back(idx[i], lp[static_cast<size_t>(idx[i])]);
+  return r;
+}
 
 std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(const weights::Checkpoint& ckpt) {
   if (ckpt.gguf()) return tokenizer::Tokenizer::from_gguf(*ckpt.gguf(), ckpt.files().front());
@@ -82,11 +112,31 @@ GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std
   if (static_cast<int64_t>(prompt.size()) > cache.capacity())
     fail("generate", "prompt of {} tokens exceeds the model's context of {}", prompt.size(), cache.capacity());
 
-  std::vector<float> logits = model.forward(prompt, cache, false);
+  const bool want_lp = options.logprobs >= 0;
+  std::vector<float> logits;
+  if (want_lp && options.prompt_logprobs) {
+    // All-position logits in chunks, so that memory stays chunk x vocab.
+    constexpr size_t kChunk = 64;
+    const int64_t vocab = model.config().vocab;
+    for (size_t at = 0; at < prompt.size(); at += kChunk) {
+      const auto part = prompt.subspan(at, std::min(kChunk, prompt.size() - at));
+      const auto rows = model.forward(part, cache, true);
+      for (size_t r = 0; r < part.size(); ++r) {
+        const std::span<const float> row(rows.data() + r * vocab, static_cast<size_t>(vocab));
+        if (at + r + 1 < prompt.size())
+          res.prompt_logprobs.push_back(token_logprob(row, prompt[at + r + 1], options.logprobs));
+        else
+          logits.assign(row.begin(), row.end());
+      }
+    }
+  } else {
+    logits = model.forward(prompt, cache, false);
+  }
   size_t emitted = 0;
   bool cancelled = false;
   while (static_cast<int32_t>(res.tokens.size()) < options.max_tokens) {
     const int32_t id = sampler.sample(logits, history);
+    if (want_lp) res.logprobs.push_back(token_logprob(logits, id, options.logprobs));
     res.tokens.push_back(id);
     history.push_back(id);
     if (options.stop_at_eos && eos && id == *eos) {

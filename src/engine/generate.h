@@ -26,6 +26,20 @@ struct GenerateOptions {
   int32_t max_tokens = 128;
   std::vector<std::string> stop;  // generation ends before the first occurrence of any
   bool stop_at_eos = true;        // end at the tokenizer's EOS token
+  // >= 0: record the log-probability of each generated token under the model
+  // (log-softmax of the raw logits, before penalties, temperature and filters)
+  // and this many most likely alternatives; < 0: none.
+  int32_t logprobs = -1;
+  // With logprobs >= 0: also for every prompt token after the first (what
+  // OpenAI's `echo` + `logprobs` return, used for log-likelihood scoring).
+  bool prompt_logprobs = false;
+};
+
+// Log-probability of one token at one position, with the top alternatives.
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // most likely first
 };
 
 enum class FinishReason { Length, Stop, Eos, Context };
@@ -35,7 +49,14 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids (EOS / stop-string tokens included)
   std::string text;             // decoded text, cut before a stop string
   FinishReason finish = FinishReason::Length;
+  std::vector<TokenLogprob> prompt_logprobs;  // prompt tokens 1..n-1 (options.prompt_logprobs)
+  std::vector<TokenLogprob> logprobs;         // one per generated token (options.logprobs >= 0)
 };
+
+// log(softmax(logits)) computed in double precision.
+std::vector<float> log_softmax(std::span<const float> logits);
+// The log-probability of `token` and the `top` most likely tokens of one row of logits.
+TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int32_t top);
 
 // Receives each new piece of text as it becomes final (text that might still
 // turn into a stop string, or an incomplete UTF-8 sequence, is held back).
