@@ -100,7 +100,8 @@ size_t StopMatcher::safe_length(std::string_view text, bool& stopped) const {
 }
 
 GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
-                        const GenerateOptions& options, const TextCallback& on_text) {
+                        const GenerateOptions& options, const TextCallback& on_text,
+                        const TokenCallback& on_token) {
   if (prompt.empty()) fail("generate", "empty prompt (no tokens)");
   if (options.max_tokens < 0) fail("generate", "max_tokens must be >= 0");
   GenerateResult res;
@@ -137,6 +138,7 @@ GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std
   while (static_cast<int32_t>(res.tokens.size()) < options.max_tokens) {
     const int32_t id = sampler.sample(logits, history);
     if (want_lp) res.logprobs.push_back(token_logprob(logits, id, options.logprobs));
+    if (on_token) on_token(id, want_lp ? &res.logprobs.back() : nullptr);
     res.tokens.push_back(id);
     history.push_back(id);
     if (options.stop_at_eos && eos && id == *eos) {

@@ -62,9 +62,13 @@ TokenLogprob token_logprob(std::span<const float> logits, int32_t token, int32_t
 // turn into a stop string, or an incomplete UTF-8 sequence, is held back).
 // Return false to stop early.
 using TextCallback = std::function<bool(std::string_view)>;
+// Receives each generated token as soon as it is sampled (before its text is
+// final), with its log-probability when options.logprobs >= 0 (else null).
+using TokenCallback = std::function<void(int32_t token, const TokenLogprob* logprob)>;
 
 GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
-                        const GenerateOptions& options, const TextCallback& on_text = {});
+                        const GenerateOptions& options, const TextCallback& on_text = {},
+                        const TokenCallback& on_token = {});
 
 // The tokenizer that goes with a checkpoint: GGUF metadata, or the
 // tokenizer.json in the model folder. Throws naming the checkpoint if none.
