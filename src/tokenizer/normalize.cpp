@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/utf8.h"
+#include "tokenizer/wordpiece.h"
 
 namespace kaival::tokenizer {
 namespace {
@@ -139,19 +140,6 @@ class PrependNormalizer final : public Normalizer {
   std::string prefix_;
 };
 
-// Rust's char::is_control plus HF's "other" categories.
-bool is_other(char32_t c) {
-  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
-    case UTF8PROC_CATEGORY_CC:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CN:
-    case UTF8PROC_CATEGORY_CO:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // SentencePiece's NMT normalization: drop some control characters and map
 // the remaining special spaces to ' ' (HF "Nmt").
 class NmtNormalizer final : public Normalizer {
@@ -171,50 +159,6 @@ class NmtNormalizer final : public Normalizer {
     });
     text = std::move(out);
   }
-};
-
-bool is_chinese_char(char32_t c) {
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
-         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-class BertNormalizer final : public Normalizer {
- public:
-  BertNormalizer(bool clean, bool chinese, bool strip_accents, bool lower)
-      : clean_(clean), chinese_(chinese), strip_accents_(strip_accents), lower_(lower) {}
-  void apply(std::string& text) const override {
-    make_valid(text);
-    std::string out;
-    out.reserve(text.size());
-    for_each_cp(text, [&](char32_t c) {
-      if (clean_) {
-        if (c == 0 || c == 0xFFFD) return;
-        const bool ws = c == '\t' || c == '\n' || c == '\r' || utf8::is_white_space(c);
-        if (ws) {
-          out += ' ';
-          return;
-        }
-        if (is_other(c)) return;
-      }
-      if (chinese_ && is_chinese_char(c)) {
-        out += ' ';
-        utf8::append(out, c);
-        out += ' ';
-        return;
-      }
-      utf8::append(out, c);
-    });
-    if (strip_accents_) {
-      out = unicode_normalize(out, NormalForm::NFD);
-      StripAccentsNormalizer().apply(out);
-    }
-    if (lower_) out = lowercase(out);
-    text = std::move(out);
-  }
-
- private:
-  bool clean_, chinese_, strip_accents_, lower_;
 };
 
 bool get_bool(const json& j, const char* key, bool dflt) {
@@ -327,8 +271,9 @@ std::unique_ptr<Normalizer> make_normalizer_at(const json& j, const std::string&
     const bool lower = get_bool(j, "lowercase", true);
     // strip_accents null means "follow lowercase".
     const bool strip = get_bool(j, "strip_accents", lower);
-    return std::make_unique<BertNormalizer>(get_bool(j, "clean_text", true), get_bool(j, "handle_chinese_chars", true),
-                                            strip, lower);
+    // One implementation of HF's exact rules, shared with the WordPiece loaders.
+    return make_bert_normalizer(get_bool(j, "clean_text", true), get_bool(j, "handle_chinese_chars", true), strip,
+                                lower);
   }
   fail<UnsupportedError>(where, "unsupported normalizer type \"{}\"", type);
 }

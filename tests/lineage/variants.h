@@ -393,4 +393,13 @@ inline void add_vision_tower(State& s, const std::map<std::string, Tensor>& towe
                                {"image_size", 224}};
 }
 
+// Attaches a trained tower from testdata/models/<name>/ (tools/gen_vision_fixtures.py).
+inline void add_trained_vision_tower(State& s, const std::string& name) {
+  const std::string dir = models_dir() + "/" + name;
+  auto ck = kaival::weights::Checkpoint::open(dir + "/vision.safetensors");
+  for (const auto& ti : ck.tensors()) s.t[ti.name] = Tensor{ti.shape, ck.read_f32(ti)};
+  std::ifstream f(dir + "/vision_config.json");
+  s.config["vision_config"] = nlohmann::json::parse(f);
+}
+
 }  // namespace lineage_test

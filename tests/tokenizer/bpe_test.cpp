@@ -114,6 +114,9 @@ TEST(Normalize, Forms) {
   EXPECT_EQ(norm({{"type", "Strip"}, {"strip_left", true}, {"strip_right", false}}, "  a  "), "a  ");
   EXPECT_EQ(norm({{"type", "Sequence"}, {"normalizers", {{{"type", "NFD"}}, {{"type", "StripAccents"}}}}}, "café"), "cafe");
   EXPECT_EQ(norm({{"type", "BertNormalizer"}, {"lowercase", true}}, "Héllo\t中文"), "hello  中  文 ");
+  // HF's clean_text drops controls, format and private-use characters but keeps
+  // unassigned code points (U+0378), which its category tables do not list.
+  EXPECT_EQ(norm({{"type", "BertNormalizer"}, {"lowercase", false}}, "a\u0378b\u200bc\ue000d\x01" "e"), "a\u0378bcde");
   EXPECT_EQ(norm({{"type", "NFC"}}, "a\xff"), "a\uFFFD");  // invalid UTF-8 is replaced, not trusted
   EXPECT_THROW(make_normalizer({{"type", "NoSuchThing"}}, "t"), kaival::UnsupportedError);
 }
