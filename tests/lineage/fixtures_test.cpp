@@ -62,6 +62,8 @@ class LineageFixtures : public ::testing::Test {
           tower = t.t;
         }
         add_vision_tower(s, tower);
+      } else if (kind == "trained_audio") {
+        add_trained_audio_tower(s, op[1].get<std::string>());
       } else if (kind == "trained_vision") {
         add_trained_vision_tower(s, op[1].get<std::string>());
       } else {

@@ -402,4 +402,26 @@ inline void add_trained_vision_tower(State& s, const std::string& name) {
   s.config["vision_config"] = nlohmann::json::parse(f);
 }
 
+// The same trained encoder weights placed as a Qwen2-Audio-style audio tower
+// (audio_tower.layers.N.*, whisper leaf names): tests that a copied encoder is
+// found in the audio slot too. The weights are the trained shape classifier's.
+inline void add_trained_audio_tower(State& s, const std::string& name) {
+  const std::string dir = models_dir() + "/" + name;
+  auto ck = kaival::weights::Checkpoint::open(dir + "/vision.safetensors");
+  const std::string from = "vision_tower.vision_model.";
+  auto rename = [](std::string n) {
+    const std::pair<const char*, const char*> map[] = {
+        {"encoder.layers.", "layers."}, {"mlp.fc1", "fc1"}, {"mlp.fc2", "fc2"},
+        {"layer_norm1", "self_attn_layer_norm"}, {"layer_norm2", "final_layer_norm"},
+        {"post_layernorm", "layer_norm"}, {"embeddings.patch_embedding", "conv1"},
+        {"embeddings.position_embedding", "embed_positions"}};
+    for (auto [a, b] : map)
+      if (auto at = n.find(a); at != std::string::npos) n.replace(at, std::string(a).size(), b);
+    return "audio_tower." + n;
+  };
+  for (const auto& ti : ck.tensors()) s.t[rename(ti.name.substr(from.size()))] = Tensor{ti.shape, ck.read_f32(ti)};
+  s.config["audio_config"] = {{"model_type", "qwen2_audio_encoder"}, {"d_model", 48}, {"encoder_layers", 3},
+                              {"encoder_attention_heads", 4}, {"encoder_ffn_dim", 96}, {"num_mel_bins", 16}};
+}
+
 }  // namespace lineage_test
