@@ -1,0 +1,946 @@
+#include "arena/store.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include "arena/quantile.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/version.h"
+
+namespace kaival::arena {
+
+using nlohmann::json;
+using store::Db;
+using store::Stmt;
+using store::Transaction;
+
+namespace {
+
+// Versioned schema. Never edit a released migration: append a new one.
+constexpr std::array<store::Migration, 2> kMigrations{{
+    {1, R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE accounts(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, pw_hash TEXT NOT NULL,
+  role TEXT NOT NULL CHECK(role IN ('admin','expert','voter')),
+  affiliation TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE invitations(
+  token_hash TEXT PRIMARY KEY, role TEXT NOT NULL CHECK(role IN ('admin','expert','voter')),
+  affiliation TEXT NOT NULL DEFAULT '', created_by INTEGER, created_ms INTEGER NOT NULL,
+  account_id INTEGER REFERENCES accounts(id));
+CREATE TABLE sessions(
+  token_hash TEXT PRIMARY KEY, account_id INTEGER NOT NULL REFERENCES accounts(id),
+  csrf TEXT NOT NULL, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE campaigns(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL CHECK(kind IN ('arena','review')),
+  title TEXT NOT NULL DEFAULT '', spec TEXT NOT NULL, synthetic INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL);
+CREATE TABLE models(
+  campaign_id INTEGER NOT NULL REFERENCES campaigns(id), name TEXT NOT NULL, organization TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(campaign_id, name));
+CREATE TABLE prompts(
+  id INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL REFERENCES campaigns(id), key TEXT NOT NULL,
+  text TEXT NOT NULL, UNIQUE(campaign_id, key));
+CREATE TABLE answers(
+  id INTEGER PRIMARY KEY, prompt_id INTEGER NOT NULL REFERENCES prompts(id), model TEXT NOT NULL,
+  text TEXT NOT NULL, identity_leak INTEGER NOT NULL DEFAULT 0, UNIQUE(prompt_id, model));
+CREATE TABLE battles(
+  id INTEGER PRIMARY KEY, public_id TEXT NOT NULL UNIQUE, campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+  prompt_id INTEGER NOT NULL REFERENCES prompts(id), answer_a INTEGER NOT NULL REFERENCES answers(id),
+  answer_b INTEGER NOT NULL REFERENCES answers(id), account_id INTEGER NOT NULL REFERENCES accounts(id),
+  ip_hash TEXT NOT NULL, served_ms INTEGER NOT NULL);
+CREATE TABLE votes(
+  id INTEGER PRIMARY KEY, battle_id INTEGER NOT NULL UNIQUE REFERENCES battles(id),
+  account_id INTEGER NOT NULL REFERENCES accounts(id), ip_hash TEXT NOT NULL,
+  winner TEXT NOT NULL CHECK(winner IN ('model_a','model_b','tie','both_bad')),
+  created_ms INTEGER NOT NULL, latency_ms INTEGER NOT NULL,
+  quarantined INTEGER NOT NULL DEFAULT 0, quarantine_reason TEXT);
+CREATE INDEX votes_account ON votes(account_id, created_ms);
+CREATE INDEX votes_ip ON votes(ip_hash, created_ms);
+CREATE TABLE review_items(
+  id INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL REFERENCES campaigns(id), key TEXT NOT NULL,
+  model TEXT NOT NULL, title TEXT NOT NULL, content TEXT NOT NULL, affiliation TEXT NOT NULL DEFAULT '',
+  UNIQUE(campaign_id, key));
+CREATE TABLE assignments(
+  item_id INTEGER NOT NULL REFERENCES review_items(id), account_id INTEGER NOT NULL REFERENCES accounts(id),
+  PRIMARY KEY(item_id, account_id));
+CREATE TABLE reviews(
+  id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES review_items(id),
+  account_id INTEGER NOT NULL REFERENCES accounts(id), criterion TEXT NOT NULL, score REAL NOT NULL,
+  rationale TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL, UNIQUE(item_id, account_id, criterion));
+CREATE TABLE audit_log(
+  id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, actor INTEGER, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+)sql"},
+    {2, R"sql(
+CREATE INDEX battles_account ON battles(account_id);
+CREATE INDEX battles_campaign ON battles(campaign_id);
+CREATE INDEX assignments_account ON assignments(account_id);
+)sql"},
+}};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_time(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+std::string random_hex(size_t bytes) {
+  std::vector<unsigned char> b(bytes);
+  randombytes_buf(b.data(), b.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : b) {
+    s.push_back(kHex[c >> 4]);
+    s.push_back(kHex[c & 15]);
+  }
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+Outcome outcome_of(const std::string& w) {
+  if (w == "model_a") return Outcome::WinA;
+  if (w == "model_b") return Outcome::WinB;
+  if (w == "tie") return Outcome::Tie;
+  return Outcome::BothBad;
+}
+
+json rubric_json(const Rubric& r) {
+  json a = json::array();
+  for (const auto& c : r.criteria) {
+    json anchors = json::object();
+    for (const auto& [k, v] : c.anchors) anchors[fmt::format("{}", k)] = v;
+    a.push_back({{"name", c.name}, {"weight", c.weight}, {"min", c.min}, {"max", c.max}, {"anchors", anchors}});
+  }
+  return a;
+}
+
+Rubric rubric_from(const json& a) {
+  Rubric r;
+  for (const auto& c : a) {
+    Criterion cr{c.at("name"), c.at("weight"), c.at("min"), c.at("max"), {}};
+    for (const auto& [k, v] : c.at("anchors").items()) cr.anchors[std::stod(k)] = v.get<std::string>();
+    r.criteria.push_back(std::move(cr));
+  }
+  return r;
+}
+
+double json_number(double v) { return std::isfinite(v) ? v : 0.0; }
+
+}  // namespace
+
+const char* role_name(Role r) {
+  switch (r) {
+    case Role::Admin: return "admin";
+    case Role::Expert: return "expert";
+    default: return "voter";
+  }
+}
+
+std::optional<Role> parse_role(const std::string& s) {
+  if (s == "admin") return Role::Admin;
+  if (s == "expert") return Role::Expert;
+  if (s == "voter") return Role::Voter;
+  return std::nullopt;
+}
+
+const char* vote_status_name(VoteStatus s) {
+  switch (s) {
+    case VoteStatus::Stored: return "stored";
+    case VoteStatus::AlreadyVoted: return "already_voted";
+    case VoteStatus::UnknownBattle: return "unknown_battle";
+    case VoteStatus::NotYourBattle: return "not_your_battle";
+    case VoteStatus::AccountCapReached: return "account_cap";
+    default: return "ip_cap";
+  }
+}
+
+struct ArenaStore::PendingVote {
+  VoteRequest request;
+  VoteStatus status = VoteStatus::UnknownBattle;
+  bool done = false;
+  std::exception_ptr error;
+};
+
+std::unique_ptr<ArenaStore> ArenaStore::open(const std::string& path, const StoreOptions& options) {
+  if (sodium_init() < 0) fail<IoError>(path, "libsodium failed to initialise");
+  Db db = Db::open(path);
+  store::migrate(db, kMigrations);
+  return std::unique_ptr<ArenaStore>(new ArenaStore(std::move(db), path, options));
+}
+
+ArenaStore::ArenaStore(Db db, std::string path, StoreOptions options)
+    : db_(std::move(db)), path_(std::move(path)), options_(options) {
+  // A per-database salt: exported voter ids cannot be joined across databases.
+  Stmt s = db_.prepare("SELECT value FROM meta WHERE key='salt'");
+  if (s.step()) {
+    salt_ = s.text(0);
+  } else {
+    salt_ = random_hex(32);
+    db_.prepare("INSERT INTO meta(key, value) VALUES ('salt', ?1)").bind(1, salt_).run();
+  }
+}
+
+ArenaStore::~ArenaStore() = default;
+
+std::string ArenaStore::salted(const std::string& what) { return sha256_hex(salt_ + ":" + what).substr(0, 24); }
+
+void ArenaStore::audit(int64_t actor, const std::string& action, const std::string& detail) {
+  std::lock_guard lk(db_mu_);
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4)")
+      .bind(1, now_ms())
+      .bind(2, actor)
+      .bind(3, action)
+      .bind(4, detail)
+      .run();
+}
+
+int64_t ArenaStore::audit_count() {
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT count(*) FROM audit_log");
+  s.step();
+  return s.int64(0);
+}
+
+// ---- accounts ----
+
+int64_t ArenaStore::create_account(const std::string& name, const std::string& password, Role role,
+                                   const std::string& affiliation) {
+  if (name.empty() || name.size() > 64) fail("arena account", "name must be 1..64 bytes");
+  if (password.size() < 8 || password.size() > 1024) fail("arena account", "password must be 8..1024 bytes");
+  char hash[crypto_pwhash_STRBYTES];
+  unsigned long long ops = options_.fast_password_hashing ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_INTERACTIVE;
+  size_t mem = options_.fast_password_hashing ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_INTERACTIVE;
+  if (crypto_pwhash_str_alg(hash, password.data(), password.size(), ops, mem, crypto_pwhash_ALG_ARGON2ID13) != 0)
+    fail<IoError>("arena account", "password hashing ran out of memory");
+  std::lock_guard lk(db_mu_);
+  if (db_.prepare("SELECT 1 FROM accounts WHERE name=?1").bind(1, name).step())
+    fail("arena account", "name '{}' is taken", name);
+  db_.prepare("INSERT INTO accounts(name, pw_hash, role, affiliation, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, name)
+      .bind(2, std::string(hash))
+      .bind(3, role_name(role))
+      .bind(4, affiliation)
+      .bind(5, now_ms())
+      .run();
+  int64_t id = db_.last_insert_rowid();
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, 'account.create', ?3)")
+      .bind(1, now_ms())
+      .bind(2, id)
+      .bind(3, json{{"account", id}, {"role", role_name(role)}}.dump())
+      .run();
+  return id;
+}
+
+namespace {
+std::optional<Account> account_row(Stmt& s) {
+  if (!s.step()) return std::nullopt;
+  Account a;
+  a.id = s.int64(0);
+  a.name = s.text(1);
+  a.role = parse_role(s.text(2)).value_or(Role::Voter);
+  a.affiliation = s.text(3);
+  return a;
+}
+}  // namespace
+
+std::optional<Account> ArenaStore::check_password(const std::string& name, const std::string& password) {
+  std::string hash;
+  std::optional<Account> a;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt s = db_.prepare("SELECT id, name, role, affiliation, pw_hash FROM accounts WHERE name=?1 AND disabled=0");
+    s.bind(1, name);
+    a = account_row(s);
+    if (a) hash = s.text(4);
+  }
+  if (!a || password.size() > 1024) return std::nullopt;
+  if (crypto_pwhash_str_verify(hash.c_str(), password.data(), password.size()) != 0) return std::nullopt;
+  return a;
+}
+
+std::optional<Account> ArenaStore::account(int64_t id) {
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT id, name, role, affiliation FROM accounts WHERE id=?1 AND disabled=0");
+  s.bind(1, id);
+  return account_row(s);
+}
+
+std::optional<Account> ArenaStore::account_by_name(const std::string& name) {
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT id, name, role, affiliation FROM accounts WHERE name=?1 AND disabled=0");
+  s.bind(1, name);
+  return account_row(s);
+}
+
+std::string ArenaStore::create_session(int64_t account_id, std::chrono::seconds ttl) {
+  std::string token = random_hex(32);
+  std::lock_guard lk(db_mu_);
+  int64_t now = now_ms();
+  db_.prepare("DELETE FROM sessions WHERE expires_ms < ?1").bind(1, now).run();
+  db_.prepare("INSERT INTO sessions(token_hash, account_id, csrf, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, sha256_hex(token))
+      .bind(2, account_id)
+      .bind(3, random_hex(32))
+      .bind(4, now)
+      .bind(5, now + static_cast<int64_t>(ttl.count()) * 1000)
+      .run();
+  return token;
+}
+
+std::optional<Session> ArenaStore::session(const std::string& token) {
+  if (token.size() != 64) return std::nullopt;
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare(
+      "SELECT a.id, a.name, a.role, a.affiliation, s.csrf FROM sessions s JOIN accounts a ON a.id = s.account_id "
+      "WHERE s.token_hash=?1 AND s.expires_ms > ?2 AND a.disabled=0");
+  s.bind(1, sha256_hex(token)).bind(2, now_ms());
+  auto a = account_row(s);
+  if (!a) return std::nullopt;
+  return Session{s.text(4), *a};
+}
+
+void ArenaStore::end_session(const std::string& token) {
+  std::lock_guard lk(db_mu_);
+  db_.prepare("DELETE FROM sessions WHERE token_hash=?1").bind(1, sha256_hex(token)).run();
+}
+
+std::string ArenaStore::create_invitation(Role role, const std::string& affiliation, int64_t by_account) {
+  std::string token = random_hex(16);
+  std::lock_guard lk(db_mu_);
+  db_.prepare("INSERT INTO invitations(token_hash, role, affiliation, created_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+      .bind(1, sha256_hex(token))
+      .bind(2, role_name(role))
+      .bind(3, affiliation)
+      .bind(4, by_account)
+      .bind(5, now_ms())
+      .run();
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, 'invitation.create', ?3)")
+      .bind(1, now_ms())
+      .bind(2, by_account)
+      .bind(3, json{{"role", role_name(role)}, {"affiliation", affiliation}}.dump())
+      .run();
+  return token;
+}
+
+std::optional<Account> ArenaStore::redeem_invitation(const std::string& token, const std::string& name,
+                                                     const std::string& password) {
+  std::string role, affiliation;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt s = db_.prepare("SELECT role, affiliation FROM invitations WHERE token_hash=?1 AND account_id IS NULL");
+    s.bind(1, sha256_hex(token));
+    if (!s.step()) return std::nullopt;
+    role = s.text(0);
+    affiliation = s.text(1);
+  }
+  int64_t id = create_account(name, password, parse_role(role).value_or(Role::Voter), affiliation);
+  std::lock_guard lk(db_mu_);
+  db_.prepare("UPDATE invitations SET account_id=?1 WHERE token_hash=?2 AND account_id IS NULL")
+      .bind(1, id)
+      .bind(2, sha256_hex(token))
+      .run();
+  if (db_.changes() != 1) {  // redeemed concurrently: keep the account out
+    db_.prepare("UPDATE accounts SET disabled=1 WHERE id=?1").bind(1, id).run();
+    return std::nullopt;
+  }
+  Stmt s = db_.prepare("SELECT id, name, role, affiliation FROM accounts WHERE id=?1");
+  s.bind(1, id);
+  return account_row(s);
+}
+
+// ---- campaigns ----
+
+int64_t ArenaStore::add_campaign(const CampaignFile& f, int64_t by_account) {
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  const std::string& name = f.kind == "arena" ? f.arena.name : f.review.name;
+  if (db_.prepare("SELECT 1 FROM campaigns WHERE name=?1").bind(1, name).step())
+    fail("arena campaign", "a campaign named '{}' exists already", name);
+  json spec;
+  int64_t id = 0;
+  int64_t now = now_ms();
+  if (f.kind == "arena") {
+    const ArenaCampaign& c = f.arena;
+    spec = {{"caps", {{"votes_per_account_per_day", c.caps.per_account_per_day},
+                      {"votes_per_ip_per_hour", c.caps.per_ip_per_hour}}}};
+    db_.prepare("INSERT INTO campaigns(name, kind, title, spec, synthetic, created_ms) VALUES (?1,'arena',?2,?3,?4,?5)")
+        .bind(1, c.name).bind(2, c.title).bind(3, spec.dump()).bind(4, c.synthetic ? 1 : 0).bind(5, now).run();
+    id = db_.last_insert_rowid();
+    std::map<std::string, const CampaignModel*> models;
+    Stmt im = db_.prepare("INSERT INTO models(campaign_id, name, organization) VALUES (?1, ?2, ?3)");
+    for (const auto& m : c.models) {
+      im.bind(1, id).bind(2, m.id).bind(3, m.organization).run();
+      models[m.id] = &m;
+    }
+    Stmt ip = db_.prepare("INSERT INTO prompts(campaign_id, key, text) VALUES (?1, ?2, ?3)");
+    Stmt ia = db_.prepare("INSERT INTO answers(prompt_id, model, text, identity_leak) VALUES (?1, ?2, ?3, ?4)");
+    int leaks = 0;
+    for (const auto& p : c.prompts) {
+      ip.bind(1, id).bind(2, p.id).bind(3, p.text).run();
+      int64_t pid = db_.last_insert_rowid();
+      for (const auto& [model, text] : p.answers) {
+        bool leak = names_itself(text, *models.at(model));
+        leaks += leak;
+        ia.bind(1, pid).bind(2, model).bind(3, text).bind(4, leak ? 1 : 0).run();
+      }
+    }
+    spec["identity_leaks"] = leaks;
+  } else {
+    const ReviewCampaign& c = f.review;
+    spec = {{"rubric", rubric_json(c.rubric)}, {"reviewers_per_item", c.reviewers_per_item}};
+    db_.prepare("INSERT INTO campaigns(name, kind, title, spec, synthetic, created_ms) VALUES (?1,'review',?2,?3,?4,?5)")
+        .bind(1, c.name).bind(2, c.title).bind(3, spec.dump()).bind(4, c.synthetic ? 1 : 0).bind(5, now).run();
+    id = db_.last_insert_rowid();
+    Stmt ii = db_.prepare(
+        "INSERT INTO review_items(campaign_id, key, model, title, content, affiliation) VALUES (?1,?2,?3,?4,?5,?6)");
+    for (const auto& it : c.items)
+      ii.bind(1, id).bind(2, it.id).bind(3, it.model).bind(4, it.title).bind(5, it.content).bind(6, it.affiliation).run();
+  }
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, 'campaign.create', ?3)")
+      .bind(1, now).bind(2, by_account).bind(3, json{{"campaign", name}, {"kind", f.kind}, {"spec", spec}}.dump()).run();
+  tx.commit();
+  return id;
+}
+
+std::vector<CampaignInfo> ArenaStore::campaigns() {
+  std::lock_guard lk(db_mu_);
+  std::vector<CampaignInfo> out;
+  Stmt s = db_.prepare("SELECT id, name, title, kind, synthetic FROM campaigns ORDER BY id");
+  while (s.step()) out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4) != 0});
+  return out;
+}
+
+std::optional<CampaignInfo> ArenaStore::campaign(const std::string& name) {
+  for (auto& c : campaigns())
+    if (c.name == name) return c;
+  return std::nullopt;
+}
+
+void ArenaStore::flag_identity_leak(int64_t campaign_id, const std::string& prompt, const std::string& model,
+                                    int64_t by_account) {
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  db_.prepare("UPDATE answers SET identity_leak=1 WHERE model=?1 AND prompt_id IN "
+              "(SELECT id FROM prompts WHERE campaign_id=?2 AND key=?3)")
+      .bind(1, model).bind(2, campaign_id).bind(3, prompt).run();
+  if (db_.changes() == 0) fail("arena campaign", "no answer of '{}' to prompt '{}'", model, prompt);
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, 'answer.identity_leak', ?3)")
+      .bind(1, now_ms()).bind(2, by_account)
+      .bind(3, json{{"campaign", campaign_id}, {"prompt", prompt}, {"model", model}}.dump()).run();
+  tx.commit();
+}
+
+// ---- battles and votes ----
+
+std::optional<BattleView> ArenaStore::new_battle(int64_t campaign_id, int64_t account_id, const std::string& ip) {
+  std::lock_guard lk(db_mu_);
+  Stmt p = db_.prepare(
+      "SELECT p.id, p.text FROM prompts p WHERE p.campaign_id=?1 AND "
+      "(SELECT count(*) FROM answers a WHERE a.prompt_id=p.id AND a.identity_leak=0) >= 2 "
+      "ORDER BY random() LIMIT 1");
+  p.bind(1, campaign_id);
+  if (!p.step()) return std::nullopt;
+  int64_t prompt_id = p.int64(0);
+  BattleView v;
+  v.prompt = p.text(1);
+  Stmt a = db_.prepare("SELECT id, text FROM answers WHERE prompt_id=?1 AND identity_leak=0 ORDER BY random() LIMIT 2");
+  a.bind(1, prompt_id);
+  a.step();
+  int64_t ida = a.int64(0);
+  v.answer_a = a.text(1);
+  a.step();
+  int64_t idb = a.int64(0);
+  v.answer_b = a.text(1);
+  v.id = random_hex(16);
+  // A served battle need not be durable on its own (a vote on a lost battle is
+  // refused, never half-stored); the vote's FULL commit syncs its WAL frames.
+  db_.exec("PRAGMA synchronous=NORMAL");
+  try {
+    db_.prepare("INSERT INTO battles(public_id, campaign_id, prompt_id, answer_a, answer_b, account_id, ip_hash, served_ms) "
+                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")
+        .bind(1, v.id).bind(2, campaign_id).bind(3, prompt_id).bind(4, ida).bind(5, idb)
+        .bind(6, account_id).bind(7, salted("ip:" + ip)).bind(8, now_ms()).run();
+  } catch (...) {
+    db_.exec("PRAGMA synchronous=FULL");
+    throw;
+  }
+  db_.exec("PRAGMA synchronous=FULL");
+  return v;
+}
+
+VoteStatus ArenaStore::vote(const VoteRequest& request) {
+  PendingVote pv;
+  pv.request = request;
+  std::unique_lock lk(queue_mu_);
+  queue_.push_back(&pv);
+  while (!pv.done) {
+    if (committing_) {
+      queue_cv_.wait(lk);
+      continue;
+    }
+    committing_ = true;
+    std::vector<PendingVote*> batch;
+    batch.swap(queue_);
+    lk.unlock();
+    std::exception_ptr err;
+    try {
+      commit_votes(batch);
+    } catch (...) {
+      err = std::current_exception();
+    }
+    lk.lock();
+    for (PendingVote* v : batch) {
+      v->done = true;
+      if (err) v->error = err;
+    }
+    committing_ = false;
+    queue_cv_.notify_all();
+  }
+  if (pv.error) std::rethrow_exception(pv.error);
+  return pv.status;
+}
+
+void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  int64_t now = now_ms();
+  Stmt find = db_.prepare(
+      "SELECT b.id, b.account_id, b.served_ms, c.spec FROM battles b JOIN campaigns c ON c.id=b.campaign_id "
+      "WHERE b.public_id=?1");
+  Stmt voted = db_.prepare("SELECT 1 FROM votes WHERE battle_id=?1");
+  Stmt by_account = db_.prepare("SELECT count(*) FROM votes WHERE account_id=?1 AND created_ms > ?2");
+  Stmt by_ip = db_.prepare("SELECT count(*) FROM votes WHERE ip_hash=?1 AND created_ms > ?2");
+  Stmt insert = db_.prepare(
+      "INSERT INTO votes(battle_id, account_id, ip_hash, winner, created_ms, latency_ms) VALUES (?1,?2,?3,?4,?5,?6)");
+  for (PendingVote* v : batch) {
+    const VoteRequest& r = v->request;
+    if (r.winner != "model_a" && r.winner != "model_b" && r.winner != "tie" && r.winner != "both_bad")
+      fail("arena vote", "winner '{}' is not model_a, model_b, tie or both_bad", r.winner);
+    find.reset();
+    find.bind(1, r.battle_id);
+    if (!find.step()) {
+      v->status = VoteStatus::UnknownBattle;
+      continue;
+    }
+    int64_t battle = find.int64(0), owner = find.int64(1), served = find.int64(2);
+    json caps = json::parse(find.text(3)).value("caps", json::object());
+    if (owner != r.account_id) {
+      v->status = VoteStatus::NotYourBattle;
+      continue;
+    }
+    voted.reset();
+    if (voted.bind(1, battle).step()) {
+      v->status = VoteStatus::AlreadyVoted;
+      continue;
+    }
+    std::string ip_hash = salted("ip:" + r.ip);
+    by_account.reset();
+    by_account.bind(1, r.account_id).bind(2, now - 86400000).step();
+    if (by_account.int64(0) >= caps.value("votes_per_account_per_day", 1000)) {
+      v->status = VoteStatus::AccountCapReached;
+      continue;
+    }
+    by_ip.reset();
+    by_ip.bind(1, ip_hash).bind(2, now - 3600000).step();
+    if (by_ip.int64(0) >= caps.value("votes_per_ip_per_hour", 3000)) {
+      v->status = VoteStatus::IpCapReached;
+      continue;
+    }
+    insert.bind(1, battle).bind(2, r.account_id).bind(3, ip_hash).bind(4, r.winner).bind(5, now)
+        .bind(6, std::max<int64_t>(0, now - served)).run();
+    v->status = VoteStatus::Stored;
+  }
+  tx.commit();  // synchronous=FULL: durable before any of these votes is acknowledged
+}
+
+int64_t ArenaStore::vote_count() {
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT count(*) FROM votes");
+  s.step();
+  return s.int64(0);
+}
+
+namespace {
+struct VoteRow {
+  int64_t account;
+  std::string name, model_a, model_b, winner;
+  int64_t latency;
+};
+}  // namespace
+
+ArenaStore::Ratings ArenaStore::ratings(int64_t campaign_id, int resamples, uint64_t seed) {
+  Ratings r;
+  std::vector<Battle> battles;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt m = db_.prepare("SELECT name FROM models WHERE campaign_id=?1 ORDER BY name");
+    m.bind(1, campaign_id);
+    while (m.step()) r.models.push_back(m.text(0));
+    std::map<std::string, int> index;
+    for (size_t i = 0; i < r.models.size(); ++i) index[r.models[i]] = static_cast<int>(i);
+    Stmt s = db_.prepare(
+        "SELECT aa.model, ab.model, v.winner FROM votes v JOIN battles b ON b.id=v.battle_id "
+        "JOIN answers aa ON aa.id=b.answer_a JOIN answers ab ON ab.id=b.answer_b "
+        "WHERE b.campaign_id=?1 AND v.quarantined=0 AND aa.identity_leak=0 AND ab.identity_leak=0");
+    s.bind(1, campaign_id);
+    while (s.step()) battles.push_back({index.at(s.text(0)), index.at(s.text(1)), outcome_of(s.text(2))});
+  }
+  r.battles = static_cast<int64_t>(battles.size());
+  BootstrapOptions boot;
+  boot.resamples = resamples;
+  boot.seed = seed;
+  r.board = rate(aggregate(static_cast<int>(r.models.size()), battles), {}, boot);
+  return r;
+}
+
+std::vector<SuspectReport> ArenaStore::detect_suspects(int64_t campaign_id, const SuspectRules& rules,
+                                                       int64_t by_account) {
+  Ratings consensus = ratings(campaign_id, 0, 1);
+  std::map<std::string, double> rating;
+  for (size_t i = 0; i < consensus.models.size(); ++i) rating[consensus.models[i]] = consensus.board.models[i].rating;
+  std::map<int64_t, std::vector<VoteRow>> by_voter;
+  std::lock_guard lk(db_mu_);
+  {
+    Stmt s = db_.prepare(
+        "SELECT v.account_id, acc.name, aa.model, ab.model, v.winner, v.latency_ms FROM votes v "
+        "JOIN battles b ON b.id=v.battle_id JOIN accounts acc ON acc.id=v.account_id "
+        "JOIN answers aa ON aa.id=b.answer_a JOIN answers ab ON ab.id=b.answer_b "
+        "WHERE b.campaign_id=?1 AND v.quarantined=0");
+    s.bind(1, campaign_id);
+    while (s.step())
+      by_voter[s.int64(0)].push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.text(4), s.int64(5)});
+  }
+  std::vector<SuspectReport> out;
+  for (const auto& [account, votes] : by_voter) {
+    if (static_cast<int>(votes.size()) < rules.min_votes) continue;
+    int a = 0, b = 0, confident = 0, agree = 0;
+    std::vector<double> lat;
+    for (const auto& v : votes) {
+      lat.push_back(static_cast<double>(v.latency));
+      if (v.winner != "model_a" && v.winner != "model_b") continue;
+      (v.winner == "model_a" ? a : b)++;
+      double p = expected_score(rating[v.model_a], rating[v.model_b]);
+      if (p >= rules.confident || p <= 1 - rules.confident) {
+        ++confident;
+        agree += (p > 0.5) == (v.winner == "model_a");
+      }
+    }
+    std::string reason;
+    int decisive = a + b;
+    if (decisive >= rules.min_votes && std::max(a, b) >= rules.same_side_share * decisive)
+      reason = "same_side";
+    else if (quantile(lat, 0.5) < static_cast<double>(rules.too_fast_ms))
+      reason = "too_fast";
+    else if (confident >= rules.min_confident && agree < rules.against_consensus * confident)
+      reason = "against_consensus";
+    if (reason.empty()) continue;
+    Transaction tx(db_);
+    db_.prepare("UPDATE votes SET quarantined=1, quarantine_reason=?1 WHERE account_id=?2 AND quarantined=0 AND "
+                "battle_id IN (SELECT id FROM battles WHERE campaign_id=?3)")
+        .bind(1, reason).bind(2, account).bind(3, campaign_id).run();
+    db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, 'votes.quarantine', ?3)")
+        .bind(1, now_ms()).bind(2, by_account)
+        .bind(3, json{{"account", account}, {"campaign", campaign_id}, {"reason", reason},
+                      {"votes", votes.size()}}.dump())
+        .run();
+    tx.commit();
+    out.push_back({account, votes.front().name, reason, static_cast<int>(votes.size())});
+  }
+  return out;
+}
+
+// ---- expert reviews ----
+
+int ArenaStore::assign_reviewers(int64_t campaign_id) {
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  Stmt c = db_.prepare("SELECT spec FROM campaigns WHERE id=?1 AND kind='review'");
+  c.bind(1, campaign_id);
+  if (!c.step()) fail("arena reviews", "no review campaign with id {}", campaign_id);
+  int k = json::parse(c.text(0)).value("reviewers_per_item", 3);
+  struct Expert {
+    int64_t id;
+    std::string affiliation;
+    int64_t load;
+  };
+  std::vector<Expert> experts;
+  Stmt e = db_.prepare(
+      "SELECT a.id, a.affiliation, (SELECT count(*) FROM assignments s WHERE s.account_id=a.id) FROM accounts a "
+      "WHERE a.role='expert' AND a.disabled=0 ORDER BY a.id");
+  while (e.step()) experts.push_back({e.int64(0), lower(e.text(1)), e.int64(2)});
+  Stmt items = db_.prepare("SELECT id, affiliation FROM review_items WHERE campaign_id=?1 ORDER BY id");
+  items.bind(1, campaign_id);
+  std::vector<std::pair<int64_t, std::string>> list;
+  while (items.step()) list.push_back({items.int64(0), lower(items.text(1))});
+  Stmt have = db_.prepare("SELECT account_id FROM assignments WHERE item_id=?1");
+  Stmt add = db_.prepare("INSERT INTO assignments(item_id, account_id) VALUES (?1, ?2)");
+  int short_items = 0;
+  for (const auto& [item, affiliation] : list) {
+    std::set<int64_t> assigned;
+    have.reset();
+    have.bind(1, item);
+    while (have.step()) assigned.insert(have.int64(0));
+    std::vector<Expert*> eligible;
+    for (auto& x : experts)
+      if (!assigned.count(x.id) && (affiliation.empty() || x.affiliation != affiliation)) eligible.push_back(&x);
+    std::stable_sort(eligible.begin(), eligible.end(), [](const Expert* a, const Expert* b) { return a->load < b->load; });
+    for (Expert* x : eligible) {
+      if (static_cast<int>(assigned.size()) >= k) break;
+      add.bind(1, item).bind(2, x->id).run();
+      assigned.insert(x->id);
+      x->load++;
+    }
+    if (static_cast<int>(assigned.size()) < k) ++short_items;
+  }
+  tx.commit();
+  return short_items;
+}
+
+std::vector<ReviewAssignment> ArenaStore::assignments(int64_t account_id) {
+  std::lock_guard lk(db_mu_);
+  std::vector<ReviewAssignment> out;
+  Stmt s = db_.prepare(
+      "SELECT i.id, i.key, i.title, i.content, i.model, c.name, c.id, "
+      "EXISTS(SELECT 1 FROM reviews r WHERE r.item_id=i.id AND r.account_id=?1) "
+      "FROM assignments a JOIN review_items i ON i.id=a.item_id JOIN campaigns c ON c.id=i.campaign_id "
+      "WHERE a.account_id=?1 ORDER BY i.id");
+  s.bind(1, account_id);
+  while (s.step())
+    out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.int64(6), s.int64(7) != 0});
+  return out;
+}
+
+Rubric ArenaStore::rubric(int64_t campaign_id) {
+  std::lock_guard lk(db_mu_);
+  Stmt c = db_.prepare("SELECT spec FROM campaigns WHERE id=?1 AND kind='review'");
+  c.bind(1, campaign_id);
+  if (!c.step()) fail("arena reviews", "no review campaign with id {}", campaign_id);
+  return rubric_from(json::parse(c.text(0)).at("rubric"));
+}
+
+void ArenaStore::submit_review(int64_t account_id, int64_t item_id,
+                               const std::map<std::string, std::pair<double, std::string>>& scores) {
+  int64_t campaign_id = 0;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt s = db_.prepare(
+        "SELECT i.campaign_id FROM assignments a JOIN review_items i ON i.id=a.item_id "
+        "WHERE a.item_id=?1 AND a.account_id=?2");
+    s.bind(1, item_id).bind(2, account_id);
+    if (!s.step()) fail("arena review", "item {} is not assigned to this reviewer", item_id);
+    campaign_id = s.int64(0);
+  }
+  Rubric rub = rubric(campaign_id);
+  for (const auto& [criterion, sr] : scores) {
+    const Criterion* c = rub.find(criterion);
+    if (!c) fail("arena review", "unknown criterion '{}'", criterion);
+    if (!(sr.first >= c->min && sr.first <= c->max))
+      fail("arena review", "score {} for '{}' outside {}..{}", sr.first, criterion, c->min, c->max);
+    if (sr.second.size() > 20000) fail("arena review", "rationale for '{}' longer than 20000 bytes", criterion);
+  }
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  int64_t now = now_ms();
+  Stmt old = db_.prepare("SELECT score, rationale FROM reviews WHERE item_id=?1 AND account_id=?2 AND criterion=?3");
+  Stmt log = db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4)");
+  for (const auto& [criterion, sr] : scores) {
+    old.reset();
+    old.bind(1, item_id).bind(2, account_id).bind(3, criterion);
+    json detail{{"item", item_id}, {"criterion", criterion}, {"score", sr.first}, {"rationale", sr.second}};
+    std::string action = "review.submit";
+    if (old.step()) {
+      action = "review.edit";
+      detail["previous"] = {{"score", old.real(0)}, {"rationale", old.text(1)}};
+      db_.prepare("UPDATE reviews SET score=?1, rationale=?2, created_ms=?3 WHERE item_id=?4 AND account_id=?5 AND criterion=?6")
+          .bind(1, sr.first).bind(2, sr.second).bind(3, now).bind(4, item_id).bind(5, account_id).bind(6, criterion).run();
+    } else {
+      db_.prepare("INSERT INTO reviews(item_id, account_id, criterion, score, rationale, created_ms) VALUES (?1,?2,?3,?4,?5,?6)")
+          .bind(1, item_id).bind(2, account_id).bind(3, criterion).bind(4, sr.first).bind(5, sr.second).bind(6, now).run();
+    }
+    log.bind(1, now).bind(2, account_id).bind(3, action).bind(4, detail.dump()).run();
+  }
+  tx.commit();
+}
+
+ExpertSummary ArenaStore::expert_summary(int64_t campaign_id, const ExpertScoreOptions& options) {
+  Rubric rub = rubric(campaign_id);
+  std::map<std::string, std::string> item_model;
+  std::vector<Score> scores;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt i = db_.prepare("SELECT key, model FROM review_items WHERE campaign_id=?1");
+    i.bind(1, campaign_id);
+    while (i.step()) item_model[i.text(0)] = i.text(1);
+    Stmt s = db_.prepare(
+        "SELECT i.key, r.account_id, r.criterion, r.score FROM reviews r JOIN review_items i ON i.id=r.item_id "
+        "WHERE i.campaign_id=?1 ORDER BY r.id");
+    s.bind(1, campaign_id);
+    while (s.step()) scores.push_back({s.text(0), salted("account:" + std::to_string(s.int64(1))), s.text(2), s.real(3)});
+  }
+  return summarize_expert_reviews(rub, item_model, scores, options);
+}
+
+// ---- export ----
+
+void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail<IoError>(dir, "cannot create export directory: {}", ec.message());
+  std::vector<CampaignInfo> arenas, reviews;
+  for (auto& c : campaigns()) {
+    if (c.kind == "arena" && (o.campaign.empty() || c.name == o.campaign)) arenas.push_back(c);
+    if (c.kind == "review") reviews.push_back(c);
+  }
+  if (!o.campaign.empty() && arenas.empty()) fail(path_, "no arena campaign named '{}'", o.campaign);
+  bool synthetic = false;
+  for (auto& c : arenas) synthetic |= c.synthetic;
+  for (auto& c : reviews) synthetic |= c.synthetic;
+
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::string p = (fs::path(dir) / name).string();
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) fail<IoError>(p, "cannot write export file");
+    return sha256_hex(text);
+  };
+  auto manifest = [&](const json& inputs, const json& params) {
+    auto t = std::chrono::system_clock::now();
+    return json{{"kaival_version", kVersion},
+                {"inputs", inputs},
+                {"parameters", params},
+                {"time", iso_time(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count())}};
+  };
+
+  // battles.jsonl: every voted battle, with its flags.
+  std::string battles;
+  std::vector<Battle> counted;
+  std::vector<std::string> models;
+  std::map<std::string, int> index;
+  {
+    std::lock_guard lk(db_mu_);
+    for (const auto& c : arenas) {
+      Stmt m = db_.prepare("SELECT name FROM models WHERE campaign_id=?1 ORDER BY name");
+      m.bind(1, c.id);
+      while (m.step())
+        if (index.emplace(m.text(0), static_cast<int>(models.size())).second) models.push_back(m.text(0));
+    }
+    for (const auto& c : arenas) {
+      Stmt s = db_.prepare(
+          "SELECT b.public_id, aa.model, ab.model, v.winner, v.account_id, v.created_ms, v.quarantined, "
+          "aa.identity_leak OR ab.identity_leak, p.key FROM votes v JOIN battles b ON b.id=v.battle_id "
+          "JOIN answers aa ON aa.id=b.answer_a JOIN answers ab ON ab.id=b.answer_b JOIN prompts p ON p.id=b.prompt_id "
+          "WHERE b.campaign_id=?1 ORDER BY v.id");
+      s.bind(1, c.id);
+      while (s.step()) {
+        json flags = json::array();
+        if (s.int64(6)) flags.push_back("quarantined");
+        if (s.int64(7)) flags.push_back("identity_leak");
+        json line{{"battle_id", s.text(0)}, {"campaign", c.name}, {"prompt", s.text(8)},
+                  {"model_a", s.text(1)}, {"model_b", s.text(2)}, {"winner", s.text(3)},
+                  {"voter", salted("account:" + std::to_string(s.int64(4)))},
+                  {"time", iso_time(s.int64(5))}, {"flags", flags}};
+        battles += line.dump() + "\n";
+        if (flags.empty()) counted.push_back({index.at(s.text(1)), index.at(s.text(2)), outcome_of(s.text(3))});
+      }
+    }
+  }
+  std::string battles_sha = write("battles.jsonl", battles);
+
+  BootstrapOptions boot;
+  boot.resamples = o.resamples;
+  boot.seed = o.seed;
+  Leaderboard lb = rate(aggregate(static_cast<int>(models.size()), counted), {}, boot);
+  json rated = json::array();
+  for (size_t i = 0; i < models.size(); ++i) {
+    const ModelRating& m = lb.models[i];
+    rated.push_back({{"model", models[i]}, {"rating", json_number(m.rating)}, {"ci_low", json_number(m.ci_low)},
+                     {"ci_high", json_number(m.ci_high)}, {"rank", m.rank}, {"battles", m.battles},
+                     {"win_rate", json_number(m.win_rate)}});
+  }
+  std::sort(rated.begin(), rated.end(), [](const json& a, const json& b) { return a["rating"] > b["rating"]; });
+  json win_rate = json::object();
+  for (size_t i = 0; i < models.size(); ++i)
+    for (size_t j = 0; j < models.size(); ++j)
+      if (!std::isnan(lb.win_rate[i][j])) win_rate[models[i]][models[j]] = lb.win_rate[i][j];
+  json ratings{{"schema", "kaival.arena-ratings/1"}, {"synthetic", synthetic}, {"models", rated},
+               {"method", "bradley-terry"}, {"bootstrap", o.resamples}, {"ties", "half"},
+               {"battles_counted", counted.size()}, {"win_rate", win_rate},
+               {"manifest", manifest(json::array({{{"path", "battles.jsonl"}, {"sha256", battles_sha}}}),
+                                     {{"resamples", o.resamples}, {"seed", o.seed}, {"scale", 400}, {"base", 1000},
+                                      {"campaign", o.campaign}, {"excluded_flags", {"quarantined", "identity_leak"}}})}};
+  write("ratings.json", ratings.dump(2) + "\n");
+
+  // reviews.jsonl and expert_scores.json over every review campaign.
+  std::string review_lines;
+  {
+    std::lock_guard lk(db_mu_);
+    for (const auto& c : reviews) {
+      Stmt s = db_.prepare(
+          "SELECT i.key, i.model, r.account_id, r.criterion, r.score, r.rationale, r.created_ms FROM reviews r "
+          "JOIN review_items i ON i.id=r.item_id WHERE i.campaign_id=?1 ORDER BY r.id");
+      s.bind(1, c.id);
+      while (s.step()) {
+        json line{{"campaign", c.name}, {"item", s.text(0)}, {"model", s.text(1)},
+                  {"reviewer", salted("account:" + std::to_string(s.int64(2)))}, {"criterion", s.text(3)},
+                  {"score", s.real(4)}, {"rationale", s.text(5)}, {"time", iso_time(s.int64(6))}};
+        review_lines += line.dump() + "\n";
+      }
+    }
+  }
+  std::string reviews_sha = write("reviews.jsonl", review_lines);
+  json expert_models = json::array(), alpha = json::object(), severity = json::array();
+  ExpertScoreOptions eo;
+  eo.resamples = o.resamples;
+  eo.seed = o.seed;
+  for (const auto& c : reviews) {
+    ExpertSummary sum = expert_summary(c.id, eo);
+    for (const auto& m : sum.models)
+      expert_models.push_back({{"model", m.model}, {"score", json_number(m.score)}, {"ci_low", json_number(m.ci_low)},
+                               {"ci_high", json_number(m.ci_high)}, {"reviews", m.reviews}, {"items", m.items},
+                               {"campaign", c.name}});
+    for (const auto& [crit, a] : sum.alpha) {
+      std::string key = reviews.size() > 1 ? c.name + "/" + crit : crit;
+      alpha[key] = {{"interval", std::isnan(a.interval) ? json() : json(a.interval)},
+                    {"ordinal", std::isnan(a.ordinal) ? json() : json(a.ordinal)}};
+    }
+    for (const auto& s : sum.severity)
+      severity.push_back({{"campaign", c.name}, {"reviewer", s.reviewer}, {"severity", s.severity}, {"sd", s.sd},
+                          {"compared", s.compared}, {"scores", s.scores}});
+  }
+  json expert{{"schema", "kaival.expert-scores/1"}, {"synthetic", synthetic}, {"models", expert_models},
+              {"alpha", alpha}, {"aggregation", "trimmed-mean-10"}, {"reviewer_severity", severity},
+              {"manifest", manifest(json::array({{{"path", "reviews.jsonl"}, {"sha256", reviews_sha}}}),
+                                    {{"resamples", o.resamples}, {"seed", o.seed}, {"trim", 0.1},
+                                     {"total", "weighted mean of criterion scores rescaled to 0-100"}})}};
+  write("expert_scores.json", expert.dump(2) + "\n");
+}
+
+}  // namespace kaival::arena

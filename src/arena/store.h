@@ -1,0 +1,174 @@
+#pragma once
+// The arena's durable state: accounts, sessions, campaigns, prompts, answers,
+// battles, votes, expert reviews and an append-only audit log, in SQLite (WAL,
+// synchronous=FULL). A vote is acknowledged only after the transaction that
+// stores it has committed; concurrent votes share one commit (group commit).
+// Thread-safe: one connection behind a mutex.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "arena/bradley_terry.h"
+#include "arena/campaign.h"
+#include "arena/expert_scores.h"
+#include "store/sqlite.h"
+
+namespace kaival::arena {
+
+enum class Role { Admin, Expert, Voter };
+const char* role_name(Role r);
+std::optional<Role> parse_role(const std::string& s);
+
+struct Account {
+  int64_t id = 0;
+  std::string name;
+  Role role = Role::Voter;
+  std::string affiliation;
+};
+
+struct Session {
+  std::string csrf;  // per-session token every POST must echo
+  Account account;
+};
+
+struct CampaignInfo {
+  int64_t id = 0;
+  std::string name, title, kind;
+  bool synthetic = false;
+};
+
+struct BattleView {
+  std::string id;  // unguessable public id
+  std::string prompt;
+  std::string answer_a, answer_b;  // as shown: left = a, right = b
+};
+
+enum class VoteStatus { Stored, AlreadyVoted, UnknownBattle, NotYourBattle, AccountCapReached, IpCapReached };
+const char* vote_status_name(VoteStatus s);
+
+struct VoteRequest {
+  std::string battle_id;
+  int64_t account_id = 0;
+  std::string ip;
+  std::string winner;  // model_a | model_b | tie | both_bad
+};
+
+struct SuspectRules {
+  int min_votes = 10;
+  double same_side_share = 0.95;   // share of decisive votes for one side
+  int64_t too_fast_ms = 1500;       // median time from serving a battle to the vote
+  double against_consensus = 0.25;  // agreement with confident predictions below this
+  double confident = 0.75;          // predicted win probability that counts as confident
+  int min_confident = 10;
+};
+
+struct SuspectReport {
+  int64_t account_id = 0;
+  std::string account;
+  std::string reason;  // same_side | too_fast | against_consensus
+  int votes = 0;
+};
+
+struct ReviewAssignment {
+  int64_t item_id = 0;
+  std::string item_key, title, content, model, campaign;
+  int64_t campaign_id = 0;
+  bool done = false;
+};
+
+struct StoreOptions {
+  // Argon2id cost. Interactive by default; tests and synthetic panels may use
+  // the minimum to stay fast (never for real accounts).
+  bool fast_password_hashing = false;
+};
+
+struct ExportOptions {
+  int resamples = 1000;
+  uint64_t seed = 1;
+  std::string campaign;  // arena campaign name; empty = all arena campaigns
+};
+
+class ArenaStore {
+ public:
+  static std::unique_ptr<ArenaStore> open(const std::string& path, const StoreOptions& options = {});
+  ~ArenaStore();
+  const std::string& path() const { return path_; }
+
+  // Accounts and sessions. Passwords are stored only as Argon2id hashes.
+  int64_t create_account(const std::string& name, const std::string& password, Role role,
+                         const std::string& affiliation = "");
+  std::optional<Account> check_password(const std::string& name, const std::string& password);
+  std::optional<Account> account(int64_t id);
+  std::optional<Account> account_by_name(const std::string& name);
+  // Returns the session token (only its hash is stored).
+  std::string create_session(int64_t account_id, std::chrono::seconds ttl = std::chrono::hours(12));
+  std::optional<Session> session(const std::string& token);
+  void end_session(const std::string& token);
+  std::string create_invitation(Role role, const std::string& affiliation, int64_t by_account);
+  // Creates the account for a valid, unused invitation; nullopt otherwise.
+  std::optional<Account> redeem_invitation(const std::string& token, const std::string& name,
+                                           const std::string& password);
+
+  // Campaigns. Arena answers that name their own model or company are stored
+  // flagged (identity_leak) and never served.
+  int64_t add_campaign(const CampaignFile& file, int64_t by_account);
+  std::vector<CampaignInfo> campaigns();
+  std::optional<CampaignInfo> campaign(const std::string& name);
+  void flag_identity_leak(int64_t campaign_id, const std::string& prompt, const std::string& model, int64_t by_account);
+
+  // Battles and votes.
+  std::optional<BattleView> new_battle(int64_t campaign_id, int64_t account_id, const std::string& ip);
+  VoteStatus vote(const VoteRequest& request);
+  int64_t vote_count();
+  std::vector<SuspectReport> detect_suspects(int64_t campaign_id, const SuspectRules& rules, int64_t by_account);
+
+  // Ratings from the votes that count (not quarantined, no identity leak).
+  struct Ratings {
+    std::vector<std::string> models;
+    Leaderboard board;
+    int64_t battles = 0;
+  };
+  Ratings ratings(int64_t campaign_id, int resamples, uint64_t seed);
+
+  // Expert reviews. Assigns each item to reviewers_per_item experts without a
+  // conflict of interest (same affiliation), least-loaded first; returns the
+  // number of items still short of reviewers.
+  int assign_reviewers(int64_t campaign_id);
+  std::vector<ReviewAssignment> assignments(int64_t account_id);
+  Rubric rubric(int64_t campaign_id);
+  // Scores per criterion with rationale; edits replace the current score and
+  // the old and new values go to the audit log. Throws FormatError for an
+  // unassigned item or out-of-scale score.
+  void submit_review(int64_t account_id, int64_t item_id, const std::map<std::string, std::pair<double, std::string>>& scores);
+  ExpertSummary expert_summary(int64_t campaign_id, const ExpertScoreOptions& options);
+
+  void audit(int64_t actor, const std::string& action, const std::string& detail_json);
+  int64_t audit_count();
+
+  // Writes battles.jsonl, ratings.json, reviews.jsonl, expert_scores.json (docs/formats.md).
+  void export_files(const std::string& dir, const ExportOptions& options);
+
+ private:
+  ArenaStore(store::Db db, std::string path, StoreOptions options);
+  std::string salted(const std::string& what);  // salted SHA-256 for voter ids and IPs
+  struct PendingVote;
+  void commit_votes(std::vector<PendingVote*>& batch);
+
+  std::mutex db_mu_;
+  store::Db db_;
+  std::string path_;
+  StoreOptions options_;
+  std::string salt_;
+  // Group commit: the first waiting voter commits everyone queued behind it.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<PendingVote*> queue_;
+  bool committing_ = false;
+};
+
+}  // namespace kaival::arena

@@ -1,0 +1,294 @@
+// Arena store: accounts, campaigns, durable votes, caps, suspect voters,
+// reviews with an append-only audit log, and the four export files.
+#include "arena/store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+using namespace kaival::arena;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("kaival-arena-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string testdata(const std::string& name) { return std::string(KAIVAL_TESTDATA) + "/arena/" + name; }
+
+std::unique_ptr<ArenaStore> open_store(const TempDir& d) {
+  StoreOptions o;
+  o.fast_password_hashing = true;
+  return ArenaStore::open((d.path / "arena.db").string(), o);
+}
+
+std::vector<json> read_jsonl(const fs::path& p) {
+  std::ifstream in(p);
+  std::vector<json> out;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST(ArenaStore, AccountsUseArgon2idAndSessionsCarryCsrf) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t id = s->create_account("alice", "correct horse battery", Role::Expert, "Beta AI");
+  EXPECT_FALSE(s->check_password("alice", "wrong password"));
+  auto a = s->check_password("alice", "correct horse battery");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->id, id);
+  EXPECT_EQ(a->role, Role::Expert);
+  EXPECT_THROW(s->create_account("alice", "another password", Role::Voter), kaival::FormatError);
+  EXPECT_THROW(s->create_account("bob", "short", Role::Voter), kaival::FormatError);
+  {
+    kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
+    auto st = raw.prepare("SELECT pw_hash FROM accounts WHERE name='alice'");
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.text(0).rfind("$argon2id$", 0), 0u) << "not an Argon2id hash";
+  }
+  std::string token = s->create_session(id);
+  auto sess = s->session(token);
+  ASSERT_TRUE(sess);
+  EXPECT_EQ(sess->account.name, "alice");
+  EXPECT_EQ(sess->csrf.size(), 64u);
+  EXPECT_FALSE(s->session(std::string(64, '0')));
+  s->end_session(token);
+  EXPECT_FALSE(s->session(token));
+
+  std::string inv = s->create_invitation(Role::Voter, "", id);
+  auto v = s->redeem_invitation(inv, "voter1", "a long password");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->role, Role::Voter);
+  EXPECT_FALSE(s->redeem_invitation(inv, "voter2", "a long password")) << "invitation used twice";
+}
+
+TEST(ArenaStore, IdentityLeaksAreFlaggedAndNeverServed) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), admin);
+  EXPECT_THROW(s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), admin), kaival::FormatError);
+  for (int k = 0; k < 60; ++k) {
+    auto b = s->new_battle(cid, admin, "127.0.0.1");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->answer_a.find("Alpha Labs"), std::string::npos);
+    EXPECT_EQ(b->answer_b.find("Alpha Labs"), std::string::npos);
+    EXPECT_NE(b->answer_a, b->answer_b);
+  }
+  CampaignModel m{"team-a", "Alpha Labs", {"AlphaChat"}};
+  EXPECT_TRUE(names_itself("built by ALPHA LABS", m));
+  EXPECT_TRUE(names_itself("I am alphachat", m));
+  EXPECT_FALSE(names_itself("I am a helpful assistant", m));
+}
+
+TEST(ArenaStore, VotesAreStoredOnceAndChecked) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t u1 = s->create_account("u1", "password one", Role::Voter);
+  int64_t u2 = s->create_account("u2", "password two", Role::Voter);
+  int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), u1);
+  auto b = s->new_battle(cid, u1, "10.0.0.1");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(s->vote({b->id, u2, "10.0.0.2", "model_a"}), VoteStatus::NotYourBattle);
+  EXPECT_EQ(s->vote({b->id, u1, "10.0.0.1", "model_a"}), VoteStatus::Stored);
+  EXPECT_EQ(s->vote({b->id, u1, "10.0.0.1", "model_b"}), VoteStatus::AlreadyVoted);
+  EXPECT_EQ(s->vote({"nope", u1, "10.0.0.1", "tie"}), VoteStatus::UnknownBattle);
+  auto b2 = s->new_battle(cid, u1, "10.0.0.1");
+  EXPECT_THROW(s->vote({b2->id, u1, "10.0.0.1", "model_c"}), kaival::FormatError);
+  EXPECT_EQ(s->vote_count(), 1);
+}
+
+TEST(ArenaStore, CapsPerAccountAndPerIp) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t u1 = s->create_account("u1", "password one", Role::Voter);
+  int64_t u2 = s->create_account("u2", "password two", Role::Voter);
+  CampaignFile f = load_campaign_file(testdata("arena_campaign.yaml"));
+  f.arena.caps = {3, 5};
+  int64_t cid = s->add_campaign(f, u1);
+  auto vote = [&](int64_t who, const std::string& ip) {
+    auto b = s->new_battle(cid, who, ip);
+    return s->vote({b->id, who, ip, "tie"});
+  };
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(vote(u1, "1.1.1.1"), VoteStatus::Stored);
+  EXPECT_EQ(vote(u1, "2.2.2.2"), VoteStatus::AccountCapReached);
+  EXPECT_EQ(vote(u2, "1.1.1.1"), VoteStatus::Stored);
+  EXPECT_EQ(vote(u2, "1.1.1.1"), VoteStatus::Stored);
+  EXPECT_EQ(vote(u2, "1.1.1.1"), VoteStatus::IpCapReached);
+  EXPECT_EQ(s->vote_count(), 5);
+}
+
+TEST(ArenaStore, ConcurrentVotesShareCommitsAndEachIsStoredOnce) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t u = s->create_account("u", "password one", Role::Voter);
+  int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), u);
+  constexpr int kThreads = 8, kPer = 25;
+  std::vector<std::string> ids;
+  for (int k = 0; k < kThreads * kPer; ++k) ids.push_back(s->new_battle(cid, u, "ip")->id);
+  std::atomic<int> stored{0}, dup{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < kThreads; ++t)
+    pool.emplace_back([&, t] {
+      for (int k = 0; k < kPer; ++k) {
+        // Each battle is voted twice from different threads: exactly one wins.
+        const std::string& id = ids[(t * kPer + k)];
+        const std::string& other = ids[((t + 1) % kThreads) * kPer + k];
+        (s->vote({id, u, "ip", "model_a"}) == VoteStatus::Stored ? stored : dup)++;
+        (s->vote({other, u, "ip", "model_b"}) == VoteStatus::Stored ? stored : dup)++;
+      }
+    });
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(stored.load(), kThreads * kPer);
+  EXPECT_EQ(dup.load(), kThreads * kPer);
+  EXPECT_EQ(s->vote_count(), kThreads * kPer);
+}
+
+TEST(ArenaStore, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnly) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t honest = s->create_account("honest", "password one", Role::Voter);
+  int64_t lazy = s->create_account("lazy", "password two", Role::Voter);
+  int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), admin);
+  std::mt19937 rng(3);
+  for (int k = 0; k < 40; ++k) {
+    auto b = s->new_battle(cid, honest, "a");
+    s->vote({b->id, honest, "a", rng() % 2 ? "model_a" : "model_b"});
+    auto c = s->new_battle(cid, lazy, "b");
+    s->vote({c->id, lazy, "b", "model_a"});  // always the left answer
+  }
+  SuspectRules rules;
+  rules.too_fast_ms = 0;  // the test votes instantly; check only the side rule here
+  auto found = s->detect_suspects(cid, rules, admin);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].account, "lazy");
+  EXPECT_EQ(found[0].reason, "same_side");
+  EXPECT_EQ(s->vote_count(), 80) << "quarantine must not delete";
+  EXPECT_EQ(s->ratings(cid, 0, 1).battles, 40);
+  rules.too_fast_ms = 60000;  // now everyone is "too fast"
+  found = s->detect_suspects(cid, rules, admin);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].reason, "too_fast");
+  EXPECT_EQ(s->ratings(cid, 0, 1).battles, 0);
+
+  kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
+  EXPECT_THROW(raw.exec("UPDATE audit_log SET action='x'"), kaival::IoError);
+  EXPECT_THROW(raw.exec("DELETE FROM audit_log"), kaival::IoError);
+  auto v = raw.prepare("PRAGMA user_version");
+  v.step();
+  EXPECT_EQ(v.int64(0), 2);
+}
+
+TEST(ArenaStore, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t e_alpha = s->create_account("e-alpha", "password one", Role::Expert, "Alpha Labs");
+  int64_t e_beta = s->create_account("e-beta", "password two", Role::Expert, "beta ai");
+  int64_t e_free = s->create_account("e-free", "password three", Role::Expert, "University");
+  int64_t cid = s->add_campaign(load_campaign_file(testdata("review_campaign.yaml")), admin);
+  EXPECT_EQ(s->assign_reviewers(cid), 0);
+  auto of = [&](int64_t who) {
+    std::vector<std::string> keys;
+    for (auto& a : s->assignments(who)) keys.push_back(a.item_key);
+    return keys;
+  };
+  EXPECT_EQ(of(e_alpha), (std::vector<std::string>{"report-b"}));
+  EXPECT_EQ(of(e_beta), (std::vector<std::string>{"report-a"}));  // affiliation compared case-insensitively
+  EXPECT_EQ(of(e_free), (std::vector<std::string>{"report-a", "report-b"}));
+  int64_t item_a = s->assignments(e_beta)[0].item_id;
+  EXPECT_THROW(s->submit_review(e_alpha, item_a, {{"rigor", {4, "x"}}}), kaival::FormatError) << "not assigned";
+  EXPECT_THROW(s->submit_review(e_beta, item_a, {{"rigor", {6, "x"}}}), kaival::FormatError) << "off scale";
+  EXPECT_THROW(s->submit_review(e_beta, item_a, {{"style", {3, "x"}}}), kaival::FormatError);
+  int64_t before = s->audit_count();
+  s->submit_review(e_beta, item_a, {{"rigor", {4, "solid ablations"}}, {"independence", {5, "own init"}}});
+  s->submit_review(e_beta, item_a, {{"rigor", {3, "on reflection, one ablation missing"}}});
+  EXPECT_EQ(s->audit_count(), before + 3);
+  kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
+  auto q = raw.prepare("SELECT detail FROM audit_log WHERE action='review.edit'");
+  ASSERT_TRUE(q.step());
+  json edit = json::parse(q.text(0));
+  EXPECT_EQ(edit["previous"]["score"], 4.0);
+  EXPECT_EQ(edit["score"], 3.0);
+}
+
+TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
+  TempDir d;
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t e1 = s->create_account("e1", "password one", Role::Expert, "Uni A");
+  int64_t e2 = s->create_account("e2", "password two", Role::Expert, "Uni B");
+  int64_t arena = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), admin);
+  int64_t review = s->add_campaign(load_campaign_file(testdata("review_campaign.yaml")), admin);
+  s->assign_reviewers(review);
+  // Voters who prefer target-x > team-a > team-b.
+  std::map<std::string, int> strength{{"target-x", 2}, {"team-a", 1}, {"team-b", 0}};
+  int64_t v = s->create_account("v", "password v", Role::Voter);
+  std::mt19937 rng(5);
+  CampaignFile f = load_campaign_file(testdata("arena_campaign.yaml"));
+  for (int k = 0; k < 150; ++k) {
+    auto b = s->new_battle(arena, v, "ip");
+    // The view does not say which model wrote which answer: find it by text.
+    auto model_of = [&](const std::string& text) {
+      for (auto& p : f.arena.prompts)
+        for (auto& [m, t] : p.answers)
+          if (t == text) return m;
+      return std::string();
+    };
+    int sa = strength[model_of(b->answer_a)], sb = strength[model_of(b->answer_b)];
+    std::string w = rng() % 10 == 0 ? "tie" : (sa > sb) == (rng() % 5 != 0) ? "model_a" : "model_b";
+    s->vote({b->id, v, "ip", w});
+  }
+  for (int64_t e : {e1, e2})
+    for (auto& a : s->assignments(e))
+      s->submit_review(e, a.item_id, {{"rigor", {a.model == "team-a" ? 4.0 : 2.0, "r"}}, {"independence", {3, "i"}}});
+  ExportOptions o;
+  o.resamples = 50;
+  s->export_files((d.path / "out").string(), o);
+  auto battles = read_jsonl(d.path / "out" / "battles.jsonl");
+  EXPECT_EQ(battles.size(), 150u);
+  for (auto& b : battles) {
+    EXPECT_TRUE(b.contains("battle_id") && b.contains("voter") && b.contains("time") && b["flags"].is_array());
+    EXPECT_NE(b["voter"], "v");
+  }
+  std::ifstream rin(d.path / "out" / "ratings.json");
+  json ratings = json::parse(rin);
+  EXPECT_EQ(ratings["schema"], "kaival.arena-ratings/1");
+  EXPECT_EQ(ratings["method"], "bradley-terry");
+  ASSERT_EQ(ratings["models"].size(), 3u);
+  EXPECT_EQ(ratings["models"][0]["model"], "target-x");
+  EXPECT_EQ(ratings["models"][2]["model"], "team-b");
+  EXPECT_TRUE(ratings["manifest"].contains("inputs"));
+  auto reviews = read_jsonl(d.path / "out" / "reviews.jsonl");
+  EXPECT_EQ(reviews.size(), 8u);  // 2 items x 2 reviewers x 2 criteria
+  std::ifstream ein(d.path / "out" / "expert_scores.json");
+  json expert = json::parse(ein);
+  EXPECT_EQ(expert["schema"], "kaival.expert-scores/1");
+  EXPECT_EQ(expert["aggregation"], "trimmed-mean-10");
+  ASSERT_EQ(expert["models"].size(), 2u);
+  // team-a: rigor 4 -> 0.75 (w 2), independence 3 -> 0.5 (w 1): 100 * 2/3 = 66.67
+  EXPECT_NEAR(expert["models"][0]["score"].get<double>(), 100.0 * (2 * 0.75 + 0.5) / 3, 1e-9);
+  EXPECT_TRUE(expert["alpha"].contains("rigor"));
+  EXPECT_FALSE(expert.value("synthetic", true));
+}
