@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <thread>
 
 #include "core/error.h"
 #include "weights/checkpoint.h"
@@ -22,6 +23,44 @@ void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, double eps
     for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
     const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
     for (int64_t i = 0; i < dim; ++i) yr[i] = w[i] * (xr[i] * inv);
+  }
+}
+
+// llama.cpp's converter interleaves the two RoPE halves of each Q/K head;
+// stored row permuted_row(r) holds HF row r (as in Checkpoint::read_rows).
+int64_t permuted_row(int64_t r, int64_t head_dim) {
+  const int64_t half = head_dim / 2, h = r / head_dim, rem = r % head_dim;
+  return h * head_dim + 2 * (rem % half) + rem / half;
+}
+
+// A matrix in its stored type when that type can be decoded row by row
+// (F16, BF16, GGUF blocks), else as F32.
+WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorInfo& t, int64_t rows, int64_t cols) {
+  const auto& tr = weights::traits(t.dtype);
+  const bool packable = ckpt.format() != weights::Format::PyTorch && t.dtype != weights::DType::F32 &&
+                        t.dtype != weights::DType::F64 && tr.is_float && tr.block_elems > 0 &&
+                        cols % tr.block_elems == 0 && t.numel() == rows * cols;
+  if (!packable) return WeightMatrix::f32(rows, cols, ckpt.read_f32(t));
+  const auto raw = ckpt.raw(t);
+  const size_t row_bytes = static_cast<size_t>(cols / tr.block_elems) * tr.block_bytes;
+  if (raw.size() != row_bytes * static_cast<size_t>(rows))
+    fail(ckpt.path(), "tensor {} has {} bytes, expected {} for [{}, {}] {}", t.name, raw.size(),
+         row_bytes * static_cast<size_t>(rows), rows, cols, tr.name);
+  std::vector<uint8_t> data(raw.size());
+  if (t.unpermute_heads > 0) {
+    const int64_t heads = t.unpermute_heads;
+    if (rows % (2 * heads) != 0)
+      fail(ckpt.path(), "tensor {}: {} rows cannot be split into {} heads of pairs", t.name, rows, heads);
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy_n(raw.data() + static_cast<size_t>(permuted_row(r, rows / heads)) * row_bytes, row_bytes,
+                  data.data() + static_cast<size_t>(r) * row_bytes);
+  } else {
+    std::copy(raw.begin(), raw.end(), data.begin());
+  }
+  try {
+    return WeightMatrix::packed(t.dtype, rows, cols, std::move(data));
+  } catch (const UnsupportedError&) {
+    return WeightMatrix::f32(rows, cols, ckpt.read_f32(t));  // no row decoder: read_f32 says why if it fails too
   }
 }
 
@@ -60,18 +99,11 @@ std::vector<float> rope_frequencies(const weights::RopeConfig& rope, int64_t dim
 
 }  // namespace
 
-void Linear::apply(const float* x, int64_t n, float* y) const {
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(out), static_cast<int>(in), 1.0f, weight.data(),
-                static_cast<int>(in), x, 1, 0.0f, y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(out),
-                static_cast<int>(in), 1.0f, x, static_cast<int>(in), weight.data(), static_cast<int>(in), 0.0f, y,
-                static_cast<int>(out));
-  }
+void Linear::apply(const float* x, int64_t n, float* y, WorkerPool& pool) const {
+  weight.matmul(x, n, y, pool);
   if (!bias.empty())
     for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < out; ++i) y[r * out + i] += bias[i];
+      for (int64_t i = 0; i < out(); ++i) y[r * out() + i] += bias[i];
 }
 
 KvCache::KvCache(int64_t layers, int64_t capacity, int64_t kv_width)
@@ -82,10 +114,19 @@ KvCache::KvCache(int64_t layers, int64_t capacity, int64_t kv_width)
 
 void KvCache::truncate(int64_t n) { size_ = std::clamp<int64_t>(n, 0, size_); }
 
-Model Model::open(const std::string& path) { return load(weights::Checkpoint::open(path)); }
+Model Model::open(const std::string& path, int threads) { return load(weights::Checkpoint::open(path), threads); }
 
-Model Model::load(const weights::Checkpoint& ckpt) {
+size_t Model::weight_bytes() const {
+  size_t n = embedding_.bytes() + head_.weight.bytes();
+  for (const auto& L : layers_)
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) n += l->weight.bytes();
+  return n;
+}
+
+Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   Model m;
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  m.pool_ = std::make_shared<WorkerPool>(std::min(threads, 256));
   m.where_ = ckpt.path();
   const auto& where = m.where_;
   const auto& a = ckpt.architecture();
@@ -142,9 +183,7 @@ Model Model::load(const weights::Checkpoint& ckpt) {
       }
       if (t.shape.size() != 2 || t.shape[0] != out || t.shape[1] != in)
         fail(where, "tensor {} has shape [{}], expected [{}, {}]", t.name, fmt::join(t.shape, ", "), out, in);
-      l.out = out;
-      l.in = in;
-      l.weight = ckpt.read_f32(t);
+      l.weight = load_matrix(ckpt, t, out, in);
     };
     LayerWeights* L = role.layer >= 0 ? &m.layers_[static_cast<size_t>(role.layer)] : nullptr;
     auto need_layer = [&] {
@@ -156,7 +195,7 @@ Model Model::load(const weights::Checkpoint& ckpt) {
         if (t.shape.size() != 2 || t.shape[1] != c.hidden || t.shape[0] <= 0)
           fail(where, "embedding {} has shape [{}], expected [vocab, {}]", t.name, fmt::join(t.shape, ", "), c.hidden);
         c.vocab = t.shape[0];
-        m.embedding_ = ckpt.read_f32(t);
+        m.embedding_ = load_matrix(ckpt, t, c.vocab, c.hidden);
         have_embedding = true;
         break;
       case RoleKind::Head:
@@ -187,7 +226,7 @@ Model Model::load(const weights::Checkpoint& ckpt) {
   if (!have_embedding) fail(where, "no token embedding tensor");
   if (!have_final) fail(where, "no final norm tensor");
   if (have_head) {
-    if (m.head_.out != c.vocab) fail(where, "output head has {} rows but the embedding {}", m.head_.out, c.vocab);
+    if (m.head_.out() != c.vocab) fail(where, "output head has {} rows but the embedding {}", m.head_.out(), c.vocab);
   } else if (!c.tied_embeddings) {
     // Some exports drop the head of tied models without saying so; use the
     // embedding as llama.cpp does.
@@ -199,7 +238,7 @@ Model Model::load(const weights::Checkpoint& ckpt) {
     if (L.attn_norm.empty() || L.mlp_norm.empty() || L.q.empty() || L.k.empty() || L.v.empty() || L.o.empty() ||
         L.gate.empty() || L.up.empty() || L.down.empty())
       fail(where, "layer {} is missing one of its norm, attention or MLP tensors", l);
-    if ((L.q.bias.size() && L.q.bias.size() != static_cast<size_t>(L.q.out)) || L.q_norm.empty() != L.k_norm.empty())
+    if ((L.q.bias.size() && L.q.bias.size() != static_cast<size_t>(L.q.out())) || L.q_norm.empty() != L.k_norm.empty())
       fail(where, "layer {} has inconsistent bias or QK-norm tensors", l);
   }
   return m;
@@ -234,32 +273,33 @@ void Model::attention(int64_t layer, const float* q, int64_t n, int64_t pos0, Kv
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float* K = cache.k_[static_cast<size_t>(layer)].data();
   const float* V = cache.v_[static_cast<size_t>(layer)].data();
-  std::vector<float> scores(static_cast<size_t>(pos0 + n));
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t len = pos0 + t + 1;  // causal: keys 0..pos0+t
-    for (int64_t h = 0; h < cfg_.heads; ++h) {
-      const float* qh = q + (t * cfg_.heads + h) * hd;
-      const int64_t kvh = h / group;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < len; ++j) {
-        const float* kj = K + j * kvw + kvh * hd;
-        float s = 0;
-        for (int64_t d = 0; d < hd; ++d) s += qh[d] * kj[d];
-        scores[j] = s * scale;
-        mx = std::max(mx, scores[j]);
-      }
-      double sum = 0;
-      for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
-      const float inv = static_cast<float>(1.0 / sum);
-      float* oh = out + (t * cfg_.heads + h) * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      for (int64_t j = 0; j < len; ++j) {
-        const float p = scores[j] * inv;
-        const float* vj = V + j * kvw + kvh * hd;
-        for (int64_t d = 0; d < hd; ++d) oh[d] += p * vj[d];
+  // Heads are independent: spread them over the pool when there is enough work.
+  const int64_t work = n * (pos0 + n) * cfg_.heads * hd;
+  pool_->run(cfg_.heads, work > (int64_t{1} << 18) ? 1 : cfg_.heads, [&](int64_t h0, int64_t h1) {
+    std::vector<float> scores(static_cast<size_t>(pos0 + n));
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t len = pos0 + t + 1;  // causal: keys 0..pos0+t
+      for (int64_t h = h0; h < h1; ++h) {
+        const float* qh = q + (t * cfg_.heads + h) * hd;
+        const int64_t kvh = h / group;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < len; ++j) {
+          scores[j] = dot(qh, K + j * kvw + kvh * hd, hd) * scale;
+          mx = std::max(mx, scores[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+        const float inv = static_cast<float>(1.0 / sum);
+        float* oh = out + (t * cfg_.heads + h) * hd;
+        std::fill(oh, oh + hd, 0.0f);
+        for (int64_t j = 0; j < len; ++j) {
+          const float p = scores[j] * inv;
+          const float* vj = V + j * kvw + kvh * hd;
+          for (int64_t d = 0; d < hd; ++d) oh[d] += p * vj[d];
+        }
       }
     }
-  }
+  });
 }
 
 void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* hs, float* logits,
@@ -277,7 +317,7 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
   for (int64_t t = 0; t < n; ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= c.vocab) fail(where_, "token id {} is out of range (vocabulary {})", id, c.vocab);
-    std::copy_n(embedding_.data() + id * H, H, x.data() + t * H);
+    embedding_.row(id, x.data() + t * H);
   }
   if (hs) {
     hs->layers = c.layers;
@@ -293,9 +333,9 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
   for (int64_t l = 0; l < c.layers; ++l) {
     const auto& L = layers_[static_cast<size_t>(l)];
     rms_norm(x.data(), L.attn_norm.data(), n, H, c.norm_eps, xn.data());
-    L.q.apply(xn.data(), n, q.data());
-    L.k.apply(xn.data(), n, k.data());
-    L.v.apply(xn.data(), n, v.data());
+    L.q.apply(xn.data(), n, q.data(), *pool_);
+    L.k.apply(xn.data(), n, k.data(), *pool_);
+    L.v.apply(xn.data(), n, v.data(), *pool_);
     if (!L.q_norm.empty()) {
       rms_norm(q.data(), L.q_norm.data(), n * c.heads, hd, c.norm_eps, q.data());
       rms_norm(k.data(), L.k_norm.data(), n * c.kv_heads, hd, c.norm_eps, k.data());
@@ -307,14 +347,14 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
       std::copy_n(v.data() + t * kvw, kvw, cache.v(l, pos0 + t));
     }
     attention(l, q.data(), n, pos0, cache, att.data());
-    L.o.apply(att.data(), n, proj.data());
+    L.o.apply(att.data(), n, proj.data(), *pool_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
 
     rms_norm(x.data(), L.mlp_norm.data(), n, H, c.norm_eps, xn.data());
-    L.gate.apply(xn.data(), n, g.data());
-    L.up.apply(xn.data(), n, u.data());
+    L.gate.apply(xn.data(), n, g.data(), *pool_);
+    L.up.apply(xn.data(), n, u.data(), *pool_);
     for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
-    L.down.apply(g.data(), n, proj.data());
+    L.down.apply(g.data(), n, proj.data(), *pool_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }
@@ -326,11 +366,9 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
   const float* rows = all_logits ? xn.data() : xn.data() + (n - 1) * H;
   const int64_t nrows = all_logits ? n : 1;
   if (c.tied_embeddings) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nrows), static_cast<int>(c.vocab),
-                static_cast<int>(H), 1.0f, rows, static_cast<int>(H), embedding_.data(), static_cast<int>(H), 0.0f,
-                logits, static_cast<int>(c.vocab));
+    embedding_.matmul(rows, nrows, logits, *pool_);
   } else {
-    head_.apply(rows, nrows, logits);
+    head_.apply(rows, nrows, logits, *pool_);
   }
 }
 

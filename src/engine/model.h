@@ -1,13 +1,15 @@
 #pragma once
 // A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
 // QK-norm, EXAONE) loaded from a Checkpoint, with a KV cache and batched
-// prompt processing. Weights are held as F32 matrices for now; Linear is the
-// one place a quantized representation would plug in later.
+// prompt processing. Matrices stay in their stored type (F16/BF16/GGUF block
+// types are decoded row by row inside the products, see matmul.h).
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "engine/matmul.h"
 #include "weights/architecture.h"
 
 namespace kaival::weights {
@@ -16,15 +18,17 @@ class Checkpoint;
 
 namespace kaival::engine {
 
-// y = x W^T (+ b) for x [n, in] and W [out, in] (HF nn.Linear layout).
+// y = x W^T (+ b) for x [n, in] and W [out, in] (HF nn.Linear layout); W stays
+// in its stored type (see WeightMatrix).
 struct Linear {
-  int64_t out = 0, in = 0;
-  std::vector<float> weight;  // [out, in] row-major
-  std::vector<float> bias;    // empty or [out]
+  WeightMatrix weight;
+  std::vector<float> bias;  // empty or [out]
 
   bool empty() const { return weight.empty(); }
+  int64_t out() const { return weight.rows(); }
+  int64_t in() const { return weight.cols(); }
   // x: n rows of `in` floats; y: n rows of `out` floats.
-  void apply(const float* x, int64_t n, float* y) const;
+  void apply(const float* x, int64_t n, float* y, WorkerPool& pool) const;
 };
 
 struct LayerWeights {
@@ -82,10 +86,14 @@ class Model {
   // Throws UnsupportedError for families or features not implemented
   // (MoE, LayerNorm, Gemma's scaled embeddings, MLA, ...), FormatError for
   // missing or mis-shaped tensors.
-  static Model load(const weights::Checkpoint& ckpt);
-  static Model open(const std::string& path);
+  // `threads`: worker threads for the matrix products (0: one per core).
+  static Model load(const weights::Checkpoint& ckpt, int threads = 0);
+  static Model open(const std::string& path, int threads = 0);
 
   const ModelConfig& config() const { return cfg_; }
+  int threads() const { return pool_->threads(); }
+  // Bytes of weights held (packed types at their stored size).
+  size_t weight_bytes() const;
   // A cache for up to `capacity` positions (clamped to max_position if known).
   KvCache new_cache(int64_t capacity) const;
 
@@ -107,11 +115,12 @@ class Model {
 
   std::string where_;
   ModelConfig cfg_;
-  std::vector<float> embedding_;  // [vocab, hidden]
+  WeightMatrix embedding_;        // [vocab, hidden]
   std::vector<LayerWeights> layers_;
   std::vector<float> final_norm_;
   Linear head_;                   // empty when tied to the embedding
   std::vector<float> inv_freq_;   // [rotary_dim / 2]
+  std::shared_ptr<WorkerPool> pool_;  // shared by every forward pass of this model
 };
 
 }  // namespace kaival::engine

@@ -86,8 +86,12 @@ class ServerTest : public testing::Test {
     const auto& e = j["error"];
     for (const char* k : {"message", "type", "param", "code"}) EXPECT_TRUE(e.contains(k)) << k << " in " << j.dump();
     EXPECT_TRUE(e["message"].is_string() && !e["message"].get<std::string>().empty());
-    if (!param.empty()) EXPECT_EQ(e["param"], param) << j.dump();
-    if (!code.empty()) EXPECT_EQ(e["code"], code) << j.dump();
+    if (!param.empty()) {
+      EXPECT_EQ(e["param"], param) << j.dump();
+    }
+    if (!code.empty()) {
+      EXPECT_EQ(e["code"], code) << j.dump();
+    }
   }
 
   static inline std::shared_ptr<const ServedModel> served_;

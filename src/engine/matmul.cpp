@@ -1,0 +1,246 @@
+#include "engine/matmul.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "weights/checkpoint.h"
+
+namespace kaival::engine {
+
+// ---- worker pool -------------------------------------------------------------
+
+WorkerPool::WorkerPool(int threads) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lock(mu_);
+    quit_ = true;
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void WorkerPool::run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (workers_.empty() || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  std::lock_guard run_lock(run_mu_);
+  {
+    std::lock_guard lock(mu_);
+    fn_ = &fn;
+    n_ = n;
+    // A few chunks per thread balance uneven progress (a shared machine).
+    chunk_ = std::max(grain, (n + 4 * threads() - 1) / (4 * threads()));
+    next_ = 0;
+    pending_ = (n + chunk_ - 1) / chunk_;
+    error_ = nullptr;
+    ++generation_;
+  }
+  wake_.notify_all();
+  work_on_current();
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(mu_);
+    done_.wait(lock, [&] { return pending_ == 0; });
+    fn_ = nullptr;
+    error = error_;
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+void WorkerPool::work_on_current() {
+  for (;;) {
+    const std::function<void(int64_t, int64_t)>* fn;
+    int64_t begin, end;
+    {
+      std::lock_guard lock(mu_);
+      if (!fn_ || next_ >= n_) return;
+      fn = fn_;
+      begin = next_;
+      end = std::min(n_, begin + chunk_);
+      next_ = end;
+    }
+    try {
+      (*fn)(begin, end);
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+    std::lock_guard lock(mu_);
+    if (--pending_ == 0) done_.notify_all();
+  }
+}
+
+void WorkerPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
+      if (quit_) return;
+      seen = generation_;
+    }
+    work_on_current();
+  }
+}
+
+// ---- dot kernels -----------------------------------------------------------
+
+namespace {
+
+float dot_portable(const float* a, const float* b, int64_t n) {
+  float s[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
+  float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  const __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float r = _mm_cvtss_f32(h);
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+__attribute__((target("avx512f"))) float dot_avx512(const float* a, const float* b, int64_t n) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  for (; i < n; ++i) r += a[i] * b[i];
+  return r;
+}
+
+using DotFn = float (*)(const float*, const float*, int64_t);
+
+struct DotKernel {
+  DotFn fn;
+  std::string_view name;
+};
+
+DotKernel pick_dot() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return {dot_avx512, "avx512"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, "avx2"};
+  return {dot_portable, "portable"};
+}
+
+const DotKernel& dot_kernel() {
+  static const DotKernel k = pick_dot();  // immutable once chosen
+  return k;
+}
+
+// Products with at least this many input rows decode a tile of weights once
+// and hand it to BLAS; fewer rows decode each weight row next to its dots.
+constexpr int64_t kTileMinRows = 8;
+constexpr int64_t kTileBytes = int64_t{16} << 20;
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n) { return dot_kernel().fn(a, b, n); }
+std::string_view dot_isa() { return dot_kernel().name; }
+
+// ---- weight matrices ---------------------------------------------------------
+
+WeightMatrix WeightMatrix::f32(int64_t rows, int64_t cols, std::vector<float> data) {
+  if (rows <= 0 || cols <= 0 || data.size() != static_cast<size_t>(rows * cols))
+    fail("weight matrix", "F32 data of {} floats does not match [{}, {}]", data.size(), rows, cols);
+  WeightMatrix m;
+  m.rows_ = rows;
+  m.cols_ = cols;
+  m.row_bytes_ = static_cast<size_t>(cols) * 4;
+  m.f32_ = std::move(data);
+  return m;
+}
+
+WeightMatrix WeightMatrix::packed(weights::DType type, int64_t rows, int64_t cols, std::vector<uint8_t> data) {
+  const auto& tr = weights::traits(type);
+  if (!tr.is_float || tr.block_elems == 0 || rows <= 0 || cols <= 0 || cols % tr.block_elems != 0)
+    fail("weight matrix", "cannot pack [{}, {}] as {}", rows, cols, tr.name);
+  WeightMatrix m;
+  m.type_ = type;
+  m.rows_ = rows;
+  m.cols_ = cols;
+  m.row_bytes_ = static_cast<size_t>(cols / tr.block_elems) * tr.block_bytes;
+  if (data.size() != m.row_bytes_ * static_cast<size_t>(rows))
+    fail("weight matrix", "{} data of {} bytes does not match [{}, {}]", tr.name, data.size(), rows, cols);
+  m.packed_ = std::move(data);
+  std::vector<float> probe(static_cast<size_t>(cols));
+  m.row(0, probe.data());  // a type without a decoder fails here, at load
+  return m;
+}
+
+void WeightMatrix::row(int64_t r, float* out) const {
+  if (type_ == weights::DType::F32) {
+    std::copy_n(f32_.data() + r * cols_, cols_, out);
+    return;
+  }
+  weights::dequantize(type_, packed_.data() + static_cast<size_t>(r) * row_bytes_, cols_, out);
+}
+
+void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool) const {
+  if (n <= 0) return;
+  const int out = static_cast<int>(rows_), in = static_cast<int>(cols_);
+  if (type_ == weights::DType::F32) {
+    if (n == 1)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, f32_.data(), in, x, 1, 0.0f, y, 1);
+    else
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), out, in, 1.0f, x, in, f32_.data(),
+                  in, 0.0f, y, out);
+    return;
+  }
+  if (n < kTileMinRows) {
+    // Decode: each weight row is decoded into L1 and used at once; memory
+    // traffic is the packed size.
+    pool.run(rows_, 16, [&](int64_t begin, int64_t end) {
+      std::vector<float> w(static_cast<size_t>(cols_));
+      for (int64_t r = begin; r < end; ++r) {
+        row(r, w.data());
+        for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = dot(x + t * cols_, w.data(), cols_);
+      }
+    });
+    return;
+  }
+  // Prompt batches: decode a tile of rows (in parallel), then one GEMM per tile.
+  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / (cols_ * 4), 16, rows_);
+  std::vector<float> tile(static_cast<size_t>(tile_rows * cols_));
+  for (int64_t r0 = 0; r0 < rows_; r0 += tile_rows) {
+    const int64_t tr = std::min(tile_rows, rows_ - r0);
+    pool.run(tr, 8, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) row(r0 + r, tile.data() + r * cols_);
+    });
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(tr), in, 1.0f, x, in,
+                tile.data(), in, 0.0f, y + r0, out);
+  }
+}
+
+}  // namespace kaival::engine
