@@ -11,6 +11,7 @@ void register_demo(CLI::App& app);
 void register_lineage(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_activations(CLI::App& app);
+void register_stage(CLI::App& app);
 void register_serve_model(CLI::App& app);
 
 }  // namespace kaival::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   kaival::cli::register_lineage(app);
   kaival::cli::register_generate(app);
   kaival::cli::register_activations(app);
+  kaival::cli::register_stage(app);
   kaival::cli::register_serve_model(app);
   try {
     app.parse(argc, argv);
