@@ -1,0 +1,745 @@
+#include "server/arena_server.h"
+
+#include <sodium.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "server/arena_html.h"
+
+namespace kaival::server {
+
+using arena::ArenaStore;
+using arena::Role;
+using nlohmann::json;
+using namespace arena_html;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Per-IP token buckets; entries idle for a minute are dropped.
+class RateLimiter {
+ public:
+  RateLimiter(double rate, double burst) : rate_(rate), burst_(burst) {}
+  bool allow(const std::string& key, double cost = 1.0) {
+    std::lock_guard lk(mu_);
+    auto now = Clock::now();
+    if (++calls_ % 4096 == 0) {
+      for (auto it = buckets_.begin(); it != buckets_.end();)
+        it = now - it->second.last > std::chrono::minutes(1) ? buckets_.erase(it) : std::next(it);
+    }
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+    Bucket& b = it->second;
+    double dt = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min(burst_, b.tokens + dt * rate_);
+    b.last = now;
+    if (b.tokens < cost) return false;
+    b.tokens -= cost;
+    return true;
+  }
+
+ private:
+  struct Bucket {
+    double tokens;
+    Clock::time_point last;
+  };
+  std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;
+  double rate_, burst_;
+  uint64_t calls_ = 0;
+};
+
+std::string cookie(const httplib::Request& req, const std::string& name) {
+  std::string all = req.get_header_value("Cookie");
+  size_t pos = 0;
+  while (pos < all.size()) {
+    size_t end = all.find(';', pos);
+    if (end == std::string::npos) end = all.size();
+    std::string part = all.substr(pos, end - pos);
+    size_t s = part.find_first_not_of(' ');
+    if (s != std::string::npos) part = part.substr(s);
+    if (part.size() > name.size() && part.compare(0, name.size(), name) == 0 && part[name.size()] == '=')
+      return part.substr(name.size() + 1);
+    pos = end + 1;
+  }
+  return "";
+}
+
+bool equal_secret(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && !a.empty() && sodium_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_token() {
+  unsigned char b[24];
+  randombytes_buf(b, sizeof b);
+  char hex[49];
+  sodium_bin2hex(hex, sizeof hex, b, sizeof b);
+  return hex;
+}
+
+bool valid_campaign_name(const std::string& s) {
+  if (s.empty() || s.size() > 100) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+}  // namespace
+
+struct ArenaServer::Impl {
+  ArenaStore& store;
+  ArenaServerOptions opt;
+  httplib::Server http;
+  std::thread listener;
+  std::mutex stop_mu;
+  bool stopped = false;
+  RateLimiter requests;
+  RateLimiter logins;
+  struct Cached {
+    Clock::time_point at;
+    ArenaStore::Ratings ratings;
+  };
+  std::mutex cache_mu;
+  std::map<int64_t, Cached> cache;
+
+  Impl(ArenaStore& s, ArenaServerOptions o)
+      : store(s), opt(std::move(o)), requests(opt.requests_per_second_per_ip, opt.burst_per_ip),
+        logins(opt.logins_per_minute_per_ip / 60.0, opt.logins_per_minute_per_ip) {
+    if (sodium_init() < 0) fail<IoError>("arena server", "libsodium failed to initialise");
+    routes();
+  }
+
+  // ---- request context ----
+  struct Ctx {
+    std::optional<arena::Session> session;
+    std::string token;
+    PageContext page;
+  };
+
+  Ctx context(const httplib::Request& req, httplib::Response& res) {
+    Ctx c;
+    std::string chosen = req.get_param_value("lang");
+    if (chosen == "ko" || chosen == "en") {
+      res.set_header("Set-Cookie", fmt::format("lang={}; Path=/; SameSite=Strict; Max-Age=31536000", chosen));
+    } else {
+      chosen = cookie(req, "lang");
+    }
+    c.page.lang = parse_lang(chosen, req.get_header_value("Accept-Language"));
+    c.token = cookie(req, "kaival_session");
+    if (!c.token.empty()) c.session = store.session(c.token);
+    if (c.session) {
+      c.page.user = c.session->account.name;
+      c.page.role = role_name(c.session->account.role);
+      c.page.csrf = c.session->csrf;
+    }
+    return c;
+  }
+
+  std::string session_cookie(const std::string& token, int max_age) const {
+    return fmt::format("kaival_session={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}", token, max_age,
+                       opt.secure_cookies ? "; Secure" : "");
+  }
+
+  static bool csrf_ok(const Ctx& c, const httplib::Request& req) {
+    if (!c.session) return false;
+    std::string sent = req.has_header("X-CSRF-Token") ? req.get_header_value("X-CSRF-Token") : req.get_param_value("csrf");
+    return equal_secret(sent, c.session->csrf);
+  }
+
+  void html(httplib::Response& res, const Ctx& c, const std::string& title, const std::string& body, int status = 200) {
+    res.status = status;
+    res.set_content(page(c.page, title, body), "text/html; charset=utf-8");
+  }
+
+  void error_page(httplib::Response& res, const Ctx& c, int status, const std::string& message) {
+    html(res, c, fmt::format("{}", status), fmt::format("<p class=\"error\" role=\"alert\">{}</p>", esc(message)), status);
+  }
+
+  static void json_reply(httplib::Response& res, int status, const json& j) {
+    res.status = status;
+    res.set_content(j.dump(), "application/json");
+  }
+
+  static void redirect(httplib::Response& res, const std::string& to) {
+    res.status = 303;
+    res.set_header("Location", to);
+  }
+
+  std::optional<arena::CampaignInfo> find_campaign(const std::string& name, const std::string& kind) {
+    if (!valid_campaign_name(name)) return std::nullopt;
+    auto c = store.campaign(name);
+    if (!c || c->kind != kind) return std::nullopt;
+    return c;
+  }
+
+  ArenaStore::Ratings cached_ratings(int64_t campaign) {
+    std::lock_guard lk(cache_mu);
+    auto it = cache.find(campaign);
+    if (it != cache.end() && Clock::now() - it->second.at < std::chrono::seconds(5)) return it->second.ratings;
+    auto r = store.ratings(campaign, opt.leaderboard_resamples, 1);
+    cache[campaign] = {Clock::now(), r};
+    return r;
+  }
+
+  // ---- pages ----
+  void home(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    std::string body = fmt::format("<h2>{}</h2><ul>", esc(t(c.page.lang, "campaigns")));
+    for (const auto& cp : store.campaigns()) {
+      std::string label = cp.title.empty() ? cp.name : cp.title;
+      if (cp.kind == "arena")
+        body += fmt::format("<li>{}{}: <a href=\"/arena/{}\">{}</a> · <a href=\"/leaderboard/{}\">{}</a></li>", esc(label),
+                            cp.synthetic ? " <strong>(synthetic)</strong>" : "", esc(cp.name), esc(t(c.page.lang, "vote")),
+                            esc(cp.name), esc(t(c.page.lang, "leaderboard")));
+      else
+        body += fmt::format("<li>{}: <a href=\"/review\">{}</a></li>", esc(label), esc(t(c.page.lang, "review")));
+    }
+    body += "</ul>";
+    if (!c.session)
+      body += fmt::format("<p><a href=\"/login\">{}</a> · <a href=\"/join\">{}</a></p>", esc(t(c.page.lang, "login")),
+                          esc(t(c.page.lang, "join")));
+    html(res, c, t(c.page.lang, "site"), body);
+  }
+
+  // Sign-in and join forms use a double-submit cookie, as there is no session yet.
+  std::string pre_csrf(httplib::Response& res) {
+    std::string tok = random_token();
+    res.set_header("Set-Cookie", fmt::format("kaival_pre={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{}", tok,
+                                             opt.secure_cookies ? "; Secure" : ""));
+    return tok;
+  }
+
+  void login_form(const httplib::Request& req, httplib::Response& res, const std::string& error = "", int status = 200) {
+    Ctx c = context(req, res);
+    std::string tok = pre_csrf(res);
+    Lang l = c.page.lang;
+    std::string next = req.get_param_value("next");
+    std::string body = error.empty() ? "" : fmt::format("<p class=\"error\" role=\"alert\">{}</p>", esc(error));
+    body += fmt::format(
+        "<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<input type=\"hidden\" name=\"next\" value=\"{}\">"
+        "<label for=\"name\">{}</label><input id=\"name\" name=\"name\" autocomplete=\"username\" required>"
+        "<label for=\"password\">{}</label><input id=\"password\" name=\"password\" type=\"password\" "
+        "autocomplete=\"current-password\" required><p><button type=\"submit\">{}</button></p></form>",
+        tok, esc(next), esc(t(l, "name")), esc(t(l, "password")), esc(t(l, "login")));
+    html(res, c, t(l, "login"), body, status);
+  }
+
+  static std::string safe_next(const std::string& next) {
+    // Only local paths: no scheme, no protocol-relative "//host".
+    if (next.size() > 1 && next[0] == '/' && next[1] != '/' && next.find('\\') == std::string::npos &&
+        next.size() < 300)
+      return next;
+    return "/";
+  }
+
+  void login_post(const httplib::Request& req, httplib::Response& res) {
+    if (!logins.allow(req.remote_addr)) return login_form(req, res, "Too many attempts; wait a minute.", 429);
+    if (!equal_secret(req.get_param_value("csrf"), cookie(req, "kaival_pre")))
+      return login_form(req, res, "Form expired; please try again.", 403);
+    auto a = store.check_password(req.get_param_value("name"), req.get_param_value("password"));
+    if (!a) {
+      Ctx c = context(req, res);
+      return login_form(req, res, t(c.page.lang, "bad_login"), 401);
+    }
+    res.set_header("Set-Cookie", session_cookie(store.create_session(a->id), 43200));
+    redirect(res, safe_next(req.get_param_value("next")));
+  }
+
+  void api_login(const httplib::Request& req, httplib::Response& res) {
+    if (!logins.allow(req.remote_addr)) return json_reply(res, 429, {{"error", "too many attempts"}});
+    // JSON only: a cross-site form cannot send this content type without CORS.
+    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0)
+      return json_reply(res, 415, {{"error", "expected application/json"}});
+    json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("name") || !j["name"].is_string() || !j.contains("password") ||
+        !j["password"].is_string())
+      return json_reply(res, 400, {{"error", "expected {\"name\", \"password\"}"}});
+    auto a = store.check_password(j["name"], j["password"]);
+    if (!a) return json_reply(res, 401, {{"error", "wrong name or password"}});
+    std::string token = store.create_session(a->id);
+    res.set_header("Set-Cookie", session_cookie(token, 43200));
+    json_reply(res, 200, {{"csrf", store.session(token)->csrf}, {"role", role_name(a->role)}});
+  }
+
+  void logout(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!csrf_ok(c, req)) return error_page(res, c, 403, "CSRF token missing or wrong");
+    store.end_session(c.token);
+    res.set_header("Set-Cookie", session_cookie("", 0));
+    redirect(res, "/");
+  }
+
+  void join_form(const httplib::Request& req, httplib::Response& res, const std::string& error = "", int status = 200) {
+    Ctx c = context(req, res);
+    std::string tok = pre_csrf(res);
+    Lang l = c.page.lang;
+    std::string body = error.empty() ? "" : fmt::format("<p class=\"error\" role=\"alert\">{}</p>", esc(error));
+    body += fmt::format(
+        "<form method=\"post\" action=\"/join\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<label for=\"token\">{}</label><input id=\"token\" name=\"token\" value=\"{}\" required>"
+        "<label for=\"name\">{}</label><input id=\"name\" name=\"name\" autocomplete=\"username\" required>"
+        "<label for=\"password\">{}</label><input id=\"password\" name=\"password\" type=\"password\" minlength=\"8\" "
+        "autocomplete=\"new-password\" required><p><button type=\"submit\">{}</button></p></form>",
+        tok, esc(t(l, "invitation")), esc(req.get_param_value("token")), esc(t(l, "name")), esc(t(l, "password")),
+        esc(t(l, "join")));
+    html(res, c, t(l, "join"), body, status);
+  }
+
+  void join_post(const httplib::Request& req, httplib::Response& res) {
+    if (!logins.allow(req.remote_addr)) return join_form(req, res, "Too many attempts; wait a minute.", 429);
+    if (!equal_secret(req.get_param_value("csrf"), cookie(req, "kaival_pre")))
+      return join_form(req, res, "Form expired; please try again.", 403);
+    std::optional<arena::Account> a;
+    try {
+      a = store.redeem_invitation(req.get_param_value("token"), req.get_param_value("name"),
+                                  req.get_param_value("password"));
+    } catch (const FormatError& e) {
+      return join_form(req, res, e.problem(), 400);
+    }
+    if (!a) return join_form(req, res, "Unknown or used invitation.", 403);
+    res.set_header("Set-Cookie", session_cookie(store.create_session(a->id), 43200));
+    redirect(res, "/");
+  }
+
+  // ---- arena ----
+  std::string vote_buttons(Lang l) {
+    return fmt::format(
+        "<div class=\"buttons\" role=\"group\" aria-label=\"{}\">"
+        "<button type=\"submit\" name=\"winner\" value=\"model_a\" data-key=\"1\" accesskey=\"1\">{}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"model_b\" data-key=\"2\" accesskey=\"2\">{}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"tie\" data-key=\"3\" accesskey=\"3\">{}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"both_bad\" data-key=\"4\" accesskey=\"4\">{}</button></div>"
+        "<p class=\"note\">{}</p>",
+        esc(t(l, "vote")), esc(t(l, "a_better")), esc(t(l, "b_better")), esc(t(l, "tie")), esc(t(l, "both_bad")),
+        esc(t(l, "keys")));
+  }
+
+  void arena_page(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    std::string name = req.matches[1];
+    auto cp = find_campaign(name, "arena");
+    if (!cp) return error_page(res, c, 404, "no such arena campaign");
+    if (!c.session) return redirect(res, "/login?next=/arena/" + name);
+    auto b = store.new_battle(cp->id, c.session->account.id, req.remote_addr);
+    Lang l = c.page.lang;
+    std::string body;
+    if (cp->synthetic) body += fmt::format("<p class=\"synthetic\">{}</p>", esc(t(l, "synthetic")));
+    if (req.has_param("voted")) body += fmt::format("<p class=\"ok\" role=\"status\">{}</p>", esc(t(l, "thanks")));
+    if (!b) {
+      body += fmt::format("<p>{}</p>", esc(t(l, "no_battle")));
+      return html(res, c, cp->title.empty() ? cp->name : cp->title, body);
+    }
+    body += fmt::format(
+        "<p class=\"note\">{}</p><section aria-labelledby=\"ph\"><h2 id=\"ph\">{}</h2><div class=\"prompt\">{}</div></section>"
+        "<div class=\"pair\"><section aria-labelledby=\"ah\"><h2 id=\"ah\">{}</h2><div class=\"answer\" id=\"answer-a\">{}</div></section>"
+        "<section aria-labelledby=\"bh\"><h2 id=\"bh\">{}</h2><div class=\"answer\" id=\"answer-b\">{}</div></section></div>"
+        "<form method=\"post\" action=\"/arena/{}/vote\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<input type=\"hidden\" name=\"battle\" value=\"{}\">{}</form>"
+        "<p><a href=\"/leaderboard/{}\">{}</a></p>",
+        esc(t(l, "blind")), esc(t(l, "prompt")), esc(b->prompt), esc(t(l, "answer_a")), esc(b->answer_a),
+        esc(t(l, "answer_b")), esc(b->answer_b), esc(cp->name), esc(c.session->csrf), esc(b->id), vote_buttons(l),
+        esc(cp->name), esc(t(l, "leaderboard")));
+    html(res, c, cp->title.empty() ? cp->name : cp->title, body);
+  }
+
+  // Shared by the form and the JSON API: 0 = stored, else an HTTP status.
+  int do_vote(const Ctx& c, const std::string& battle, const std::string& winner, const std::string& ip,
+              std::string& status) {
+    if (winner != "model_a" && winner != "model_b" && winner != "tie" && winner != "both_bad") {
+      status = "bad_winner";
+      return 400;
+    }
+    if (battle.empty() || battle.size() > 64) {
+      status = "unknown_battle";
+      return 404;
+    }
+    arena::VoteStatus s = store.vote({battle, c.session->account.id, ip, winner});
+    status = arena::vote_status_name(s);
+    switch (s) {
+      case arena::VoteStatus::Stored: return 0;
+      case arena::VoteStatus::AlreadyVoted: return 409;
+      case arena::VoteStatus::UnknownBattle: return 404;
+      case arena::VoteStatus::NotYourBattle: return 403;
+      default: return 429;
+    }
+  }
+
+  void arena_vote(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    std::string name = req.matches[1];
+    if (!c.session) return error_page(res, c, 401, "sign in first");
+    if (!csrf_ok(c, req)) return error_page(res, c, 403, "CSRF token missing or wrong");
+    auto cp = find_campaign(name, "arena");
+    if (!cp) return error_page(res, c, 404, "no such arena campaign");
+    std::string status;
+    int code = do_vote(c, req.get_param_value("battle"), req.get_param_value("winner"), req.remote_addr, status);
+    if (code) return error_page(res, c, code, status);
+    redirect(res, "/arena/" + name + "?voted=1");
+  }
+
+  void api_battle(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
+    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    auto b = store.new_battle(cp->id, c.session->account.id, req.remote_addr);
+    if (!b) return json_reply(res, 404, {{"error", "no pair available"}});
+    json_reply(res, 200, {{"battle", b->id}, {"prompt", b->prompt}, {"answer_a", b->answer_a}, {"answer_b", b->answer_b}});
+  }
+
+  void api_vote(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
+    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
+    json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("battle") || !j["battle"].is_string() || !j.contains("winner") ||
+        !j["winner"].is_string())
+      return json_reply(res, 400, {{"error", "expected {\"battle\", \"winner\"}"}});
+    std::string status;
+    int code = do_vote(c, j["battle"], j["winner"], req.remote_addr, status);
+    json_reply(res, code ? code : 200, {{"status", status}});
+  }
+
+  // ---- leaderboard ----
+  void leaderboard(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return error_page(res, c, 404, "no such arena campaign");
+    auto r = cached_ratings(cp->id);
+    Lang l = c.page.lang;
+    std::vector<ChartRow> rows;
+    for (size_t i = 0; i < r.models.size(); ++i) {
+      const auto& m = r.board.models[i];
+      rows.push_back({r.models[i], m.rating, m.ci_low, m.ci_high, m.rank});
+    }
+    std::vector<size_t> order(rows.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows[a].rating > rows[b].rating; });
+    std::string body;
+    if (cp->synthetic) body += fmt::format("<p class=\"synthetic\">{}</p>", esc(t(l, "synthetic")));
+    body += fmt::format("<p class=\"note\">{} · {}: {} · bootstrap {}</p>", esc(t(l, "rank_note")), esc(t(l, "battles")),
+                        r.battles, r.board.resamples);
+    body += fmt::format(
+        "<table id=\"ratings\"><caption>{}</caption><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th>"
+        "<th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
+        esc(t(l, "chart")), esc(t(l, "rank")), esc(t(l, "model")), esc(t(l, "rating")), esc(t(l, "ci")),
+        esc(t(l, "battles")), esc(t(l, "win_rate")));
+    for (size_t i : order) {
+      const auto& m = r.board.models[i];
+      body += fmt::format("<tr><td>{}</td><th scope=\"row\">{}</th><td>{:.1f}</td><td>{:.1f} – {:.1f}</td><td>{}</td><td>{:.1f}%</td></tr>",
+                          m.rank, esc(r.models[i]), m.rating, m.ci_low, m.ci_high, m.battles, m.win_rate * 100);
+    }
+    body += "</tbody></table>";
+    body += fmt::format("<h2>{}</h2>{}", esc(t(l, "chart")), leaderboard_svg(rows, l));
+    body += fmt::format("<h2>{}</h2>{}", esc(t(l, "heatmap")), heatmap_svg(r.models, r.board.win_rate, l));
+    html(res, c, std::string(t(l, "leaderboard")) + " · " + (cp->title.empty() ? cp->name : cp->title), body);
+  }
+
+  void api_leaderboard(const httplib::Request& req, httplib::Response& res) {
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    auto r = cached_ratings(cp->id);
+    json models = json::array();
+    for (size_t i = 0; i < r.models.size(); ++i) {
+      const auto& m = r.board.models[i];
+      models.push_back({{"model", r.models[i]}, {"rating", m.rating}, {"ci_low", m.ci_low}, {"ci_high", m.ci_high},
+                        {"rank", m.rank}, {"battles", m.battles}, {"win_rate", m.win_rate}});
+    }
+    json_reply(res, 200, {{"campaign", cp->name}, {"synthetic", cp->synthetic}, {"battles", r.battles}, {"models", models}});
+  }
+
+  // ---- expert review ----
+  bool require_role(const Ctx& c, httplib::Response& res, std::initializer_list<Role> roles) {
+    if (!c.session) {
+      redirect(res, "/login");
+      return false;
+    }
+    for (Role r : roles)
+      if (c.session->account.role == r) return true;
+    error_page(res, c, 403, t(c.page.lang, "forbidden"));
+    return false;
+  }
+
+  void review_list(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!require_role(c, res, {Role::Expert, Role::Admin})) return;
+    Lang l = c.page.lang;
+    auto items = store.assignments(c.session->account.id);
+    std::string body = fmt::format("<h2>{}</h2>", esc(t(l, "assigned")));
+    if (items.empty()) body += fmt::format("<p>{}</p>", esc(t(l, "none_assigned")));
+    body += "<ul>";
+    for (const auto& a : items)
+      body += fmt::format("<li><a href=\"/review/{}\">{}</a> ({}) — {}</li>", a.item_id, esc(a.title), esc(a.campaign),
+                          esc(t(l, a.done ? "done" : "todo")));
+    body += "</ul>";
+    html(res, c, t(l, "review"), body);
+  }
+
+  std::optional<arena::ReviewAssignment> assigned(const Ctx& c, const std::string& id_text) {
+    for (auto& a : store.assignments(c.session->account.id))
+      if (std::to_string(a.item_id) == id_text) return a;
+    return std::nullopt;
+  }
+
+  void review_form(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!require_role(c, res, {Role::Expert, Role::Admin})) return;
+    auto a = assigned(c, req.matches[1]);
+    if (!a) return error_page(res, c, 404, "item not assigned to you");
+    Lang l = c.page.lang;
+    arena::Rubric rub = store.rubric(a->campaign_id);
+    std::string body;
+    if (req.has_param("saved")) body += fmt::format("<p class=\"ok\" role=\"status\">{}</p>", esc(t(l, "saved")));
+    body += fmt::format("<div class=\"answer\">{}</div><form method=\"post\" action=\"/review/{}\">"
+                        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+                        esc(a->content), a->item_id, esc(c.session->csrf));
+    for (size_t k = 0; k < rub.criteria.size(); ++k) {
+      const auto& cr = rub.criteria[k];
+      body += fmt::format("<fieldset><legend>{} (×{})</legend>", esc(cr.name), cr.weight);
+      for (double v = cr.min; v <= cr.max + 1e-9; v += 1) {
+        std::string anchor;
+        auto it = cr.anchors.find(v);
+        if (it != cr.anchors.end()) anchor = " — " + esc(it->second);
+        body += fmt::format("<label><input type=\"radio\" name=\"score_{0}\" value=\"{1}\" required> {1}{2}</label>", k, v, anchor);
+      }
+      body += fmt::format("<label for=\"rationale_{0}\">{1}</label><textarea id=\"rationale_{0}\" name=\"rationale_{0}\" rows=\"3\"></textarea></fieldset>",
+                          k, esc(t(l, "rationale")));
+    }
+    body += fmt::format("<p><button type=\"submit\">{}</button></p></form>", esc(t(l, "submit")));
+    html(res, c, a->title, body);
+  }
+
+  void review_post(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!require_role(c, res, {Role::Expert, Role::Admin})) return;
+    if (!csrf_ok(c, req)) return error_page(res, c, 403, "CSRF token missing or wrong");
+    auto a = assigned(c, req.matches[1]);
+    if (!a) return error_page(res, c, 404, "item not assigned to you");
+    arena::Rubric rub = store.rubric(a->campaign_id);
+    std::map<std::string, std::pair<double, std::string>> scores;
+    for (size_t k = 0; k < rub.criteria.size(); ++k) {
+      std::string v = req.get_param_value("score_" + std::to_string(k));
+      if (v.empty()) continue;
+      char* end = nullptr;
+      double d = std::strtod(v.c_str(), &end);
+      if (end == v.c_str() || *end || !std::isfinite(d)) return error_page(res, c, 400, "score is not a number");
+      scores[rub.criteria[k].name] = {d, req.get_param_value("rationale_" + std::to_string(k))};
+    }
+    try {
+      store.submit_review(c.session->account.id, a->item_id, scores);
+    } catch (const FormatError& e) {
+      return error_page(res, c, 400, e.problem());
+    }
+    redirect(res, fmt::format("/review/{}?saved=1", a->item_id));
+  }
+
+  // ---- admin ----
+  void admin_page(const httplib::Request& req, httplib::Response& res, const std::string& message = "") {
+    Ctx c = context(req, res);
+    if (!require_role(c, res, {Role::Admin})) return;
+    Lang l = c.page.lang;
+    std::string csrf = esc(c.session->csrf);
+    std::string body = message.empty() ? "" : fmt::format("<p class=\"ok\" role=\"status\">{}</p>", message);
+    body += fmt::format("<h2>{}</h2><ul>", esc(t(l, "campaigns")));
+    for (const auto& cp : store.campaigns()) {
+      body += fmt::format("<li>{} ({})", esc(cp.name), esc(cp.kind));
+      if (cp.kind == "arena")
+        body += fmt::format(" <form class=\"inline\" method=\"post\" action=\"/admin/suspects/{}\"><input type=\"hidden\" "
+                            "name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+                            esc(cp.name), csrf, esc(t(l, "suspects")));
+      else
+        body += fmt::format(" <form class=\"inline\" method=\"post\" action=\"/admin/assign/{}\"><input type=\"hidden\" "
+                            "name=\"csrf\" value=\"{}\"><button type=\"submit\">assign</button></form>",
+                            esc(cp.name), csrf);
+      body += "</li>";
+    }
+    body += fmt::format(
+        "</ul><h2>{0}</h2><form method=\"post\" action=\"/admin/campaign\"><input type=\"hidden\" name=\"csrf\" value=\"{1}\">"
+        "<label for=\"yaml\">YAML</label><textarea id=\"yaml\" name=\"yaml\" rows=\"12\" required></textarea>"
+        "<p><button type=\"submit\">{2}</button></p></form>"
+        "<h2>{3}</h2><form method=\"post\" action=\"/admin/invite\"><input type=\"hidden\" name=\"csrf\" value=\"{1}\">"
+        "<label for=\"role\">{4}</label><select id=\"role\" name=\"role\"><option>voter</option><option>expert</option>"
+        "<option>admin</option></select><label for=\"aff\">{5}</label><input id=\"aff\" name=\"affiliation\">"
+        "<p><button type=\"submit\">{3}</button></p></form>",
+        esc(t(l, "upload")), csrf, esc(t(l, "submit")), esc(t(l, "invite")), esc(t(l, "role")), esc(t(l, "affiliation")));
+    html(res, c, t(l, "admin"), body);
+  }
+
+  bool admin_post_ok(const Ctx& c, const httplib::Request& req, httplib::Response& res) {
+    if (!require_role(c, res, {Role::Admin})) return false;
+    if (!csrf_ok(c, req)) {
+      error_page(res, c, 403, "CSRF token missing or wrong");
+      return false;
+    }
+    return true;
+  }
+
+  void admin_campaign(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!admin_post_ok(c, req, res)) return;
+    try {
+      arena::CampaignFile f = arena::parse_campaign(req.get_param_value("yaml"), "upload");
+      int64_t id = store.add_campaign(f, c.session->account.id);
+      if (f.kind == "review") store.assign_reviewers(id);
+    } catch (const Error& e) {
+      return error_page(res, c, 400, e.what());
+    }
+    redirect(res, "/admin");
+  }
+
+  void admin_invite(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!admin_post_ok(c, req, res)) return;
+    auto role = arena::parse_role(req.get_param_value("role"));
+    if (!role) return error_page(res, c, 400, "unknown role");
+    std::string token = store.create_invitation(*role, req.get_param_value("affiliation"), c.session->account.id);
+    // Shown once to the admin; only its hash is stored.
+    admin_page(req, res, fmt::format("invitation: <code>{}</code> (/join?token={})", esc(token), esc(token)));
+  }
+
+  void admin_suspects(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!admin_post_ok(c, req, res)) return;
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return error_page(res, c, 404, "no such arena campaign");
+    auto found = store.detect_suspects(cp->id, {}, c.session->account.id);
+    {
+      std::lock_guard lk(cache_mu);
+      cache.erase(cp->id);
+    }
+    std::string msg = fmt::format("{} quarantined:", found.size());
+    for (auto& s : found) msg += fmt::format(" {} ({}, {} votes)", esc(s.account), esc(s.reason), s.votes);
+    admin_page(req, res, msg);
+  }
+
+  void admin_assign(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!admin_post_ok(c, req, res)) return;
+    auto cp = find_campaign(req.matches[1], "review");
+    if (!cp) return error_page(res, c, 404, "no such review campaign");
+    int short_items = store.assign_reviewers(cp->id);
+    admin_page(req, res, fmt::format("assigned; {} item(s) short of reviewers", short_items));
+  }
+
+  // ---- wiring ----
+  template <typename F>
+  httplib::Server::Handler wrap(F f) {
+    return [this, f](const httplib::Request& req, httplib::Response& res) {
+      try {
+        (this->*f)(req, res);
+      } catch (const std::exception& e) {
+        // The message may name the database file; never request data or secrets.
+        std::fprintf(stderr, "kaival serve: %s %s: %s\n", req.method.c_str(), req.path.c_str(), e.what());
+        res.status = 500;
+        res.set_content("internal error", "text/plain");
+      }
+    };
+  }
+
+  void routes() {
+    http.set_payload_max_length(opt.max_body_bytes);
+    http.set_read_timeout(10, 0);
+    http.set_write_timeout(10, 0);
+    const size_t threads = static_cast<size_t>(std::max(2, opt.threads));
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!requests.allow(req.remote_addr)) {
+        res.status = 429;
+        res.set_content("too many requests", "text/plain");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Content-Security-Policy",
+                     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+                     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
+      res.set_header("X-Content-Type-Options", "nosniff");
+      res.set_header("X-Frame-Options", "DENY");
+      res.set_header("Referrer-Policy", "no-referrer");
+      res.set_header("Cache-Control", "no-store");
+    });
+    http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      res.set_content(fmt::format("HTTP {}", res.status), "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    if (opt.log_requests)
+      http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+        std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
+      });
+    http.Get("/static/arena.css", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(kStylesheet, "text/css");
+    });
+    http.Get("/static/arena.js", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(kScript, "text/javascript");
+    });
+    http.Get("/", wrap(&Impl::home));
+    http.Get("/login", wrap(&Impl::login_get));
+    http.Post("/login", wrap(&Impl::login_post));
+    http.Post("/api/login", wrap(&Impl::api_login));
+    http.Post("/logout", wrap(&Impl::logout));
+    http.Get("/join", wrap(&Impl::join_get));
+    http.Post("/join", wrap(&Impl::join_post));
+    http.Get(R"(/arena/([A-Za-z0-9._-]+))", wrap(&Impl::arena_page));
+    http.Post(R"(/arena/([A-Za-z0-9._-]+)/vote)", wrap(&Impl::arena_vote));
+    http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/battle)", wrap(&Impl::api_battle));
+    http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/vote)", wrap(&Impl::api_vote));
+    http.Get(R"(/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::leaderboard));
+    http.Get(R"(/api/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::api_leaderboard));
+    http.Get("/review", wrap(&Impl::review_list));
+    http.Get(R"(/review/(\d+))", wrap(&Impl::review_form));
+    http.Post(R"(/review/(\d+))", wrap(&Impl::review_post));
+    http.Get("/admin", wrap(&Impl::admin_get));
+    http.Post("/admin/campaign", wrap(&Impl::admin_campaign));
+    http.Post("/admin/invite", wrap(&Impl::admin_invite));
+    http.Post(R"(/admin/suspects/([A-Za-z0-9._-]+))", wrap(&Impl::admin_suspects));
+    http.Post(R"(/admin/assign/([A-Za-z0-9._-]+))", wrap(&Impl::admin_assign));
+  }
+
+  void login_get(const httplib::Request& req, httplib::Response& res) { login_form(req, res); }
+  void join_get(const httplib::Request& req, httplib::Response& res) { join_form(req, res); }
+  void admin_get(const httplib::Request& req, httplib::Response& res) { admin_page(req, res); }
+};
+
+ArenaServer::ArenaServer(ArenaStore& store, ArenaServerOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+
+ArenaServer::~ArenaServer() { stop(); }
+
+int ArenaServer::start() {
+  Impl& s = *impl_;
+  const int port = s.opt.port == 0 ? s.http.bind_to_any_port(s.opt.host)
+                                   : (s.http.bind_to_port(s.opt.host, s.opt.port) ? s.opt.port : -1);
+  if (port <= 0) fail<IoError>(fmt::format("{}:{}", s.opt.host, s.opt.port), "cannot bind the arena server");
+  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+  while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return port;
+}
+
+void ArenaServer::run_blocking() {
+  // stop() joins the listener; here we only wait for it to finish.
+  while (impl_->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+void ArenaServer::stop() {
+  Impl& s = *impl_;
+  std::lock_guard lk(s.stop_mu);
+  if (s.stopped) return;
+  s.stopped = true;
+  s.http.stop();
+  if (s.listener.joinable()) s.listener.join();
+}
+
+}  // namespace kaival::server
