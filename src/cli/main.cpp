@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   kaival::cli::register_activations(app);
   kaival::cli::register_stage(app);
   kaival::cli::register_serve_model(app);
+  kaival::cli::register_serve(app);
+  kaival::cli::register_arena(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
