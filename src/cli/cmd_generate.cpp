@@ -1,9 +1,10 @@
 // kaival generate MODEL --prompt S [--max-tokens N] [--temperature T] [--top-k K]
 //                [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S]
-//                [--stop S]... [--ignore-eos] [--verbose]
+//                [--stop S]... [--ignore-eos] [--chat [--system S]] [--verbose]
 // Streams the continuation of S to stdout as it is generated. MODEL is an HF
 // folder, a safetensors/.bin file in one, or a GGUF file. The default seed is
 // fixed (0), so the same command prints the same text; --temperature 0 is greedy.
+// --chat sends S as a user message through the model's chat template.
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "engine/chat.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "tokenizer/tokenizer.h"
@@ -22,7 +24,8 @@ namespace kaival::cli {
 namespace {
 
 struct GenerateCliOptions {
-  std::string model, prompt;
+  std::string model, prompt, system;
+  bool chat = false;
   engine::GenerateOptions gen;
   bool ignore_eos = false;
   bool verbose = false;
@@ -34,7 +37,17 @@ void run(GenerateCliOptions o) {
   const auto ckpt = weights::Checkpoint::open(o.model);
   const auto tok = engine::open_tokenizer(ckpt);
   const auto model = engine::Model::load(ckpt);
-  const auto prompt = tok->encode(o.prompt, true, true);
+  std::vector<int32_t> prompt;
+  if (o.chat) {
+    nlohmann::json messages = nlohmann::json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    messages.push_back({{"role", "user"}, {"content", o.prompt}});
+    // The rendered template holds its own special tokens (BOS included).
+    prompt = tok->encode(engine::render_chat(*tok, messages, true), false, true);
+    o.gen.stop_tokens = engine::end_of_turn_tokens(*tok);
+  } else {
+    prompt = tok->encode(o.prompt, true, true);
+  }
   o.gen.stop_at_eos = !o.ignore_eos;
   const auto t1 = Clock::now();
   const auto res = engine::generate(model, *tok, prompt, o.gen, [](std::string_view piece) {
@@ -85,9 +98,12 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--seed", s.seed, "random seed (fixed default: same command, same text)")->capture_default_str();
   cmd->add_option("--stop", o->gen.stop, "stop before this string (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "keep generating past the end-of-sequence token");
+  cmd->add_flag("--chat", o->chat, "format the prompt as a user message with the model's chat template");
+  cmd->add_option("--system", o->system, "system message (with --chat)");
   cmd->add_flag("--verbose", o->verbose, "print token counts and speed to stderr");
   cmd->callback([o] {
     if (o->gen.sampling.top_p <= 0) throw CLI::ValidationError("--top-p", "must be > 0");
+    if (!o->system.empty() && !o->chat) throw CLI::ValidationError("--system", "needs --chat");
     run(*o);
   });
 }

@@ -141,7 +141,8 @@ GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std
     if (on_token) on_token(id, want_lp ? &res.logprobs.back() : nullptr);
     res.tokens.push_back(id);
     history.push_back(id);
-    if (options.stop_at_eos && eos && id == *eos) {
+    if (options.stop_at_eos && ((eos && id == *eos) || std::find(options.stop_tokens.begin(),
+                                                                   options.stop_tokens.end(), id) != options.stop_tokens.end())) {
       res.finish = FinishReason::Eos;
       break;
     }

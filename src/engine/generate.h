@@ -26,6 +26,7 @@ struct GenerateOptions {
   int32_t max_tokens = 128;
   std::vector<std::string> stop;  // generation ends before the first occurrence of any
   bool stop_at_eos = true;        // end at the tokenizer's EOS token
+  std::vector<int32_t> stop_tokens;  // more ids that end generation like EOS (chat end-of-turn tokens)
   // >= 0: record the log-probability of each generated token under the model
   // (log-softmax of the raw logits, before penalties, temperature and filters)
   // and this many most likely alternatives; < 0: none.

@@ -221,7 +221,8 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
   if (n < kTileMinRows) {
     // Decode: each weight row is decoded into L1 and used at once; memory
     // traffic is the packed size.
-    pool.run(rows_, 16, [&](int64_t begin, int64_t end) {
+    // Chunks of at least ~64K weights: smaller ones cost more to hand out than to compute.
+    pool.run(rows_, std::max<int64_t>(16, (int64_t{1} << 16) / cols_), [&](int64_t begin, int64_t end) {
       std::vector<float> w(static_cast<size_t>(cols_));
       for (int64_t r = begin; r < end; ++r) {
         row(r, w.data());

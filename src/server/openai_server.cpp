@@ -512,6 +512,7 @@ struct OpenAIServer::Impl {
     }
     job.prompts.push_back(tok().encode(prompt, false, true));
     job.prompt_texts.push_back(prompt);
+    job.gen.stop_tokens = engine::end_of_turn_tokens(tok());
     fit_context(job, max);
     job.gen.logprobs = job.logprobs;
     return job;

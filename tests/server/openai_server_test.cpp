@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/generate.h"
+#include "tokenizer/tokenizer.h"
 #include "server/openai_server.h"
 
 namespace kaival::server {
@@ -399,14 +400,78 @@ TEST_F(ServerTest, ConcurrentRequestsMatchSequentialOnes) {
   EXPECT_NE(sequential[0], sequential[2]);  // different seeds, different samples
 }
 
-TEST_F(ServerTest, ChatWithoutUsableTemplateIsAClear400) {
-  // The fixture has a chat template; until it can be rendered the server says
-  // why instead of guessing a format.
-  int status = 0;
-  const auto j = post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}]})", &status);
-  if (status == 200) GTEST_SKIP() << "chat templates render; covered by the chat tests";
-  EXPECT_EQ(status, 400);
-  EXPECT_EQ(j["error"]["code"], "chat_template_unsupported");
+TEST_F(ServerTest, ChatCompletionRendersTheTemplateAndStreams) {
+  // The reference rendering of the fixture's ChatML template (python jinja2).
+  std::ifstream in(std::string(KAIVAL_TESTDATA) + "/engine/templates/renderings.json");
+  const auto ref = json::parse(in);
+  std::string rendered;
+  for (const auto& c : ref["cases"])
+    if (c["template"] == "models/tokenizer-a" && c["conversation"] == "system_multi_turn" &&
+        c["add_generation_prompt"] == true)
+      rendered = c["expected"];
+  ASSERT_FALSE(rendered.empty());
+  const auto& messages = ref["conversations"]["system_multi_turn"];
+  const auto& tok = *served_->tokenizer;
+  const auto ids = tok.encode(rendered, false, true);
+  engine::GenerateOptions o;
+  o.max_tokens = 16;
+  o.stop_tokens = {*tok.token_id("<|im_end|>")};
+  const auto expect = engine::generate(served_->model, tok, ids, o);
+
+  const json req = {{"model", "base-a"}, {"messages", messages}, {"max_tokens", 16}, {"temperature", 0},
+                    {"logprobs", true}, {"top_logprobs", 2}};
+  const auto j = post_ok("/v1/chat/completions", req);
+  EXPECT_EQ(j["object"], "chat.completion");
+  const auto& ch = j["choices"][0];
+  EXPECT_EQ(ch["message"]["role"], "assistant");
+  EXPECT_EQ(ch["message"]["content"], expect.text);
+  EXPECT_EQ(ch["finish_reason"], expect.finish == engine::FinishReason::Length ? "length" : "stop");
+  EXPECT_EQ(j["usage"]["prompt_tokens"], ids.size());
+  EXPECT_EQ(j["usage"]["completion_tokens"], expect.tokens.size());
+  const auto& content = ch["logprobs"]["content"];
+  ASSERT_EQ(content.size(), expect.tokens.size());
+  for (size_t i = 0; i < content.size(); ++i) {
+    const std::string piece = tok.decode(std::vector<int32_t>{expect.tokens[i]}, false);
+    EXPECT_EQ(content[i]["bytes"].size(), piece.size());
+    ASSERT_EQ(content[i]["top_logprobs"].size(), 2u);
+    // Greedy: the chosen token is the most likely one.
+    EXPECT_EQ(content[i]["logprob"], content[i]["top_logprobs"][0]["logprob"]);
+    EXPECT_GE(content[i]["top_logprobs"][0]["logprob"].get<double>(),
+              content[i]["top_logprobs"][1]["logprob"].get<double>());
+    EXPECT_LE(content[i]["logprob"].get<double>(), 0.0);
+  }
+
+  json sreq = req;
+  sreq["stream"] = true;
+  sreq["stream_options"] = {{"include_usage", true}};
+  auto c = client();
+  auto r = c.Post("/v1/chat/completions", sreq.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  const auto events = sse_events(r->body);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  const auto first = json::parse(events[0]);
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  std::string text;
+  size_t logprob_entries = 0;
+  json usage, finish;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    const auto e = json::parse(events[i]);
+    if (e["choices"].empty()) {
+      usage = e["usage"];
+      continue;
+    }
+    const auto& choice = e["choices"][0];
+    if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
+    if (choice["logprobs"].is_object()) logprob_entries += choice["logprobs"]["content"].size();
+    if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"];
+  }
+  EXPECT_EQ(text, expect.text);
+  EXPECT_EQ(finish, ch["finish_reason"]);
+  EXPECT_EQ(logprob_entries, expect.tokens.size());
+  EXPECT_EQ(usage, j["usage"]);
 }
 
 TEST(ServerLifecycleTest, StopIsIdempotentAndFreesThePort) {
