@@ -50,6 +50,26 @@ void register_stage(CLI::App& app) {
     std::printf("\n결과 result: %s\n", json_path.c_str());
     if (!o->no_site) std::printf("보고서 report: %s (open in a browser; no server needed)\n", (fs::path(o->out) / "index.html").string().c_str());
   });
+  auto* rep = stage->add_subcommand("report", "Write the HTML report of an existing stage-result.json");
+  rep->add_option("result", o->program, "stage-result.json")->required();
+  rep->add_option("--out", o->out, "output folder")->required();
+  rep->callback([o] {
+    std::ifstream f(o->program, std::ios::binary);
+    if (!f) fail<IoError>(o->program, "cannot open");
+    nlohmann::json doc;
+    try {
+      doc = nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+      fail(o->program, "not valid JSON: {}", e.what());
+    }
+    if (!doc.is_object() || doc.value("schema", "") != "kaival.stage-result/1") fail(o->program, "not a kaival.stage-result/1 document");
+    try {
+      report::write_site(doc, o->out);
+    } catch (const nlohmann::json::exception& e) {
+      fail(o->program, "not a complete stage result: {}", e.what());
+    }
+    std::printf("보고서 report: %s\n", (fs::path(o->out) / "index.html").string().c_str());
+  });
   auto* check = stage->add_subcommand("check", "Validate a program file (rules, registry, moving-target rule) without scoring");
   check->add_option("program", o->program, "program file")->required();
   check->callback([o] {

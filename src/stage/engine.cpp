@@ -857,6 +857,11 @@ StageResult run(const Program& program, const RunOptions& opt) {
   in.read(program.path, "program");
   Engine eng(program, *stage, *track, in);
   eng.load();
+  for (const auto& [file, sha] : program.pins) {
+    auto it = std::find_if(in.files().begin(), in.files().end(), [&](const FileRef& f) { return f.path == file; });
+    if (it == in.files().end()) continue;  // pinned for another stage
+    if (it->sha256 != sha) fail(file, "sha256 is {} but the program file pins {}", it->sha256, sha);
+  }
   auto point = eng.evaluate(eng.point_draw());
   int reps_n = opt.replicates >= 0 ? opt.replicates : program.bootstrap.replicates;
   std::vector<std::vector<TeamEval>> reps;

@@ -305,7 +305,7 @@ Program parse_program(const std::string& text, const std::string& path, const st
   Node r(root, "", path);
   if (!root.IsMap()) r.error("expected a mapping at the top level");
   r.only({"schema", "title", "models", "teams", "tracks", "gates", "moving_target", "stages", "indices", "bootstrap",
-          "sensitivity", "precision", "missing_results"});
+          "sensitivity", "precision", "missing_results", "pins"});
   std::string schema = r.str("schema");
   if (schema != "kaival.program/1") {
     if (schema.rfind("kaival.program/", 0) == 0) r.at("schema").error(fmt::format("version '{}' is newer than this kaival reads (kaival.program/1)", schema));
@@ -412,6 +412,12 @@ Program parse_program(const std::string& text, const std::string& path, const st
   p.precision = static_cast<int>(r.num_in("precision", 1, 0, 6));
   p.missing = r.one_of("missing_results", "zero", {"zero", "error"}) == "zero" ? MissingPolicy::Zero : MissingPolicy::Error;
 
+  for (const auto& [k, v] : r.entries("pins")) {
+    std::string h = v.str();
+    if (h.size() != 64 || h.find_first_not_of("0123456789abcdef") != std::string::npos)
+      v.error("expected a lowercase hex SHA-256 (64 characters)");
+    p.pins[fs::path(k).lexically_normal().generic_string()] = h;
+  }
   std::set<std::string> stage_ids;
   for (const auto& s : r.list("stages", true)) {
     s.only({"id", "number", "name", "date", "track", "advance", "entries", "evals", "expert_scores", "reviews", "ratings",

@@ -175,6 +175,9 @@ struct Program {
     double weight_delta = 2.0;  // points moved between parts
   } sensitivity;
   int precision = 1;  // decimals totals are compared at (as published)
+  // Expected SHA-256 of input files (path relative to the program): a changed
+  // artefact is an error, not a silently different decision.
+  std::map<std::string, std::string> pins;
   MissingPolicy missing = MissingPolicy::Zero;
 
   const ModelInfo* model(const std::string& id) const;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "stage/engine.h"
 #include "stage/program.h"
 #include "mini.h"
@@ -256,4 +257,24 @@ TEST(Rules, BadInputFilesNameTheFile) {
   EXPECT_THROW(run(load_program(prog)), kaival::FormatError);
   std::filesystem::remove(std::filesystem::path(m.dir()) / "expert.json");
   EXPECT_THROW(run(load_program(prog)), kaival::IoError);
+}
+
+TEST(Rules, PinnedInputHashes) {
+  MiniProgram m("pins");
+  std::vector<MiniTeam> t = {{"a"}, {"b", 0.7}};
+  m.build(t, 1);  // writes the inputs so their hash is known
+  std::string sha = kaival::sha256_file(m.dir() + "/expert.json");
+  std::string prog = m.build(t, 1, 0.7, "", "pins: {expert.json: " + sha + "}\n");
+  auto r = run(load_program(prog));
+  EXPECT_EQ(team(r, "a")["decision"], "advance");
+  m.write("expert.json", "{\"models\": [{\"model\": \"a-m\", \"score\": 10}, {\"model\": \"b-m\", \"score\": 99}]}");
+  try {
+    run(load_program(prog));
+    FAIL() << "a changed pinned file must be an error";
+  } catch (const kaival::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("expert.json: sha256 is"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("pins " + sha), std::string::npos) << e.what();
+  }
+  std::string e = error_of(replace(fixture_text(), "precision: 1", "precision: 1\npins: {x.json: abc}"));
+  EXPECT_NE(e.find("pins.x.json: expected a lowercase hex SHA-256"), std::string::npos) << e;
 }
