@@ -140,18 +140,82 @@ __attribute__((target("avx512f"))) float dot_avx512(const float* a, const float*
   return r;
 }
 
+// 4x4 blocks of dot products: out[i * ldo + j] = dot(a_i, b_j) for rows a_0..a_3
+// (stride lda) and b_0..b_3 (stride ldb) of length n. Each loaded vector
+// feeds four FMAs, which a single dot cannot do.
+__attribute__((target("avx512f"))) void dot4x4_avx512(const float* a, int64_t lda, const float* b, int64_t ldb,
+                                                        int64_t n, float* out, int64_t ldo) {
+  __m512 acc[4][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    const __m512 b0 = _mm512_loadu_ps(b + k), b1 = _mm512_loadu_ps(b + ldb + k),
+                 b2 = _mm512_loadu_ps(b + 2 * ldb + k), b3 = _mm512_loadu_ps(b + 3 * ldb + k);
+    for (int i = 0; i < 4; ++i) {
+      const __m512 ai = _mm512_loadu_ps(a + i * lda + k);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm512_fmadd_ps(ai, b2, acc[i][2]);
+      acc[i][3] = _mm512_fmadd_ps(ai, b3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      float r = _mm512_reduce_add_ps(acc[i][j]);
+      for (int64_t t = k; t < n; ++t) r += a[i * lda + t] * b[j * ldb + t];
+      out[i * ldo + j] = r;
+    }
+}
+
+__attribute__((target("avx2,fma"))) void dot4x4_avx2(const float* a, int64_t lda, const float* b, int64_t ldb,
+                                                       int64_t n, float* out, int64_t ldo) {
+  __m256 acc[4][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    const __m256 b0 = _mm256_loadu_ps(b + k), b1 = _mm256_loadu_ps(b + ldb + k),
+                 b2 = _mm256_loadu_ps(b + 2 * ldb + k), b3 = _mm256_loadu_ps(b + 3 * ldb + k);
+    for (int i = 0; i < 4; ++i) {
+      const __m256 ai = _mm256_loadu_ps(a + i * lda + k);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(ai, b2, acc[i][2]);
+      acc[i][3] = _mm256_fmadd_ps(ai, b3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const __m256 v = acc[i][j];
+      __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+      h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_add_ss(h, _mm_movehdup_ps(h));
+      float r = _mm_cvtss_f32(h);
+      for (int64_t t = k; t < n; ++t) r += a[i * lda + t] * b[j * ldb + t];
+      out[i * ldo + j] = r;
+    }
+}
+
+void dot4x4_portable(const float* a, int64_t lda, const float* b, int64_t ldb, int64_t n, float* out, int64_t ldo) {
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) out[i * ldo + j] = dot_portable(a + i * lda, b + j * ldb, n);
+}
+
 using DotFn = float (*)(const float*, const float*, int64_t);
+using Dot4x4Fn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t);
 
 struct DotKernel {
   DotFn fn;
+  Dot4x4Fn fn4x4;
   std::string_view name;
 };
 
 DotKernel pick_dot() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return {dot_avx512, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, "avx2"};
-  return {dot_portable, "portable"};
+  if (__builtin_cpu_supports("avx512f")) return {dot_avx512, dot4x4_avx512, "avx512"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {dot_avx2, dot4x4_avx2, "avx2"};
+  return {dot_portable, dot4x4_portable, "portable"};
 }
 
 const DotKernel& dot_kernel() {
@@ -159,10 +223,11 @@ const DotKernel& dot_kernel() {
   return k;
 }
 
-// Products with at least this many input rows decode a tile of weights once
-// and hand it to BLAS; fewer rows decode each weight row next to its dots.
-constexpr int64_t kTileMinRows = 8;
-constexpr int64_t kTileBytes = int64_t{16} << 20;
+// Products with at least this many input rows decode a tile of weight rows
+// once and run blocked dot products over it; fewer rows decode each weight
+// row next to its dots.
+constexpr int64_t kTileMinRows = 4;
+constexpr int64_t kTileRows = 16;
 
 }  // namespace
 
@@ -231,17 +296,33 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
     });
     return;
   }
-  // Prompt batches: decode a tile of rows (in parallel), then one GEMM per tile.
-  const int64_t tile_rows = std::clamp<int64_t>(kTileBytes / (cols_ * 4), 16, rows_);
-  std::vector<float> tile(static_cast<size_t>(tile_rows * cols_));
-  for (int64_t r0 = 0; r0 < rows_; r0 += tile_rows) {
-    const int64_t tr = std::min(tile_rows, rows_ - r0);
-    pool.run(tr, 8, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) row(r0 + r, tile.data() + r * cols_);
-    });
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(tr), in, 1.0f, x, in,
-                tile.data(), in, 0.0f, y + r0, out);
-  }
+  // Prompt batches: each worker decodes kTileRows weight rows (L2-resident)
+  // and sweeps all n inputs over them in 4x4 blocks. Our own pool does all of
+  // it, so BLAS threads never compete with it for the cores.
+  const auto kernel = dot_kernel().fn4x4;
+  pool.run((rows_ + kTileRows - 1) / kTileRows, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> w(static_cast<size_t>(kTileRows * cols_));
+    float block[16];
+    for (int64_t tile = begin; tile < end; ++tile) {
+      const int64_t r0 = tile * kTileRows, tr = std::min(kTileRows, rows_ - r0);
+      for (int64_t r = 0; r < tr; ++r) row(r0 + r, w.data() + r * cols_);
+      for (int64_t t = 0; t < n; t += 4) {
+        const int64_t tn = std::min<int64_t>(4, n - t);
+        for (int64_t r = 0; r < tr; r += 4) {
+          const int64_t rn = std::min<int64_t>(4, tr - r);
+          if (tn == 4 && rn == 4) {
+            kernel(x + t * cols_, cols_, w.data() + r * cols_, cols_, cols_, y + t * rows_ + r0 + r, rows_);
+            continue;
+          }
+          for (int64_t i = 0; i < tn; ++i)
+            for (int64_t j = 0; j < rn; ++j)
+              block[i * 4 + j] = dot(x + (t + i) * cols_, w.data() + (r + j) * cols_, cols_);
+          for (int64_t i = 0; i < tn; ++i)
+            for (int64_t j = 0; j < rn; ++j) y[(t + i) * rows_ + r0 + r + j] = block[i * 4 + j];
+        }
+      }
+    }
+  });
 }
 
 }  // namespace kaival::engine
