@@ -397,9 +397,11 @@ class Lexer {
         strip_after = false;
         return p + 2;
       }
-      if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      // Names: ASCII letters, digits, '_' and (like Python 3) non-ASCII letters such as Hangul.
+      auto name_char = [](unsigned char u) { return std::isalnum(u) || u == '_' || u >= 0x80; };
+      if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' || static_cast<unsigned char>(c) >= 0x80) {
         size_t e = p;
-        while (e < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[e])) || src_[e] == '_')) ++e;
+        while (e < src_.size() && name_char(static_cast<unsigned char>(src_[e]))) ++e;
         toks_.push_back({Tok::Name, std::string(src_.substr(p, e - p)), p});
         p = e;
       } else if (std::isdigit(static_cast<unsigned char>(c))) {

@@ -1,0 +1,781 @@
+#include "eval/runner.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/jinja.h"
+#include "core/text.h"
+#include "core/version.h"
+#include "eval/score.h"
+#include "store/sqlite.h"
+
+namespace kaival::eval {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// ---------------------------------------------------------------- response cache
+constexpr store::Migration kCacheMigrations[] = {
+    {1, "CREATE TABLE responses (hash TEXT PRIMARY KEY, endpoint TEXT NOT NULL, request TEXT NOT NULL, "
+        "response TEXT NOT NULL, created TEXT NOT NULL)"},
+};
+
+class ResponseCache {
+ public:
+  explicit ResponseCache(const std::string& path) {
+    if (path.empty()) return;
+    // WAL + synchronous=NORMAL: a committed answer survives kill -9 (only power loss may drop
+    // the last few), without an fsync per response.
+    store::OpenOptions oo;
+    oo.synchronous_full = false;
+    db_.emplace(store::Db::open(path, oo));
+    store::migrate(*db_, kCacheMigrations);
+    get_ = db_->prepare("SELECT response FROM responses WHERE hash = ?1");
+    put_ = db_->prepare("INSERT OR REPLACE INTO responses (hash, endpoint, request, response, created) "
+                        "VALUES (?1, ?2, ?3, ?4, datetime('now'))");
+  }
+  std::optional<json> get(const std::string& hash) {
+    if (!db_) return std::nullopt;
+    get_.reset();
+    get_.bind(1, hash);
+    if (!get_.step()) return std::nullopt;
+    auto j = json::parse(get_.text(0), nullptr, false);
+    get_.reset();
+    if (j.is_discarded()) return std::nullopt;
+    return j;
+  }
+  void put(const std::string& hash, const std::string& endpoint, const std::string& request, const json& response) {
+    if (!db_) return;
+    put_.bind(1, hash).bind(2, endpoint).bind(3, request).bind(4, response.dump(-1, ' ', false, json::error_handler_t::replace));
+    put_.run();
+  }
+
+ private:
+  std::optional<store::Db> db_;
+  store::Stmt get_, put_;
+};
+
+// ---------------------------------------------------------------- requests
+struct Request {
+  std::string endpoint;  // "completions" | "chat/completions"
+  json body;
+  std::string hash;
+  json response;
+};
+
+std::string request_hash(const std::string& endpoint, const json& body) {
+  return sha256_hex(endpoint + "\n" + body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+struct Item {
+  std::string doc_id;
+  std::string prompt;                 // full prompt (few-shot included)
+  std::vector<std::string> choices;   // multiple choice
+  int gold = -1;
+  std::string target;
+  std::vector<size_t> reqs;           // into the run's request list
+  OJson doc;                          // for ifeval kwargs
+};
+
+struct TaskRun {
+  TaskCard card;
+  std::map<std::string, std::string> dataset_sha256;
+  std::vector<Item> items;
+};
+
+std::string now_utc() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+size_t cp_len(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+jinja::Options task_template_options() {
+  jinja::Options o;  // lm-evaluation-harness renders with plain Jinja2 settings
+  o.trim_blocks = false;
+  o.lstrip_blocks = false;
+  return o;
+}
+
+class CardTemplates {
+ public:
+  explicit CardTemplates(const TaskCard& c) : card_(c) {
+    auto o = task_template_options();
+    prompt_ = jinja::Template::parse(c.prompt, c.file + ":prompt", o);
+    if (!c.target.empty()) target_ = jinja::Template::parse(c.target, c.file + ":target", o);
+    if (!c.answer_index.empty()) answer_ = jinja::Template::parse(c.answer_index, c.file + ":answer_index", o);
+    if (!c.doc_id.empty()) doc_id_ = jinja::Template::parse(c.doc_id, c.file + ":doc_id", o);
+    if (!c.choices_template.empty()) choices_ = jinja::Template::parse(c.choices_template, c.file + ":choices", o);
+    for (const auto& t : c.choice_templates) choice_list_.push_back(jinja::Template::parse(t, c.file + ":choices", o));
+    if (!c.fewshot.answer.empty()) fewshot_answer_ = jinja::Template::parse(c.fewshot.answer, c.file + ":fewshot.answer", o);
+  }
+
+  std::vector<std::string> choices(const OJson& doc) const {
+    std::vector<std::string> out;
+    if (choices_) {
+      std::string s = choices_->render(doc);
+      auto j = json::parse(s, nullptr, false);
+      if (j.is_discarded() || !j.is_array())
+        fail(card_.file, "'choices' must render a JSON list (use tojson), got: {}", s.substr(0, 80));
+      for (const auto& x : j) out.push_back(x.is_string() ? x.get<std::string>() : x.dump());
+    } else {
+      for (const auto& t : choice_list_) out.push_back(t.render(doc));
+    }
+    return out;
+  }
+  int gold(const OJson& doc, size_t n, size_t row) const {
+    std::string s = answer_->render(doc);
+    std::string t(s);
+    t.erase(0, t.find_first_not_of(" \t\n"));
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+    char* end = nullptr;
+    long v = std::strtol(t.c_str(), &end, 10);
+    if (t.empty() || *end != '\0' || v < 0 || static_cast<size_t>(v) >= n)
+      fail(card_.file, "row {}: answer_index rendered '{}', not an index below {}", row + 1, s, n);
+    return static_cast<int>(v);
+  }
+  const CardTemplates& self() const { return *this; }
+
+  const TaskCard& card_;
+  jinja::Template prompt_;
+  std::optional<jinja::Template> target_, answer_, doc_id_, choices_, fewshot_answer_;
+  std::vector<jinja::Template> choice_list_;
+};
+
+// The doc's fields plus what templates may use: choices, labels.
+OJson template_context(const OJson& doc, const std::vector<std::string>& choices, const std::vector<std::string>& labels) {
+  OJson ctx = doc;  // the doc's own fields win; the rendered choices are `choice_list`
+  ctx["doc"] = doc;  // for field names that are not identifiers: doc['Correct Answer']
+  ctx["choice_list"] = choices;
+  ctx["labels"] = labels;
+  return ctx;
+}
+
+std::vector<std::string> labels_for(const TaskCard& c, size_t n) {
+  if (!c.labels.empty()) {
+    if (c.labels.size() < n) fail(c.file, "{} labels for {} choices", c.labels.size(), n);
+    return std::vector<std::string>(c.labels.begin(), c.labels.begin() + static_cast<long>(n));
+  }
+  return default_labels(n);
+}
+
+json generation_body(const TaskCard& c, const std::string& model, const std::string& prompt) {
+  json body;
+  body["model"] = model;
+  if (c.chat) body["messages"] = json::array({{{"role", "user"}, {"content", prompt}}});
+  else body["prompt"] = prompt;
+  body["max_tokens"] = 256;
+  body["temperature"] = 0;
+  for (auto it = c.generation.begin(); it != c.generation.end(); ++it) body[it.key()] = json::parse(it.value().dump());
+  return body;
+}
+
+// ---------------------------------------------------------------- progress
+class Progress {
+ public:
+  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && total > 0), start_(Clock::now()) {
+    if (enabled_) thread_ = std::thread([this] { loop(); });
+  }
+  ~Progress() { finish(); }
+  void add(bool cached) {
+    done_.fetch_add(1);
+    if (cached) cached_.fetch_add(1);
+  }
+  void finish() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    draw(true);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void loop() {
+    std::unique_lock<std::mutex> lk(mu_);
+    bool tty = isatty(STDERR_FILENO);
+    auto period = tty ? std::chrono::milliseconds(200) : std::chrono::milliseconds(10000);
+    while (!cv_.wait_for(lk, period, [&] { return stop_; })) draw(false);
+  }
+  void draw(bool final) {
+    size_t d = done_.load(), c = cached_.load();
+    double el = std::chrono::duration<double>(Clock::now() - start_).count();
+    double rate = el > 0 ? double(d - c) / el : 0;
+    double eta = rate > 0 ? double(total_ - d) / rate : 0;
+    int width = 30;
+    int fill = total_ ? static_cast<int>(width * d / total_) : width;
+    std::string bar(static_cast<size_t>(fill), '#');
+    bar.resize(static_cast<size_t>(width), '.');
+    bool tty = isatty(STDERR_FILENO);
+    std::fprintf(stderr, "%s[%s] %zu/%zu  %.1f req/s  ETA %.0fs  (cached %zu)%s", tty ? "\r" : "", bar.c_str(), d, total_,
+                 rate, eta, c, (final || !tty) ? "\n" : "");
+    std::fflush(stderr);
+  }
+  size_t total_;
+  bool enabled_;
+  Clock::time_point start_;
+  std::atomic<size_t> done_{0}, cached_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Sends every request (cache first) on `concurrency` threads.
+void execute(std::vector<Request>& reqs, OpenAIClient& client, const std::string& cache_path, int concurrency,
+             bool progress) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex err_mu;
+  Progress bar(reqs.size(), progress);
+  auto worker = [&] {
+    try {
+      ResponseCache cache(cache_path);
+      while (!failed.load()) {
+        size_t i = next.fetch_add(1);
+        if (i >= reqs.size()) break;
+        Request& r = reqs[i];
+        if (auto hit = cache.get(r.hash)) {
+          r.response = std::move(*hit);
+          bar.add(true);
+          continue;
+        }
+        r.response = client.post(r.endpoint, r.body);
+        cache.put(r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace), r.response);
+        bar.add(false);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu);
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+  };
+  int n = std::max(1, std::min<int>(concurrency, static_cast<int>(std::max<size_t>(1, reqs.size()))));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  bar.finish();
+  if (error) std::rethrow_exception(error);
+}
+
+std::string response_text(const json& r) {
+  if (!r.contains("choices") || !r["choices"].is_array() || r["choices"].empty()) return "";
+  const json& c = r["choices"][0];
+  if (c.contains("message") && c["message"].is_object()) {
+    const json& m = c["message"];
+    if (m.contains("content") && m["content"].is_string()) return m["content"].get<std::string>();
+    return "";
+  }
+  if (c.contains("text") && c["text"].is_string()) return c["text"].get<std::string>();
+  return "";
+}
+
+}  // namespace
+
+double continuation_logprob(const json& lp, const std::string& context, const std::string& full,
+                            const std::string& where) {
+  if (!lp.is_object() || !lp.contains("token_logprobs") || !lp["token_logprobs"].is_array() ||
+      !lp.contains("tokens") || !lp["tokens"].is_array() || lp["tokens"].size() != lp["token_logprobs"].size())
+    throw UnsupportedError(where, "the server returned no prompt log-probabilities for echo=true; loglikelihood "
+                                  "tasks cannot be scored against it");
+  const json& toks = lp["tokens"];
+  const json& lps = lp["token_logprobs"];
+  const size_t n = toks.size();
+  std::vector<size_t> off(n);
+  bool have_offsets = lp.contains("text_offset") && lp["text_offset"].is_array() && lp["text_offset"].size() == n;
+  bool bytes = true;
+  if (have_offsets) {
+    for (size_t i = 0; i < n; ++i) off[i] = lp["text_offset"][i].is_number_unsigned() || lp["text_offset"][i].is_number_integer()
+                                                ? lp["text_offset"][i].get<size_t>() : 0;
+    // Character offsets (vLLM) differ from byte offsets as soon as a token holds non-ASCII text.
+    for (size_t i = 0; i + 1 < n; ++i) {
+      std::string t = toks[i].is_string() ? toks[i].get<std::string>() : "";
+      if (off[i + 1] - off[i] != t.size()) {
+        bytes = false;
+        break;
+      }
+    }
+  } else {
+    size_t o = 0;
+    for (size_t i = 0; i < n; ++i) {
+      off[i] = o;
+      o += toks[i].is_string() ? toks[i].get<std::string>().size() : 0;
+    }
+  }
+  size_t ctx_end = bytes ? context.size() : cp_len(context);
+  size_t full_end = bytes ? full.size() : cp_len(full);
+  double sum = 0;
+  size_t counted = 0;
+  for (size_t i = 0; i < n; ++i) {
+    size_t tlen = toks[i].is_string() ? (bytes ? toks[i].get<std::string>().size() : cp_len(toks[i].get<std::string>())) : 0;
+    // Tokens that end inside the continuation; a token straddling the boundary counts as continuation.
+    if (off[i] + tlen <= ctx_end || off[i] >= full_end) continue;
+    if (!lps[i].is_number())
+      throw UnsupportedError(where, "a continuation token has no log-probability (null)");
+    sum += lps[i].get<double>();
+    ++counted;
+  }
+  if (counted == 0) fail(where, "no continuation tokens found in the echoed prompt");
+  return sum;
+}
+
+nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, const RunOptions& opt) {
+  if (card_paths.empty()) throw FormatError("eval", "no task cards given");
+  OpenAIClient client(opt.model_url, opt.client);
+  // Which model the server serves.
+  json models = client.get("models");
+  std::string served = opt.served_model;
+  std::string revision;
+  if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
+    const json& m0 = models["data"][0];
+    if (served.empty() && m0.contains("id") && m0["id"].is_string()) served = m0["id"].get<std::string>();
+    if (m0.contains("root") && m0["root"].is_string()) revision = m0["root"].get<std::string>();
+    if (m0.contains("revision") && m0["revision"].is_string()) revision = m0["revision"].get<std::string>();
+  }
+  if (served.empty()) fail<IoError>(client.base_url() + "/models", "the server names no model; pass the model name");
+
+  std::string cache_path = opt.cache_path;
+  if (cache_path.empty() && !opt.out_dir.empty()) {
+    fs::create_directories(opt.out_dir);
+    cache_path = (fs::path(opt.out_dir) / "cache.sqlite").string();
+  }
+
+  std::vector<TaskRun> runs;
+  std::vector<Request> reqs;
+  bool any_loglik = false;
+  for (const auto& path : card_paths) {
+    TaskRun run;
+    run.card = load_card(path);
+    const TaskCard& c = run.card;
+    for (const auto& r : runs)
+      if (r.card.name == c.name) fail(path, "task '{}' given twice", c.name);
+    CardTemplates tpl(c);
+    LoadOptions lo = opt.data;
+    lo.limit = opt.limit;
+    std::string h;
+    auto docs = load_split(c, c.eval_split, lo, &h);
+    run.dataset_sha256[c.eval_split] = h;
+    // Few-shot examples: a fixed-seed sample, the same for every item.
+    std::string shots;
+    if (c.fewshot.k > 0) {
+      LoadOptions fo = opt.data;
+      fo.limit = 100000;
+      std::string fh;
+      auto pool = load_split(c, c.fewshot.split, fo, &fh);
+      run.dataset_sha256[c.fewshot.split] = fh;
+      std::vector<size_t> idx(pool.size());
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+      std::mt19937_64 rng(c.fewshot.seed);
+      std::shuffle(idx.begin(), idx.end(), rng);
+      if (c.fewshot.split == c.eval_split) fail(path, "few-shot examples must come from another split than eval_split");
+      for (size_t s = 0; s < idx.size() && s < static_cast<size_t>(c.fewshot.k); ++s) {
+        const OJson& ex = pool[idx[s]].fields;
+        std::vector<std::string> ch;
+        std::string answer;
+        if (c.request != RequestType::GenerateUntil) ch = tpl.choices(template_context(ex, {}, {}));
+        auto labels = c.request == RequestType::GenerativeMC ? labels_for(c, ch.size()) : std::vector<std::string>{};
+        OJson ctx = template_context(ex, ch, labels);
+        if (tpl.fewshot_answer_) answer = tpl.fewshot_answer_->render(ctx);
+        else if (c.request == RequestType::Loglikelihood) answer = c.choice_prefix + ch[static_cast<size_t>(tpl.gold(ctx, ch.size(), idx[s]))];
+        else if (c.request == RequestType::GenerativeMC) answer = " " + labels[static_cast<size_t>(tpl.gold(ctx, ch.size(), idx[s]))];
+        else answer = " " + (tpl.target_ ? tpl.target_->render(ctx) : std::string());
+        shots += tpl.prompt_.render(ctx) + answer + c.fewshot.separator;
+      }
+    }
+    std::string preamble = c.description.empty() ? "" : c.description + c.fewshot.separator;
+    for (auto& d : docs) {
+      Item it;
+      it.doc = d.fields;
+      std::vector<std::string> ch;
+      if (c.request != RequestType::GenerateUntil) ch = tpl.choices(template_context(d.fields, {}, {}));
+      auto labels = c.request == RequestType::GenerativeMC ? labels_for(c, ch.size()) : std::vector<std::string>{};
+      OJson ctx = template_context(d.fields, ch, labels);
+      it.doc_id = tpl.doc_id_ ? tpl.doc_id_->render(ctx) : std::to_string(d.index);
+      if (c.request != RequestType::GenerateUntil) {
+        if (ch.size() < 2) fail(path, "row {}: fewer than two choices", d.index + 1);
+        it.choices = ch;
+        it.gold = tpl.gold(ctx, ch.size(), d.index);
+      } else {
+        it.target = tpl.target_ ? tpl.target_->render(ctx) : std::string();
+      }
+      if (c.request == RequestType::Loglikelihood) {
+        any_loglik = true;
+        it.prompt = preamble + shots + tpl.prompt_.render(ctx);
+        for (const auto& choice : ch) {
+          Request r;
+          r.endpoint = "completions";
+          r.body = {{"model", served}, {"prompt", it.prompt + c.choice_prefix + choice}, {"max_tokens", 1},
+                    {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
+          r.hash = request_hash(r.endpoint, r.body);
+          it.reqs.push_back(reqs.size());
+          reqs.push_back(std::move(r));
+        }
+      } else if (c.request == RequestType::GenerativeMC) {
+        size_t rotations = c.circular ? ch.size() : 1;
+        for (size_t rot = 0; rot < rotations; ++rot) {
+          std::vector<std::string> rc(ch.size());
+          for (size_t j = 0; j < ch.size(); ++j) rc[j] = ch[(j + rot) % ch.size()];
+          std::string p = preamble + shots + tpl.prompt_.render(template_context(d.fields, rc, labels));
+          if (rot == 0) it.prompt = p;
+          Request r;
+          r.endpoint = c.chat ? "chat/completions" : "completions";
+          r.body = generation_body(c, served, p);
+          r.hash = request_hash(r.endpoint, r.body);
+          it.reqs.push_back(reqs.size());
+          reqs.push_back(std::move(r));
+        }
+      } else {
+        it.prompt = preamble + shots + tpl.prompt_.render(ctx);
+        Request r;
+        r.endpoint = c.chat ? "chat/completions" : "completions";
+        r.body = generation_body(c, served, it.prompt);
+        r.hash = request_hash(r.endpoint, r.body);
+        it.reqs.push_back(reqs.size());
+        reqs.push_back(std::move(r));
+      }
+      run.items.push_back(std::move(it));
+    }
+    runs.push_back(std::move(run));
+  }
+
+  // Capability probe: refuse, loudly, a server that ignores echo/logprobs.
+  if (any_loglik) {
+    std::vector<Request> probe(1);
+    probe[0].endpoint = "completions";
+    probe[0].body = {{"model", served}, {"prompt", "The capital of France is Paris"}, {"max_tokens", 1},
+                     {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
+    probe[0].hash = request_hash(probe[0].endpoint, probe[0].body);
+    execute(probe, client, cache_path, 1, false);
+    const json& r = probe[0].response;
+    const json* lp = nullptr;
+    if (r.contains("choices") && r["choices"].is_array() && !r["choices"].empty() && r["choices"][0].contains("logprobs"))
+      lp = &r["choices"][0]["logprobs"];
+    bool ok = lp && lp->is_object() && lp->contains("token_logprobs") && (*lp)["token_logprobs"].is_array() &&
+              (*lp)["token_logprobs"].size() >= 2;
+    if (ok) {
+      size_t numbers = 0;
+      for (const auto& x : (*lp)["token_logprobs"]) numbers += x.is_number();
+      ok = numbers >= 1;
+    }
+    if (!ok)
+      throw UnsupportedError(client.base_url() + "/completions",
+                             "capability probe failed: the server returned no prompt log-probabilities for "
+                             "echo=true + logprobs; refusing to run loglikelihood tasks (they would score chance)");
+  }
+
+  execute(reqs, client, cache_path, opt.client.concurrency, opt.progress);
+
+  // ---------------------------------------------------------------- scoring
+  OJson results = OJson::object(), groups = OJson::object(), versions = OJson::object(), configs = OJson::object();
+  struct GroupAcc {
+    std::string aggregation;
+    std::vector<std::string> tasks;
+    std::map<std::string, std::vector<double>> pooled;         // micro
+    std::map<std::string, std::vector<double>> task_means;     // macro
+  };
+  std::map<std::string, GroupAcc> gacc;
+  std::vector<std::string> group_order;
+  std::vector<OJson> manifest_inputs;
+  if (!opt.out_dir.empty()) fs::create_directories(opt.out_dir);
+  for (auto& run : runs) {
+    const TaskCard& c = run.card;
+    std::map<std::string, std::vector<double>> scores;
+    std::vector<std::string> metric_order;
+    auto add_metric = [&](const std::string& m, double v, OJson& per) {
+      if (!scores.count(m)) metric_order.push_back(m);
+      scores[m].push_back(v);
+      per[m] = v;
+    };
+    std::ofstream samples;
+    if (!opt.out_dir.empty()) {
+      samples.open(fs::path(opt.out_dir) / ("samples_" + c.name + ".jsonl"), std::ios::binary);
+      if (!samples) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
+    }
+    auto labels_all = [&](size_t n) { return labels_for(c, n); };
+    for (const auto& it : run.items) {
+      OJson per = OJson::object();
+      OJson rec = OJson::object();
+      rec["task"] = c.name;
+      rec["doc_id"] = it.doc_id;
+      std::string shown_response;
+      if (c.request == RequestType::Loglikelihood) {
+        std::vector<double> ll;
+        for (size_t k = 0; k < it.reqs.size(); ++k) {
+          const Request& r = reqs[it.reqs[k]];
+          const json& resp = r.response;
+          if (!resp.contains("choices") || !resp["choices"].is_array() || resp["choices"].empty())
+            fail(client.base_url() + "/completions", "answer without choices for {} item {}", c.name, it.doc_id);
+          ll.push_back(continuation_logprob(resp["choices"][0].value("logprobs", json()), it.prompt,
+                                            r.body["prompt"].get<std::string>(), client.base_url() + "/completions"));
+        }
+        size_t best = static_cast<size_t>(std::max_element(ll.begin(), ll.end()) - ll.begin());
+        size_t best_norm = 0;
+        for (size_t k = 1; k < ll.size(); ++k)
+          if (ll[k] / double(std::max<size_t>(1, cp_len(it.choices[k]))) >
+              ll[best_norm] / double(std::max<size_t>(1, cp_len(it.choices[best_norm]))))
+            best_norm = k;
+        for (const auto& m : c.metrics) {
+          if (m == "acc") add_metric("acc", best == static_cast<size_t>(it.gold) ? 1.0 : 0.0, per);
+          else if (m == "acc_norm") add_metric("acc_norm", best_norm == static_cast<size_t>(it.gold) ? 1.0 : 0.0, per);
+          else fail(c.file, "metric '{}' does not apply to loglikelihood tasks", m);
+        }
+        rec["target"] = it.choices[static_cast<size_t>(it.gold)];
+        rec["loglikelihoods"] = ll;
+        shown_response = it.choices[best];
+        rec["request_hash"] = reqs[it.reqs[static_cast<size_t>(it.gold)]].hash;
+      } else if (c.request == RequestType::GenerativeMC) {
+        auto labels = labels_all(it.choices.size());
+        std::vector<Filter> filters = c.filters;
+        if (filters.empty()) filters.push_back(Filter{"choice", "", 1, "[invalid]"});
+        bool all_right = true;
+        OJson picks = OJson::array();
+        for (size_t rot = 0; rot < it.reqs.size(); ++rot) {
+          std::string text = response_text(reqs[it.reqs[rot]].response);
+          if (rot == 0) shown_response = text;
+          std::string pick = apply_filters(filters, text, labels);
+          size_t gold_pos = (static_cast<size_t>(it.gold) + it.choices.size() - rot) % it.choices.size();
+          all_right = all_right && pick == labels[gold_pos];
+          picks.push_back(pick);
+        }
+        for (const auto& m : c.metrics) {
+          if (m == "acc" || m == "exact_match") add_metric(m, all_right ? 1.0 : 0.0, per);
+          else fail(c.file, "metric '{}' does not apply to generative multiple choice", m);
+        }
+        rec["target"] = labels[static_cast<size_t>(it.gold)];
+        rec["filtered"] = picks;
+        rec["request_hash"] = reqs[it.reqs[0]].hash;
+      } else {
+        std::string text = response_text(reqs[it.reqs[0]].response);
+        shown_response = text;
+        std::string filtered = apply_filters(c.filters, text, {});
+        bool numeric = std::any_of(c.filters.begin(), c.filters.end(),
+                                   [](const Filter& f) { return f.type == "last_number" || f.type == "first_number"; });
+        std::string target = numeric ? normalize_number(it.target) : it.target;
+        auto trim = [](std::string s) {
+          size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+          return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+        };
+        for (const auto& m : c.metrics) {
+          if (m == "exact_match" || m == "acc") add_metric(m, trim(filtered) == trim(target) ? 1.0 : 0.0, per);
+          else if (m == "f1") add_metric("f1", token_f1(filtered, target), per);
+          else if (m == "ifeval") {
+            const OJson& ids = it.doc.contains("instruction_id_list") ? it.doc["instruction_id_list"] : OJson::array();
+            const OJson& kws = it.doc.contains("kwargs") ? it.doc["kwargs"] : OJson::array();
+            size_t ok = 0;
+            for (size_t k = 0; k < ids.size(); ++k) {
+              OJson kw = k < kws.size() && kws[k].is_object() ? kws[k] : OJson::object();
+              bool pass = ifeval_check(ids[k].get<std::string>(), kw, text);
+              ok += pass;
+              if (!scores.count("inst_level_strict_acc")) metric_order.push_back("inst_level_strict_acc");
+              scores["inst_level_strict_acc"].push_back(pass ? 1.0 : 0.0);
+            }
+            add_metric("prompt_level_strict_acc", ok == ids.size() ? 1.0 : 0.0, per);
+            per["inst_level_strict_acc"] = ids.empty() ? 1.0 : double(ok) / double(ids.size());
+          }
+        }
+        rec["target"] = it.target;
+        rec["filtered"] = filtered;
+        rec["request_hash"] = reqs[it.reqs[0]].hash;
+      }
+      rec["metrics"] = per;
+      rec["response"] = shown_response;
+      if (samples) samples << rec.dump(-1, ' ', false, OJson::error_handler_t::replace) << '\n';
+    }
+    OJson res = OJson::object();
+    for (const auto& m : metric_order) {
+      auto ms = bootstrap_mean(scores[m], opt.bootstrap);
+      res[m + ",none"] = ms.mean;
+      res[m + "_stderr,none"] = ms.stderr_;
+    }
+    res["n"] = run.items.size();
+    res["alias"] = c.alias;
+    results[c.name] = res;
+    versions[c.name] = c.version;
+    OJson cfg = OJson::object();
+    cfg["card_sha256"] = c.sha256;
+    cfg["card_path"] = c.file;
+    cfg["dataset_sha256"] = run.dataset_sha256;
+    cfg["request"] = c.raw.value("request", "");
+    cfg["fewshot"] = {{"k", c.fewshot.k}, {"seed", c.fewshot.seed}};
+    cfg["generation"] = c.generation;
+    cfg["license"] = c.license;
+    configs[c.name] = cfg;
+    manifest_inputs.push_back({{"path", c.file}, {"sha256", c.sha256}});
+    for (const auto& [split, h] : run.dataset_sha256)
+      manifest_inputs.push_back({{"path", c.splits.at(split).path.empty() ? c.splits.at(split).hf_repo + "@" +
+                                              c.splits.at(split).hf_revision + ":" + c.splits.at(split).hf_path
+                                                                          : c.splits.at(split).path},
+                                 {"sha256", h}});
+    if (!c.group.empty()) {
+      if (!gacc.count(c.group)) group_order.push_back(c.group);
+      auto& g = gacc[c.group];
+      g.aggregation = c.group_aggregation;
+      g.tasks.push_back(c.name);
+      for (const auto& m : metric_order) {
+        auto& v = scores[m];
+        g.pooled[m].insert(g.pooled[m].end(), v.begin(), v.end());
+        g.task_means[m].push_back(bootstrap_mean(v, 0).mean);
+      }
+    }
+  }
+  for (const auto& name : group_order) {
+    const auto& g = gacc[name];
+    OJson res = OJson::object();
+    for (const auto& [m, v] : g.pooled) {
+      if (g.aggregation == "micro") {
+        auto ms = bootstrap_mean(v, opt.bootstrap);
+        res[m + ",none"] = ms.mean;
+        res[m + "_stderr,none"] = ms.stderr_;
+      } else {
+        const auto& tm = g.task_means.at(m);
+        double s = 0;
+        for (double x : tm) s += x;
+        res[m + ",none"] = tm.empty() ? 0.0 : s / double(tm.size());
+      }
+    }
+    res["aggregation"] = g.aggregation;
+    res["tasks"] = g.tasks;
+    groups[name] = res;
+  }
+  OJson out = OJson::object();
+  out["schema"] = "kaival.eval-results/1";
+  out["model"] = {{"id", opt.model_id.empty() ? served : opt.model_id},
+                  {"served_id", served},
+                  {"revision", revision},
+                  {"endpoint", client.base_url()}};
+  out["results"] = results;
+  out["groups"] = groups;
+  out["versions"] = versions;
+  out["configs"] = configs;
+  auto st = client.stats();
+  out["manifest"] = {{"kaival_version", kVersion},
+                     {"created", now_utc()},
+                     {"inputs", manifest_inputs},
+                     {"parameters",
+                      {{"limit", opt.limit},
+                       {"concurrency", opt.client.concurrency},
+                       {"timeout_ms", opt.client.timeout_ms},
+                       {"max_retries", opt.client.max_retries},
+                       {"bootstrap", opt.bootstrap},
+                       {"bootstrap_seed", 1234}}},
+                     {"chat_template_sha256", nullptr},
+                     {"requests", {{"total", reqs.size()}, {"sent", st.requests}, {"retries", st.retries},
+                                   {"throttled", st.throttled}}}};
+  if (!opt.out_dir.empty()) {
+    std::ofstream f(fs::path(opt.out_dir) / "results.json", std::ios::binary);
+    f << out.dump(2, ' ', false, OJson::error_handler_t::replace) << '\n';
+    if (!f) fail<IoError>(opt.out_dir, "cannot write results.json");
+    std::ofstream h(fs::path(opt.out_dir) / "results.html", std::ios::binary);
+    h << results_html(out);
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<std::array<std::string, 5>> table_rows(const nlohmann::ordered_json& r) {
+  std::vector<std::array<std::string, 5>> rows;
+  auto add = [&](const std::string& name, const nlohmann::ordered_json& res) {
+    for (auto it = res.begin(); it != res.end(); ++it) {
+      const std::string& k = it.key();
+      if (k.size() < 5 || k.compare(k.size() - 5, 5, ",none") != 0 || k.find("_stderr") != std::string::npos) continue;
+      std::string m = k.substr(0, k.size() - 5);
+      std::string se = res.contains(m + "_stderr,none") ? fmt::format("{:.4f}", res[m + "_stderr,none"].get<double>()) : "";
+      rows.push_back({name, m, fmt::format("{:.4f}", it.value().get<double>()), se,
+                      res.contains("n") ? res["n"].dump() : ""});
+    }
+  };
+  if (r.contains("results"))
+    for (auto it = r["results"].begin(); it != r["results"].end(); ++it) add(it.key(), it.value());
+  if (r.contains("groups"))
+    for (auto it = r["groups"].begin(); it != r["groups"].end(); ++it)
+      add(it.key() + " (" + it.value().value("aggregation", "") + ")", it.value());
+  return rows;
+}
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string results_table(const nlohmann::ordered_json& r) {
+  auto rows = table_rows(r);
+  std::array<std::string, 5> head = {"task", "metric", "value", "stderr", "n"};
+  std::array<size_t, 5> w{};
+  for (size_t k = 0; k < 5; ++k) w[k] = display_width(head[k]);
+  for (const auto& row : rows)
+    for (size_t k = 0; k < 5; ++k) w[k] = std::max(w[k], display_width(row[k]));
+  std::string out;
+  auto line = [&](const std::array<std::string, 5>& row) {
+    for (size_t k = 0; k < 5; ++k) out += pad_right(row[k], w[k]) + (k + 1 < 5 ? "  " : "\n");
+  };
+  line(head);
+  std::array<std::string, 5> sep;
+  for (size_t k = 0; k < 5; ++k) sep[k] = std::string(w[k], '-');
+  line(sep);
+  for (const auto& row : rows) line(row);
+  return out;
+}
+
+std::string results_html(const nlohmann::ordered_json& r) {
+  std::string model = r.contains("model") ? r["model"].value("id", "") : "";
+  std::string out = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>kaival eval: " +
+                    html_escape(model) +
+                    "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+                    "td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}td.n{text-align:right}</style>"
+                    "</head><body><h1>kaival eval: " +
+                    html_escape(model) + "</h1>";
+  if (r.contains("model"))
+    out += "<p>endpoint " + html_escape(r["model"].value("endpoint", "")) + ", served id " +
+           html_escape(r["model"].value("served_id", "")) + "</p>";
+  out += "<table><tr><th>task</th><th>metric</th><th>value</th><th>stderr</th><th>n</th></tr>";
+  for (const auto& row : table_rows(r)) {
+    out += "<tr>";
+    for (size_t k = 0; k < 5; ++k) out += std::string(k >= 2 ? "<td class=\"n\">" : "<td>") + html_escape(row[k]) + "</td>";
+    out += "</tr>";
+  }
+  out += "</table>";
+  if (r.contains("manifest"))
+    out += "<p>kaival " + html_escape(r["manifest"].value("kaival_version", "")) + ", " +
+           html_escape(r["manifest"].value("created", "")) + "</p>";
+  out += "</body></html>\n";
+  return out;
+}
+
+}  // namespace kaival::eval

@@ -1,0 +1,52 @@
+#pragma once
+// Runs task cards against an OpenAI-compatible server and writes
+// `kaival.eval-results/1` (docs/formats.md): results.json, samples_<task>.jsonl,
+// results.html. Every response is cached in SQLite under the SHA-256 of the
+// request (endpoint path + JSON body), so a run killed with kill -9 resumes
+// without sending a completed request again.
+//
+// In-process use (the demo):
+//   kaival::eval::RunOptions opt;
+//   opt.model_url = "http://127.0.0.1:8080";   // with or without /v1
+//   opt.out_dir = "out/eval";                   // "" writes nothing
+//   auto results = kaival::eval::run_eval({"tasks/kobest_boolq.yaml"}, opt);
+//   std::cout << kaival::eval::results_table(results);
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/http_client.h"
+#include "eval/task.h"
+
+namespace kaival::eval {
+
+struct RunOptions {
+  std::string model_url;
+  std::string model_id;      // the program's name for the model; default: the served id
+  std::string served_model;  // the request's "model"; default: the first id of GET /v1/models
+  int64_t limit = -1;        // first N items per task
+  ClientOptions client;
+  std::string out_dir;
+  std::string cache_path;  // default <out_dir>/cache.sqlite (":memory:" when out_dir is empty)
+  LoadOptions data;
+  bool progress = true;  // progress bar on stderr
+  int bootstrap = 1000;
+};
+
+nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, const RunOptions& opt);
+
+// A fixed-width terminal table of task, metric, value, stderr, n.
+std::string results_table(const nlohmann::ordered_json& results);
+// A small self-contained HTML page of the same.
+std::string results_html(const nlohmann::ordered_json& results);
+
+// Sum of the log-probabilities of the tokens after `context` in an echoed
+// completion (`logprobs` object of choices[0]); text_offset may count bytes
+// (llama.cpp, kaival) or characters (vLLM): the unit is detected from the
+// tokens. Throws UnsupportedError when the server sent no prompt logprobs.
+double continuation_logprob(const nlohmann::json& logprobs, const std::string& context, const std::string& full,
+                            const std::string& where);
+
+}  // namespace kaival::eval

@@ -1,0 +1,439 @@
+#include "eval/task.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <curl/curl.h>
+#include <yaml-cpp/yaml.h>
+
+#include "core/error.h"
+#include "core/hash.h"
+
+namespace kaival::eval {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail<IoError>(path, "cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+OJson yaml_to_json(const YAML::Node& n, int depth = 0) {
+  if (depth > 64) throw FormatError("", "YAML nested too deeply");
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return nullptr;
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted: always a string
+      if (s == "true" || s == "True") return true;
+      if (s == "false" || s == "False") return false;
+      if (s == "null" || s == "~") return nullptr;
+      if (!s.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '-')) {
+        char* end = nullptr;
+        long long v = std::strtoll(s.c_str(), &end, 10);
+        if (*end == '\0') return static_cast<int64_t>(v);
+        double d = std::strtod(s.c_str(), &end);
+        if (*end == '\0') return d;
+      }
+      return s;
+    }
+    case YAML::NodeType::Sequence: {
+      OJson a = OJson::array();
+      for (const auto& x : n) a.push_back(yaml_to_json(x, depth + 1));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      OJson o = OJson::object();
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = yaml_to_json(kv.second, depth + 1);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+std::string str_field(const OJson& o, const char* key, const std::string& where, bool required = false,
+                      std::string def = "") {
+  auto it = o.find(key);
+  if (it == o.end() || it->is_null()) {
+    if (required) fail(where, "missing required field '{}'", key);
+    return def;
+  }
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number() || it->is_boolean()) return it->dump();
+  fail(where, "field '{}' must be a string", key);
+}
+
+DataSource parse_source(const OJson& s, const std::string& where, const fs::path& card_dir) {
+  DataSource d;
+  if (s.is_string()) {
+    d.path = s.get<std::string>();
+  } else if (s.is_object()) {
+    d.path = str_field(s, "path", where);
+    d.format = str_field(s, "format", where);
+    d.json_field = str_field(s, "field", where);
+    d.sha256 = str_field(s, "sha256", where);
+    if (s.contains("hf")) {
+      const OJson& h = s["hf"];
+      if (!h.is_object()) fail(where, "'hf' must be a mapping with repo, revision, path");
+      d.hf_repo = str_field(h, "repo", where + ".hf", true);
+      d.hf_revision = str_field(h, "revision", where + ".hf", true);
+      d.hf_path = str_field(h, "path", where + ".hf", true);
+      if (d.hf_repo.find("..") != std::string::npos || d.hf_path.find("..") != std::string::npos ||
+          d.hf_revision.find("..") != std::string::npos || d.hf_revision.find('/') != std::string::npos)
+        fail(where, "'hf' repo, revision and path must not contain '..' (revision: no '/')");
+    }
+  } else {
+    fail(where, "a split's source must be a path or a mapping");
+  }
+  if (d.path.empty() && d.hf_repo.empty()) fail(where, "a split needs 'path' or 'hf'");
+  if (!d.path.empty() && fs::path(d.path).is_relative()) d.path = (card_dir / d.path).lexically_normal().string();
+  std::string name = d.path.empty() ? d.hf_path : d.path;
+  if (d.format.empty()) {
+    auto ext = fs::path(name).extension().string();
+    if (ext == ".jsonl") d.format = "jsonl";
+    else if (ext == ".json") d.format = "json";
+    else if (ext == ".csv") d.format = "csv";
+    else if (ext == ".tsv") d.format = "tsv";
+    else if (ext == ".parquet") throw UnsupportedError(where, "parquet files are not supported; name the JSON/CSV export");
+    else fail(where, "cannot tell the format of '{}': set 'format' (jsonl, json, csv, tsv)", name);
+  }
+  if (d.format != "jsonl" && d.format != "json" && d.format != "csv" && d.format != "tsv")
+    throw UnsupportedError(where, "format '" + d.format + "' (use jsonl, json, csv or tsv)");
+  return d;
+}
+
+}  // namespace
+
+TaskCard load_card(const std::string& path) {
+  std::string text = read_text(path);
+  TaskCard c;
+  c.file = path;
+  c.sha256 = sha256_hex(text);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail(path, "YAML: {}", e.what());
+  }
+  OJson j;
+  try {
+    j = yaml_to_json(root);
+  } catch (const FormatError& e) {
+    fail(path, "{}", e.problem());
+  }
+  if (!j.is_object()) fail(path, "a task card is a YAML mapping");
+  c.raw = j;
+  std::string schema = str_field(j, "schema", path, true);
+  if (schema.rfind("kaival.task/", 0) != 0) fail(path, "schema '{}' is not kaival.task/N", schema);
+  if (schema != "kaival.task/1") throw UnsupportedError(path, "schema '" + schema + "' is newer than kaival.task/1");
+  c.name = str_field(j, "name", path, true);
+  for (char ch : c.name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_' && ch != '-' && ch != '.')
+      fail(path, "task name '{}' may only hold letters, digits, '_', '-', '.'", c.name);
+  c.alias = str_field(j, "alias", path, false, c.name);
+  c.version = str_field(j, "version", path, false, "1.0");
+  c.group = str_field(j, "group", path);
+  c.group_aggregation = str_field(j, "group_aggregation", path, false, "micro");
+  if (c.group_aggregation != "micro" && c.group_aggregation != "macro")
+    fail(path, "group_aggregation must be micro or macro");
+  c.license = str_field(j, "license", path);
+  c.description = str_field(j, "description", path);
+  fs::path dir = fs::path(path).parent_path();
+  if (!j.contains("splits") || !j["splits"].is_object()) fail(path, "missing 'splits' mapping");
+  for (auto it = j["splits"].begin(); it != j["splits"].end(); ++it)
+    c.splits[it.key()] = parse_source(it.value(), path + ": splits." + it.key(), dir);
+  c.eval_split = str_field(j, "eval_split", path, false, "test");
+  if (!c.splits.count(c.eval_split)) fail(path, "eval_split '{}' is not among the splits", c.eval_split);
+  std::string req = str_field(j, "request", path, true);
+  if (req == "loglikelihood") c.request = RequestType::Loglikelihood;
+  else if (req == "generate_until") c.request = RequestType::GenerateUntil;
+  else if (req == "generative_mc") c.request = RequestType::GenerativeMC;
+  else throw UnsupportedError(path, "request type '" + req + "' (loglikelihood, generate_until, generative_mc)");
+  c.chat = j.value("chat", false);
+  c.circular = j.value("circular", false);
+  c.doc_id = str_field(j, "doc_id", path);
+  c.prompt = str_field(j, "prompt", path, true);
+  c.target = str_field(j, "target", path);
+  c.answer_index = str_field(j, "answer_index", path);
+  if (j.contains("choices")) {
+    if (j["choices"].is_array()) {
+      for (const auto& x : j["choices"]) c.choice_templates.push_back(x.is_string() ? x.get<std::string>() : x.dump());
+    } else {
+      c.choices_template = str_field(j, "choices", path);
+    }
+  }
+  c.choice_prefix = str_field(j, "choice_prefix", path, false, " ");
+  if (j.contains("labels")) {
+    if (!j["labels"].is_array()) fail(path, "'labels' must be a list");
+    for (const auto& x : j["labels"]) c.labels.push_back(x.is_string() ? x.get<std::string>() : x.dump());
+  }
+  if (j.contains("generation")) c.generation = j["generation"];
+  if (j.contains("filters")) {
+    for (const auto& f : j["filters"]) {
+      Filter flt;
+      if (f.is_string()) {
+        flt.type = f.get<std::string>();
+      } else {
+        flt.type = str_field(f, "type", path + ": filters", true);
+        flt.pattern = str_field(f, "pattern", path + ": filters");
+        flt.group = f.value("group", 1);
+        flt.fallback = str_field(f, "fallback", path + ": filters", false, "[invalid]");
+      }
+      static const char* known[] = {"regex", "strip", "lower", "nfkc", "first_line", "last_number", "first_number", "choice"};
+      if (std::find(std::begin(known), std::end(known), flt.type) == std::end(known))
+        throw UnsupportedError(path, "filter '" + flt.type + "'");
+      if (flt.type == "regex" && flt.pattern.empty()) fail(path, "regex filter needs 'pattern'");
+      c.filters.push_back(flt);
+    }
+  }
+  if (j.contains("metrics")) {
+    for (const auto& m : j["metrics"]) {
+      std::string name = m.is_string() ? m.get<std::string>() : str_field(m, "name", path + ": metrics", true);
+      static const char* known[] = {"acc", "acc_norm", "exact_match", "f1", "ifeval"};
+      if (std::find(std::begin(known), std::end(known), name) == std::end(known))
+        throw UnsupportedError(path, "metric '" + name + "'");
+      c.metrics.push_back(name);
+    }
+  }
+  if (c.metrics.empty()) {
+    if (c.request == RequestType::Loglikelihood) c.metrics = {"acc", "acc_norm"};
+    else if (c.request == RequestType::GenerativeMC) c.metrics = {"acc"};
+    else c.metrics = {"exact_match"};
+  }
+  if (j.contains("fewshot")) {
+    const OJson& f = j["fewshot"];
+    c.fewshot.k = f.value("k", 0);
+    if (c.fewshot.k < 0 || c.fewshot.k > 64) fail(path, "fewshot.k must be within 0..64");
+    c.fewshot.seed = f.value("seed", uint64_t{1234});
+    c.fewshot.split = str_field(f, "split", path);
+    c.fewshot.separator = str_field(f, "separator", path, false, "\n\n");
+    c.fewshot.answer = str_field(f, "answer", path);
+    if (c.fewshot.k > 0 && c.fewshot.split.empty()) {
+      for (const char* s : {"fewshot", "dev", "train", "validation"})
+        if (c.splits.count(s)) {
+          c.fewshot.split = s;
+          break;
+        }
+      if (c.fewshot.split.empty()) fail(path, "fewshot.k > 0 but no fewshot/dev/train/validation split");
+    }
+    if (c.fewshot.k > 0 && !c.splits.count(c.fewshot.split)) fail(path, "fewshot split '{}' is not among the splits", c.fewshot.split);
+  }
+  // Cross-field checks.
+  if (c.request == RequestType::Loglikelihood || c.request == RequestType::GenerativeMC) {
+    if (c.choice_templates.empty() && c.choices_template.empty()) fail(path, "multiple-choice task needs 'choices'");
+    if (c.answer_index.empty()) fail(path, "multiple-choice task needs 'answer_index'");
+  } else if (c.target.empty() && std::find(c.metrics.begin(), c.metrics.end(), "ifeval") == c.metrics.end()) {
+    fail(path, "generate_until task needs 'target'");
+  }
+  // Templates must parse now, not halfway through a run.
+  auto check = [&](const std::string& t, const char* what) {
+    if (!t.empty()) jinja::Template::parse(t, path + ":" + what);
+  };
+  check(c.prompt, "prompt");
+  check(c.target, "target");
+  check(c.answer_index, "answer_index");
+  check(c.doc_id, "doc_id");
+  check(c.choices_template, "choices");
+  check(c.fewshot.answer, "fewshot.answer");
+  for (const auto& t : c.choice_templates) check(t, "choices");
+  return c;
+}
+
+std::vector<OJson> parse_csv(const std::string& text, char sep, const std::string& where) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, any = false;
+  size_t i = 0;
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) i = 3;  // UTF-8 BOM
+  for (; i < text.size(); ++i) {
+    char ch = text[i];
+    if (quoted) {
+      if (ch == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        field += ch;
+      }
+      continue;
+    }
+    if (ch == '"' && sep == ',' && field.empty()) {
+      quoted = true;
+      any = true;
+    } else if (ch == sep) {
+      row.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (ch == '\n' || ch == '\r') {
+      if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      if (any || !field.empty()) {
+        row.push_back(std::move(field));
+        rows.push_back(std::move(row));
+      }
+      row.clear();
+      field.clear();
+      any = false;
+    } else {
+      field += ch;
+      any = true;
+    }
+  }
+  if (quoted) fail(where, "unterminated quoted field");
+  if (any || !field.empty()) {
+    row.push_back(std::move(field));
+    rows.push_back(std::move(row));
+  }
+  std::vector<OJson> out;
+  if (rows.empty()) return out;
+  const auto& header = rows[0];
+  for (size_t r = 1; r < rows.size(); ++r) {
+    if (rows[r].size() != header.size())
+      fail(where, "row {} has {} fields, the header has {}", r + 1, rows[r].size(), header.size());
+    OJson o = OJson::object();
+    for (size_t k = 0; k < header.size(); ++k) o[header[k]] = rows[r][k];
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+namespace {
+
+std::string default_cache_dir() {
+  if (const char* c = std::getenv("KAIVAL_CACHE")) return c;
+  if (const char* h = std::getenv("HOME")) return std::string(h) + "/.cache/kaival";
+  return ".kaival-cache";
+}
+
+size_t write_file_cb(char* data, size_t size, size_t n, void* user) {
+  auto* f = static_cast<std::FILE*>(user);
+  return std::fwrite(data, 1, size * n, f);
+}
+
+}  // namespace
+
+std::string hub_download(const DataSource& src, const LoadOptions& opt) {
+  std::string cache = opt.cache_dir.empty() ? default_cache_dir() : opt.cache_dir;
+  std::string endpoint = opt.hf_endpoint;
+  if (endpoint.empty()) {
+    const char* e = std::getenv("KAIVAL_HF_ENDPOINT");
+    endpoint = e ? e : "https://huggingface.co";
+  }
+  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+  fs::path local = fs::path(cache) / "hf" / src.hf_repo / src.hf_revision / src.hf_path;
+  if (fs::exists(local)) return local.string();
+  std::string url = endpoint + "/datasets/" + src.hf_repo + "/resolve/" + src.hf_revision + "/" + src.hf_path;
+  std::error_code ec;
+  fs::create_directories(local.parent_path(), ec);
+  if (ec) fail<IoError>(local.parent_path().string(), "cannot create cache directory: {}", ec.message());
+  std::string tmp = local.string() + ".part";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail<IoError>(tmp, "cannot write");
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  CURL* h = curl_easy_init();
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_file_cb);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+  struct curl_slist* headers = nullptr;
+  std::string auth;
+  if (const char* tok = std::getenv("HF_TOKEN")) {
+    auth = std::string("Authorization: Bearer ") + tok;
+    headers = curl_slist_append(headers, auth.c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  }
+  CURLcode rc = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(h);
+  curl_slist_free_all(headers);
+  std::fclose(f);
+  if (rc != CURLE_OK || status != 200) {
+    fs::remove(tmp, ec);
+    if (rc != CURLE_OK) fail<IoError>(url, "download failed: {}", curl_easy_strerror(rc));
+    fail<IoError>(url, "download failed: HTTP {}", status);
+  }
+  if (!src.sha256.empty()) {
+    std::string got = sha256_file(tmp);
+    if (got != src.sha256) {
+      fs::remove(tmp, ec);
+      fail<IoError>(url, "SHA-256 {} does not match the card's {}", got, src.sha256);
+    }
+  }
+  fs::rename(tmp, local, ec);
+  if (ec) fail<IoError>(local.string(), "cannot move download into place: {}", ec.message());
+  return local.string();
+}
+
+std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
+                            std::string* file_sha256) {
+  auto it = card.splits.find(split);
+  if (it == card.splits.end()) fail(card.file, "no split '{}'", split);
+  const DataSource& src = it->second;
+  std::string path;
+  if (!opt.local_dir.empty()) path = (fs::path(opt.local_dir) / card.name / (split + "." + src.format)).string();
+  else path = src.hf_repo.empty() ? src.path : hub_download(src, opt);
+  std::string text = read_text(path);
+  std::string hash = sha256_hex(text);
+  if (!src.sha256.empty() && opt.local_dir.empty() && hash != src.sha256)
+    fail(path, "SHA-256 {} does not match the card's {}", hash, src.sha256);
+  if (file_sha256) *file_sha256 = hash;
+  std::vector<Doc> docs;
+  auto add = [&](OJson row) {
+    if (!row.is_object()) fail(path, "record {} is not a JSON object", docs.size() + 1);
+    Doc d;
+    d.index = docs.size();
+    d.fields = std::move(row);
+    docs.push_back(std::move(d));
+  };
+  auto full = [&] { return opt.limit >= 0 && static_cast<int64_t>(docs.size()) >= opt.limit; };
+  if (src.format == "jsonl") {
+    size_t start = 0, line = 0;
+    while (start < text.size() && !full()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      ++line;
+      std::string_view l(text.data() + start, end - start);
+      start = end + 1;
+      while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.remove_suffix(1);
+      if (l.empty()) continue;
+      auto row = OJson::parse(l, nullptr, false);
+      if (row.is_discarded()) fail(path, "line {}: not valid JSON", line);
+      add(std::move(row));
+    }
+  } else if (src.format == "json") {
+    auto j = OJson::parse(text, nullptr, false);
+    if (j.is_discarded()) fail(path, "not valid JSON");
+    if (!src.json_field.empty()) {
+      if (!j.is_object() || !j.contains(src.json_field)) fail(path, "no field '{}'", src.json_field);
+      j = j[src.json_field];
+    }
+    if (!j.is_array()) fail(path, "expected a list of records (set 'field' for an enclosing object)");
+    for (auto& row : j) {
+      if (full()) break;
+      add(std::move(row));
+    }
+  } else {
+    for (auto& row : parse_csv(text, src.format == "tsv" ? '\t' : ',', path)) {
+      if (full()) break;
+      add(std::move(row));
+    }
+  }
+  return docs;
+}
+
+}  // namespace kaival::eval

@@ -1,0 +1,95 @@
+#pragma once
+// Task cards (`schema: kaival.task/1`, YAML; see docs/eval.md and
+// schemas/task.schema.json) and the datasets they name: local JSONL / JSON /
+// CSV / TSV files, or Hugging Face Hub dataset files pinned by repo, revision
+// and path, downloaded once into a cache directory.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/jinja.h"
+
+namespace kaival::eval {
+
+using OJson = nlohmann::ordered_json;
+
+enum class RequestType { Loglikelihood, GenerateUntil, GenerativeMC };
+
+struct DataSource {
+  std::string format;  // jsonl | json | csv | tsv
+  std::string path;    // local file (relative paths are relative to the card)
+  std::string hf_repo, hf_revision, hf_path;  // Hugging Face Hub dataset file
+  std::string json_field;  // json: key of the record list inside an object
+  std::string sha256;      // optional expected hash of the file
+};
+
+struct Filter {
+  std::string type;  // regex | strip | lower | nfkc | first_line | last_number | first_number | choice
+  std::string pattern;
+  int group = 1;
+  std::string fallback = "[invalid]";
+};
+
+struct FewShot {
+  int k = 0;
+  uint64_t seed = 1234;
+  std::string split;  // defaults to "fewshot" when present, else "dev"/"train"/"validation"
+  std::string separator = "\n\n";
+  std::string answer;  // template for an example's answer (appended after its prompt)
+};
+
+struct TaskCard {
+  std::string file;  // card path
+  std::string sha256;
+  std::string name, alias, version = "1.0", group, group_aggregation = "micro", license, description;
+  std::map<std::string, DataSource> splits;
+  std::string eval_split = "test";
+  RequestType request = RequestType::Loglikelihood;
+  bool chat = false;      // generation through /v1/chat/completions
+  bool circular = false;  // generative MC: every rotation of the choices must be right
+  std::string doc_id;     // template; default: the row index
+  std::string prompt, target, answer_index;  // templates
+  std::vector<std::string> choice_templates;  // one template per choice, or
+  std::string choices_template;               // one template rendering a JSON list
+  std::string choice_prefix = " ";            // loglikelihood: continuation = prefix + choice
+  std::vector<std::string> labels;            // generative MC labels (A, B, ... / ①... / 가...)
+  OJson generation = OJson::object();          // max_tokens, stop, temperature, ...
+  std::vector<Filter> filters;
+  std::vector<std::string> metrics;
+  FewShot fewshot;
+  OJson raw;  // the whole card as JSON (for the results' config)
+};
+
+// Reads and validates a card; throws FormatError naming the card and the field.
+TaskCard load_card(const std::string& path);
+
+struct Doc {
+  size_t index = 0;
+  OJson fields;
+};
+
+struct LoadOptions {
+  std::string cache_dir;    // Hub downloads; default $KAIVAL_CACHE or ~/.cache/kaival
+  std::string hf_endpoint;  // default $KAIVAL_HF_ENDPOINT or https://huggingface.co
+  int64_t limit = -1;       // first N rows only
+  // When set, every split is read from <local_dir>/<task name>/<split>.<format>
+  // instead of its source (tests: hand-written samples in the source's format).
+  std::string local_dir;
+};
+
+// Rows of one split, each a JSON object. `file_sha256` receives the file hash.
+std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
+                            std::string* file_sha256 = nullptr);
+
+// Downloads <endpoint>/datasets/<repo>/resolve/<revision>/<path> into the cache
+// (atomically) unless present; returns the local path.
+std::string hub_download(const DataSource& src, const LoadOptions& opt);
+
+// Parsers, exposed for tests.
+std::vector<OJson> parse_csv(const std::string& text, char sep, const std::string& where);
+
+}  // namespace kaival::eval
