@@ -1,6 +1,8 @@
 #include "engine/model.h"
 
 #include <cblas.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -55,7 +57,17 @@ WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorI
       std::copy_n(raw.data() + static_cast<size_t>(permuted_row(r, rows / heads)) * row_bytes, row_bytes,
                   data.data() + static_cast<size_t>(r) * row_bytes);
   } else {
-    std::copy(raw.begin(), raw.end(), data.begin());
+    // Copy in slices and drop each slice's mapped pages right away, so the
+    // mapping and the copy are never both resident (peak RSS ~ file size).
+    constexpr size_t kSlice = size_t{8} << 20;
+    const auto base = reinterpret_cast<uintptr_t>(raw.data());
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    for (size_t at = 0; at < raw.size(); at += kSlice) {
+      const size_t len = std::min(kSlice, raw.size() - at);
+      std::copy_n(raw.data() + at, len, data.data() + at);
+      const uintptr_t lo = (base + at + page - 1) / page * page, hi = (base + at + len) / page * page;
+      if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);  // (posix_madvise ignores DONTNEED)
+    }
   }
   try {
     return WeightMatrix::packed(t.dtype, rows, cols, std::move(data));
