@@ -113,6 +113,7 @@ class Engine {
   Engine(const Program& p, const Stage& s, const Track& t, InputSet& in) : p_(p), s_(s), t_(t), in_(in) {}
 
   void load();
+  void load_entries();
   Draw point_draw() const;
   Draw random_draw(Rng& rng) const;
   std::vector<TeamEval> evaluate(const Draw& d) const;
@@ -180,12 +181,24 @@ void Engine::load() {
           idx[*m] = bt_models_.size();
           bt_models_.push_back(*m);
         }
+    // The refit costs models^2 per iteration and replicate: beyond a few
+    // hundred models, fall back to the published intervals.
+    if (bt_models_.size() > 300) {
+      warnings.push_back(fmt::format("{}: {} models is too many to refit per bootstrap replicate; using the published rating intervals",
+                                     s_.battles, bt_models_.size()));
+      battles_.clear();
+      bt_models_.clear();
+      return load_entries();
+    }
     for (const auto& b : battles_) bt_idx_.emplace_back(idx[b.a], idx[b.b]);
     std::vector<size_t> all(battles_.size());
     std::iota(all.begin(), all.end(), 0);
     bt_point_ = fit_bt(all);
   }
+  load_entries();
+}
 
+void Engine::load_entries() {
   for (const auto& e : s_.entries) {
     EntryPlan plan;
     plan.entry = &e;

@@ -291,7 +291,17 @@ IndexDef parse_index(const Node& n, const std::string& id) {
 
 }  // namespace
 
+static Program parse_checked(const std::string& text, const std::string& path, const std::string& dir);
+
 Program parse_program(const std::string& text, const std::string& path, const std::string& dir) {
+  try {
+    return parse_checked(text, path, dir);
+  } catch (const YAML::Exception& e) {  // e.g. a key that is not a scalar
+    fail(path, "unexpected YAML structure: {}", e.what());
+  }
+}
+
+static Program parse_checked(const std::string& text, const std::string& path, const std::string& dir) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
