@@ -297,10 +297,45 @@ std::string response_text(const json& r) {
   return "";
 }
 
+size_t prompt_tokens(const json& resp, const std::string& where) {
+  if (resp.contains("usage") && resp["usage"].is_object() && resp["usage"].contains("prompt_tokens") &&
+      resp["usage"]["prompt_tokens"].is_number_integer())
+    return resp["usage"]["prompt_tokens"].get<size_t>();
+  fail(where, "the answer has no usage.prompt_tokens; cannot split context from continuation");
+}
+
+// Sum of the continuation tokens' log-probabilities: the tokens of the full prompt after as many
+// tokens as the context alone has. Independent of text_offset units and of how a server renders
+// partial UTF-8 tokens; assumes the context's tokens are a prefix of the full prompt's (true when
+// the continuation starts with a space, as the cards' choice_prefix does).
+double continuation_by_count(const json& full_resp, const json& ctx_resp, const std::string& where) {
+  auto lp_of = [&](const json& r) -> const json& {
+    static const json kNull;
+    if (!r.contains("choices") || !r["choices"].is_array() || r["choices"].empty()) return kNull;
+    const json& c = r["choices"][0];
+    return c.contains("logprobs") ? c["logprobs"] : kNull;
+  };
+  const json& lp = lp_of(full_resp);
+  if (!lp.is_object() || !lp.contains("token_logprobs") || !lp["token_logprobs"].is_array())
+    throw UnsupportedError(where, "the server returned no prompt log-probabilities for echo=true; loglikelihood "
+                                  "tasks cannot be scored against it");
+  const json& lps = lp["token_logprobs"];
+  size_t n_ctx = prompt_tokens(ctx_resp, where), n_full = prompt_tokens(full_resp, where);
+  if (n_full > lps.size() || n_ctx >= n_full)
+    fail(where, "token counts do not fit: context {} tokens, full prompt {}, {} log-probabilities", n_ctx, n_full,
+         lps.size());
+  double sum = 0;
+  for (size_t i = n_ctx; i < n_full; ++i) {
+    if (!lps[i].is_number()) throw UnsupportedError(where, "a continuation token has no log-probability (null)");
+    sum += lps[i].get<double>();
+  }
+  return sum;
+}
+
 }  // namespace
 
 double continuation_logprob(const json& lp, const std::string& context, const std::string& full,
-                            const std::string& where) {
+                            const std::string& where, const std::string* echoed_text) {
   if (!lp.is_object() || !lp.contains("token_logprobs") || !lp["token_logprobs"].is_array() ||
       !lp.contains("tokens") || !lp["tokens"].is_array() || lp["tokens"].size() != lp["token_logprobs"].size())
     throw UnsupportedError(where, "the server returned no prompt log-probabilities for echo=true; loglikelihood "
@@ -331,6 +366,16 @@ double continuation_logprob(const json& lp, const std::string& context, const st
   }
   size_t ctx_end = bytes ? context.size() : cp_len(context);
   size_t full_end = bytes ? full.size() : cp_len(full);
+  // Offsets may count text the echo does not show (a "<|bos|>" token): shift by the difference
+  // between the tokens' span and the echoed text.
+  if (echoed_text && n > 0 && toks[n - 1].is_string()) {
+    size_t span = off[n - 1] + (bytes ? toks[n - 1].get<std::string>().size() : cp_len(toks[n - 1].get<std::string>()));
+    size_t shown = bytes ? echoed_text->size() : cp_len(*echoed_text);
+    if (span > shown) {
+      ctx_end += span - shown;
+      full_end += span - shown;
+    }
+  }
   double sum = 0;
   size_t counted = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -437,6 +482,14 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
           it.reqs.push_back(reqs.size());
           reqs.push_back(std::move(r));
         }
+        // The context alone: its prompt token count marks where every continuation starts.
+        Request r;
+        r.endpoint = "completions";
+        r.body = {{"model", served}, {"prompt", it.prompt}, {"max_tokens", 1}, {"temperature", 0}, {"echo", true},
+                  {"logprobs", 1}};
+        r.hash = request_hash(r.endpoint, r.body);
+        it.reqs.push_back(reqs.size());
+        reqs.push_back(std::move(r));
       } else if (c.request == RequestType::GenerativeMC) {
         size_t rotations = c.circular ? ch.size() : 1;
         for (size_t rot = 0; rot < rotations; ++rot) {
@@ -527,13 +580,12 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
       std::string shown_response;
       if (c.request == RequestType::Loglikelihood) {
         std::vector<double> ll;
-        for (size_t k = 0; k < it.reqs.size(); ++k) {
+        for (size_t k = 0; k + 1 < it.reqs.size(); ++k) {  // the last request is the context alone
           const Request& r = reqs[it.reqs[k]];
           const json& resp = r.response;
           if (!resp.contains("choices") || !resp["choices"].is_array() || resp["choices"].empty())
             fail(client.base_url() + "/completions", "answer without choices for {} item {}", c.name, it.doc_id);
-          ll.push_back(continuation_logprob(resp["choices"][0].value("logprobs", json()), it.prompt,
-                                            r.body["prompt"].get<std::string>(), client.base_url() + "/completions"));
+          ll.push_back(continuation_by_count(resp, reqs[it.reqs.back()].response, client.base_url() + "/completions"));
         }
         size_t best = static_cast<size_t>(std::max_element(ll.begin(), ll.end()) - ll.begin());
         size_t best_norm = 0;
