@@ -469,14 +469,17 @@ std::optional<BattleView> ArenaStore::new_battle(int64_t campaign_id, int64_t ac
   int64_t prompt_id = p.int64(0);
   BattleView v;
   v.prompt = p.text(1);
-  Stmt a = db_.prepare("SELECT id, text FROM answers WHERE prompt_id=?1 AND identity_leak=0 ORDER BY random() LIMIT 2");
+  Stmt a = db_.prepare(
+      "SELECT id, text, model FROM answers WHERE prompt_id=?1 AND identity_leak=0 ORDER BY random() LIMIT 2");
   a.bind(1, prompt_id);
   a.step();
   int64_t ida = a.int64(0);
   v.answer_a = a.text(1);
+  v.model_a = a.text(2);
   a.step();
   int64_t idb = a.int64(0);
   v.answer_b = a.text(1);
+  v.model_b = a.text(2);
   v.id = random_hex(16);
   // A served battle need not be durable on its own (a vote on a lost battle is
   // refused, never half-stored); the vote's FULL commit syncs its WAL frames.

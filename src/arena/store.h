@@ -46,6 +46,8 @@ struct BattleView {
   std::string id;  // unguessable public id
   std::string prompt;
   std::string answer_a, answer_b;  // as shown: left = a, right = b
+  // Server side only (synthetic panels, tests): pages never render these.
+  std::string model_a, model_b;
 };
 
 enum class VoteStatus { Stored, AlreadyVoted, UnknownBattle, NotYourBattle, AccountCapReached, IpCapReached };

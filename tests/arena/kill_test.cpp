@@ -78,6 +78,7 @@ TEST(ArenaDurability, KillNineMidLoadKeepsEveryAcknowledgedVoteOnce) {
   constexpr int kClients = 8;
   std::vector<std::vector<std::string>> acked(kClients);
   std::atomic<bool> killed{false};
+  std::atomic<int> acked_count{0};
   std::vector<std::thread> pool;
   for (int k = 0; k < kClients; ++k)
     pool.emplace_back([&, k] {
@@ -94,10 +95,17 @@ TEST(ArenaDurability, KillNineMidLoadKeepsEveryAcknowledgedVoteOnce) {
         if (!b || b->status != 200) continue;
         std::string id = json::parse(b->body)["battle"];
         auto v = c.Post("/api/arena/demo-arena/vote", h, json{{"battle", id}, {"winner", "tie"}}.dump(), "application/json");
-        if (v && v->status == 200) acked[k].push_back(id);  // acknowledged: must survive
+        if (v && v->status == 200) {  // acknowledged: must survive
+          acked[k].push_back(id);
+          acked_count++;
+        }
       }
     });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Kill mid-load: once votes flow (however slow the machine), not at a fixed time.
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (acked_count < 40 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   child.stop(SIGKILL);
   killed = true;
   for (auto& t : pool) t.join();

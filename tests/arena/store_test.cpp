@@ -247,7 +247,7 @@ TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
   int64_t v = s->create_account("v", "password v", Role::Voter);
   std::mt19937 rng(5);
   CampaignFile f = load_campaign_file(testdata("arena_campaign.yaml"));
-  for (int k = 0; k < 150; ++k) {
+  for (int k = 0; k < 90; ++k) {
     auto b = s->new_battle(arena, v, "ip");
     // The view does not say which model wrote which answer: find it by text.
     auto model_of = [&](const std::string& text) {
@@ -267,7 +267,7 @@ TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
   o.resamples = 50;
   s->export_files((d.path / "out").string(), o);
   auto battles = read_jsonl(d.path / "out" / "battles.jsonl");
-  EXPECT_EQ(battles.size(), 150u);
+  EXPECT_EQ(battles.size(), 90u);
   for (auto& b : battles) {
     EXPECT_TRUE(b.contains("battle_id") && b.contains("voter") && b.contains("time") && b["flags"].is_array());
     EXPECT_NE(b["voter"], "v");
