@@ -1,6 +1,7 @@
 #include "server/openai_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -325,6 +326,7 @@ struct OpenAIServer::Impl {
   std::mutex seed_mu;
   std::mt19937_64 seed_rng{std::random_device{}()};
   int bound_port = 0;
+  int listen_fd = -1;  // captured from httplib to widen its listen backlog
   bool started = false;
   std::mutex life_mu;
   std::condition_variable life_cv;
@@ -728,6 +730,11 @@ struct OpenAIServer::Impl {
 
   void routes() {
     http.set_payload_max_length(opt.max_body_bytes);
+    http.set_socket_options([this](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listen_fd = sock;
+    });
     http.set_keep_alive_timeout(2);
     const size_t threads = static_cast<size_t>(std::max(1, opt.max_running) + std::max(0, opt.max_waiting) + 4);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -795,6 +802,9 @@ int OpenAIServer::start() {
   const int port = s.opt.port == 0 ? s.http.bind_to_any_port(s.opt.host)
                                    : (s.http.bind_to_port(s.opt.host, s.opt.port) ? s.opt.port : -1);
   if (port <= 0) fail<IoError>(fmt::format("{}:{}", s.opt.host, s.opt.port), "cannot bind the server address");
+  // httplib listens with a backlog of 5: a burst of clients (32 streams)
+  // would see dropped SYNs and 1 s retries. Listening again widens it.
+  if (s.listen_fd >= 0) ::listen(s.listen_fd, 1024);
   s.bound_port = port;
   s.started = true;
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });
