@@ -375,6 +375,14 @@ double continuation_logprob(const json& lp, const std::string& context, const st
       ctx_end += span - shown;
       full_end += span - shown;
     }
+  } else {
+    // Without the echoed text: offsets count from where the prompt starts in the tokens' text.
+    size_t base = off.empty() ? 0 : off[0];
+    std::string joined;
+    for (const auto& t : toks) joined += t.is_string() ? t.get<std::string>() : "";
+    if (size_t pos = joined.find(full); pos != std::string::npos) base += bytes ? pos : cp_len(joined.substr(0, pos));
+    ctx_end += base;
+    full_end += base;
   }
   double sum = 0;
   size_t counted = 0;

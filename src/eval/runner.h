@@ -46,7 +46,10 @@ std::string results_html(const nlohmann::ordered_json& results);
 // completion (`logprobs` object of choices[0]); text_offset may count bytes
 // (llama.cpp, kaival) or characters (vLLM): the unit is detected from the
 // tokens. Throws UnsupportedError when the server sent no prompt logprobs.
+// `echoed_text` (choices[0].text) realigns offsets that count an unshown "<|bos|>". kaival's
+// runner itself splits context and continuation by token counts (usage.prompt_tokens of the
+// context alone), which does not depend on offsets; this function is the offset-based variant.
 double continuation_logprob(const nlohmann::json& logprobs, const std::string& context, const std::string& full,
-                            const std::string& where);
+                            const std::string& where, const std::string* echoed_text = nullptr);
 
 }  // namespace kaival::eval
