@@ -52,7 +52,7 @@ struct TempDir {
 
 TEST(Bundle, VerifyReproducesAndCatchesTampering) {
   TempDir d("kaival_bundle");
-  auto r = cli("bundle " + kProgram + " --stage s1 --replicates 50 --out " + d.path.string());
+  auto r = cli("bundle " + kProgram + " --stage s1 --replicates 10 --out " + d.path.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(fs::exists(d.path / "manifest.json"));
   EXPECT_TRUE(fs::exists(d.path / "program.yaml"));
@@ -63,15 +63,11 @@ TEST(Bundle, VerifyReproducesAndCatchesTampering) {
 
   // A number changed in the stored result: named with its JSON path.
   json res = json::parse(std::ifstream(d.path / "stage-result.json"));
-  double orig = res["teams"][0]["total"];
-  res["teams"][0]["total"] = orig + 0.5;
+  res["teams"][0]["total"] = res["teams"][0]["total"].get<double>() + 0.5;
   std::ofstream(d.path / "stage-result.json") << res.dump(1);
   auto bad = cli("verify " + d.path.string());
   EXPECT_EQ(bad.code, 1) << bad.out;
   EXPECT_NE(bad.out.find("/teams/0/total"), std::string::npos) << bad.out;
-  res["teams"][0]["total"] = orig;
-  std::ofstream(d.path / "stage-result.json") << res.dump(1);
-  EXPECT_EQ(cli("verify " + d.path.string()).code, 0);
 
   // An input changed: its hash no longer matches the manifest.
   { std::ofstream(d.path / "s1/expert_scores.json", std::ios::app) << " "; }
@@ -83,13 +79,13 @@ TEST(Bundle, VerifyReproducesAndCatchesTampering) {
 
 TEST(Bundle, StageRunWritesResultAndSite) {
   TempDir d("kaival_stage_run");
-  auto r = cli("stage run " + kProgram + " --stage s1 --replicates 20 --out " + d.path.string());
+  auto r = cli("stage run " + kProgram + " --stage s1 --replicates 5 --out " + d.path.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("팀 하나"), std::string::npos);
   EXPECT_NE(r.out.find("index.html"), std::string::npos);
   json res = json::parse(std::ifstream(d.path / "stage-result.json"));
   EXPECT_EQ(res["schema"], "kaival.stage-result/1");
-  EXPECT_EQ(res["bootstrap"]["replicates"], 20);
+  EXPECT_EQ(res["bootstrap"]["replicates"], 5);
   EXPECT_TRUE(fs::exists(d.path / "index.html"));
   EXPECT_TRUE(fs::exists(d.path / "index.ko.html"));
   auto bad = cli("stage run /nonexistent.yaml --out " + d.path.string());

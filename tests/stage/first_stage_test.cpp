@@ -185,7 +185,7 @@ TEST(FirstStage, DeterministicForVerify) {
   Program p = load_program(kDir + "/program.yaml");
   RunOptions o;
   o.stage = "s1";
-  o.replicates = 50;
+  o.replicates = 20;
   o.timestamp = false;
   auto a = run(p, o), b = run(p, o);
   EXPECT_EQ(a.doc.dump(), b.doc.dump());

@@ -114,8 +114,9 @@ json to_json(const YAML::Node& n) {
   if (n.Tag() == "!") return s;  // quoted
   if (s == "true") return true;
   if (s == "false") return false;
-  if (std::regex_match(s, std::regex("[-+]?[0-9]+"))) return std::stoll(s);
-  if (std::regex_match(s, std::regex("[-+]?([0-9]*\\.[0-9]+|[0-9]+\\.?)([eE][-+]?[0-9]+)?"))) return std::stod(s);
+  static const std::regex integer("[-+]?[0-9]+"), real("[-+]?([0-9]*\\.[0-9]+|[0-9]+\\.?)([eE][-+]?[0-9]+)?");
+  if (std::regex_match(s, integer)) return std::stoll(s);
+  if (std::regex_match(s, real)) return std::stod(s);
   return s;
 }
 
