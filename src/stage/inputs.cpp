@@ -221,13 +221,14 @@ std::vector<Battle> read_battles(InputSet& in, const std::string& path, Source* 
       fail(where, "line {}: expected model_a, model_b and winner strings", line);
     if (j.contains("flags") && j["flags"].is_array())
       for (const auto& f : j["flags"])
-        if (f == "quarantined") return;
+        if (f == "quarantined" || f == "identity_leak") return;  // excluded from ratings, as the arena does
     std::string w = j["winner"];
     Battle b{j["model_a"], j["model_b"], 0.5};
     if (w == "model_a") b.score_a = 1;
     else if (w == "model_b") b.score_a = 0;
-    else if (w == "both_bad") return;
-    else if (w != "tie") fail(where, "line {}: winner '{}' is not model_a, model_b, tie or both_bad", line, w);
+    // tie and both_bad count half, as in the arena's fit
+    else if (w != "tie" && w != "both_bad")
+      fail(where, "line {}: winner '{}' is not model_a, model_b, tie or both_bad", line, w);
     if (b.a == b.b) fail(where, "line {}: a model cannot battle itself", line);
     out.push_back(std::move(b));
   });
