@@ -209,14 +209,16 @@ TEST(ArenaBrowser, VoteInChromiumThenLeaderboardScreenshot) {
     ASSERT_TRUE(b.wait_for("location.pathname === '/' && document.readyState === 'complete'"));
 
     b.navigate(base + "/arena/demo-arena");
-    ASSERT_TRUE(b.wait_for("!!document.querySelector('button[data-key=\"1\"]')"));
+    // readyState 'complete': the deferred script that handles keys has run.
+    ASSERT_TRUE(b.wait_for("document.readyState === 'complete' && !!document.querySelector('button[data-key=\"1\"]')"));
     // Labels and a real key press: "1" votes for answer A through the page's script.
     EXPECT_EQ(b.eval("document.querySelector('.buttons').getAttribute('role')"), "group");
     auto battle = [&] { return b.eval("document.querySelector('input[name=battle]').value").get<std::string>(); };
     auto next_pair = [&](const std::string& old) {
       return b.wait_for("document.readyState === 'complete' && location.search.includes('voted=1') && "
                         "!!document.querySelector('input[name=battle]') && "
-                        "document.querySelector('input[name=battle]').value !== '" + old + "'");
+                        "document.querySelector('input[name=battle]').value !== '" + old + "'",
+                        30000);
     };
     std::string first = battle();
     b.call("Input.dispatchKeyEvent", {{"type", "keyDown"}, {"key", "1"}, {"code", "Digit1"}, {"text", "1"}});
