@@ -1,5 +1,7 @@
 #include "core/text.h"
 
+#include <ctime>
+
 #include <utf8proc.h>
 
 namespace kaival {
@@ -30,6 +32,32 @@ std::string pad_right(std::string_view s, size_t width) {
   size_t w = display_width(s);
   if (w < width) out.append(width - w, ' ');
   return out;
+}
+
+std::string html_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 8);
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      case '\0': out += "&#xFFFD;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string utc_now_iso() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace kaival

@@ -1,6 +1,6 @@
 #pragma once
-// Terminal text helpers: tables with Korean text need display widths, not
-// byte counts (Hangul and CJK take two columns).
+// Text helpers: terminal tables with Korean text need display widths, not
+// byte counts (Hangul and CJK take two columns); HTML escaping; timestamps.
 #include <string>
 #include <string_view>
 
@@ -10,5 +10,12 @@ namespace kaival {
 size_t display_width(std::string_view s);
 // `s` padded with spaces on the right to `width` columns (never truncated).
 std::string pad_right(std::string_view s, size_t width);
+
+// Text made safe inside HTML elements and quoted attributes: & < > " ' are
+// escaped, NUL becomes U+FFFD. Every page kaival writes goes through this.
+std::string html_escape(std::string_view s);
+
+// The current UTC time as ISO 8601 ("2026-11-25T17:30:00Z"), for manifests.
+std::string utc_now_iso();
 
 }  // namespace kaival

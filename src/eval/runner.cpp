@@ -98,14 +98,6 @@ struct TaskRun {
   std::vector<Item> items;
 };
 
-std::string now_utc() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 size_t cp_len(std::string_view s) {
   size_t n = 0;
@@ -736,7 +728,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   out["configs"] = configs;
   auto st = client.stats();
   out["manifest"] = {{"kaival_version", kVersion},
-                     {"created", now_utc()},
+                     {"created", utc_now_iso()},
                      {"inputs", manifest_inputs},
                      {"parameters",
                       {{"limit", opt.limit},
@@ -780,17 +772,6 @@ std::vector<std::array<std::string, 5>> table_rows(const nlohmann::ordered_json&
   return rows;
 }
 
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "core/hash.h"
+#include "core/text.h"
 #include "core/version.h"
 #include "lineage/stats.h"
 
@@ -26,28 +27,7 @@ json p_fields(double log10p) {
   return {{"p_value", pow10_clamped(log10p)}, {"log10_p", std::isfinite(log10p) ? log10p : -1e308}};
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
-std::string now_utc() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 const char* verdict_en(const std::string& v) {
   if (v == "derived") return "DERIVED: most language-model components of one model match the other";
@@ -165,7 +145,7 @@ json report_json(const MultiResult& r, const std::vector<InputInfo>& inputs,
   json j = {{"schema", "kaival.lineage-report"},
             {"schema_version", 1},
             {"kaival_version", kVersion},
-            {"created", now_utc()},
+            {"created", utc_now_iso()},
             {"inputs", inputs_json(inputs)},
             {"parameters",
              {{"alpha", opt.alpha},

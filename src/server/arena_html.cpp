@@ -6,24 +6,11 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace kaival::server::arena_html {
 
-std::string esc(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + s.size() / 8);
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      case '\0': out += "&#xFFFD;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string esc(std::string_view s) { return html_escape(s); }
 
 Lang parse_lang(std::string_view chosen, std::string_view accept) {
   if (chosen == "ko") return Lang::Ko;

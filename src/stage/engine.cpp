@@ -851,14 +851,6 @@ json Engine::build(const std::vector<TeamEval>& point, const std::vector<std::ve
   };
 }
 
-std::string utc_now() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -884,7 +876,7 @@ StageResult run(const Program& program, const RunOptions& opt) {
   StageResult res;
   res.doc = eng.build(point, reps, reps_n);
   res.doc["manifest"] = {{"kaival_version", std::string(kVersion)},
-                         {"created", opt.timestamp ? json(utc_now()) : json(nullptr)},
+                         {"created", opt.timestamp ? json(utc_now_iso()) : json(nullptr)},
                          {"parameters", {{"stage", stage->id}, {"replicates", reps_n}}}};
   res.warnings = eng.warnings;
   res.inputs = in.files();
