@@ -1,5 +1,6 @@
 #include "mock_server.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include <httplib.h>
@@ -152,11 +153,17 @@ MockServer::MockServer(MockFaults faults) : impl_(std::make_unique<Impl>()) {
         if ((c & 0xC0) != 0x80) ++cps;
       }
       if (!cur.empty()) pieces.push_back(cur);
+      if (f.stream_max_tokens) pieces.assign(static_cast<size_t>(std::max(0, max_tokens)), " tok");
+      bool usage = f.stream_max_tokens && body.contains("stream_options") && body["stream_options"].is_object() &&
+                   body["stream_options"].value("include_usage", false);
+      size_t prompt_tokens = tokenize(prompt).size();
       auto sent = std::make_shared<size_t>(0);
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, pieces, sent, cut, chat, record](size_t, httplib::DataSink& sink) {
+          [this, pieces, sent, cut, chat, record, usage, prompt_tokens, delay = f.token_delay_ms](
+              size_t, httplib::DataSink& sink) {
             if (cut && *sent >= pieces.size() / 2) return false;  // drop the connection mid-stream
+            if (*sent > 0 && *sent < pieces.size() && delay > 0) impl_->nap(delay);
             if (*sent < pieces.size()) {
               json chunk = chat ? json{{"choices", {{{"index", 0}, {"delta", {{"content", pieces[*sent]}}}}}}}
                                 : json{{"choices", {{{"index", 0}, {"text", pieces[*sent]}}}}};
@@ -164,6 +171,13 @@ MockServer::MockServer(MockFaults faults) : impl_(std::make_unique<Impl>()) {
               sink.write(s.data(), s.size());
               ++*sent;
               return true;
+            }
+            if (usage) {
+              json u = {{"choices", json::array()},
+                        {"usage", {{"prompt_tokens", prompt_tokens}, {"completion_tokens", pieces.size()},
+                                   {"total_tokens", prompt_tokens + pieces.size()}}}};
+              std::string s = "data: " + u.dump() + "\n\n";
+              sink.write(s.data(), s.size());
             }
             std::string done = "data: [DONE]\n\n";
             sink.write(done.data(), done.size());

@@ -30,6 +30,10 @@ struct MockFaults {
   // Keep-alive connections make stop() wait for idle clients (httplib's keep-alive timeout), so
   // tests close each connection after one answer; benchmarks turn keep-alive on.
   bool keep_alive = false;
+  // Streaming answers for serving benchmarks: exactly max_tokens chunks of one
+  // token (" tok") each, and a final usage chunk when stream_options.include_usage.
+  bool stream_max_tokens = false;
+  int token_delay_ms = 0;  // sleep before every streamed chunk after the first
 };
 
 class MockServer {
