@@ -1,6 +1,7 @@
 // kaival eval --model URL --task CARD [--task CARD]... [--limit N] [--concurrency N]
 //             [--out DIR] [--cache FILE] [--model-id NAME] [--served-model NAME]
 //             [--timeout S] [--max-retries N] [--data-cache DIR] [--data-dir DIR] [--no-progress]
+//             [--judge URL] [--judge-model NAME] [--store postgresql://... [--run NAME] [--no-work]]
 // Runs task cards against an OpenAI-compatible server; prints a table and
 // writes results.json, samples_<task>.jsonl and results.html under DIR.
 // Responses are cached (DIR/cache.sqlite by default): rerunning after a crash
@@ -11,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "eval/runner.h"
+#include "store/postgres.h"
 
 namespace kaival::cli {
 
@@ -37,11 +39,27 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--data-dir", o->run.data.local_dir,
                   "read every split from DIR/<task>/<split>.<format> instead of its source");
   cmd->add_flag("--no-progress", o->no_progress, "no progress bar on stderr");
+  cmd->add_option("--judge", o->run.judge_url, "OpenAI-compatible judge server for tasks with metric 'judge'");
+  cmd->add_option("--judge-model", o->run.judge_model, "the judge request's \"model\" (default: first of its GET /v1/models)");
+  cmd->add_option("--store", o->run.store_url,
+                  "postgresql://... : queue the requests there for `kaival worker` processes on any machine");
+  cmd->add_option("--run", o->run.run_name, "queue run name (default: a hash of the model URL and the requests)");
+  cmd->add_flag("--no-work", [o](int64_t) { o->run.work_here = false; },
+                "with --store: only enqueue, wait and score; workers answer every request");
   cmd->callback([o] {
+    if (!o->run.store_url.empty() && !store::is_postgres_url(o->run.store_url))
+      throw CLI::ValidationError("--store", "expects a postgresql:// URL (SQLite is the default without --store)");
     o->run.client.timeout_ms = static_cast<int>(o->timeout_s * 1000);
     o->run.progress = !o->no_progress;
     auto results = eval::run_eval(o->tasks, o->run);
     std::fputs(eval::results_table(results).c_str(), stdout);
+    for (auto it = results["results"].begin(); it != results["results"].end(); ++it) {
+      if (it.value().contains("judge_failures") && it.value()["judge_failures"].get<int64_t>() > 0)
+        std::fprintf(stderr, "%s: %lld judge replies without a readable score (left out of the means)\n", it.key().c_str(),
+                     static_cast<long long>(it.value()["judge_failures"].get<int64_t>()));
+      if (it.value().contains("warnings"))
+        for (const auto& w : it.value()["warnings"]) std::fprintf(stderr, "%s: warning: %s\n", it.key().c_str(), w.get<std::string>().c_str());
+    }
     if (!o->run.out_dir.empty()) std::fprintf(stderr, "wrote %s/results.json\n", o->run.out_dir.c_str());
   });
 }

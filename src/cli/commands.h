@@ -18,5 +18,6 @@ void register_perf(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_arena(CLI::App& app);
+void register_import_task(CLI::App& app);
 
 }  // namespace kaival::cli

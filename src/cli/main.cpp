@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   kaival::cli::register_compare(app);
   kaival::cli::register_serve(app);
   kaival::cli::register_arena(app);
+  kaival::cli::register_import_task(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -19,6 +19,7 @@
 #include "core/jinja.h"
 #include "core/text.h"
 #include "core/version.h"
+#include "eval/judge.h"
 #include "eval/score.h"
 #include "store/sqlite.h"
 
@@ -411,6 +412,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     fs::create_directories(opt.out_dir);
     cache_path = (fs::path(opt.out_dir) / "cache.sqlite").string();
   }
+  { ResponseCache migrate_once(cache_path); }  // create the schema on one thread: worker threads' migrations would race
 
   std::vector<TaskRun> runs;
   std::vector<Request> reqs;
@@ -545,6 +547,23 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
 
   execute(reqs, client, cache_path, opt.client.concurrency, opt.progress);
 
+  // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
+  std::map<std::string, ConversationRun> conversations;
+  for (const auto& run : runs) {
+    if (!needs_conversation(run.card)) continue;
+    std::vector<Conversation> convs;
+    for (const auto& it : run.items) {
+      Conversation cv;
+      cv.context = template_context(it.doc, {}, {});
+      cv.questions = {it.prompt};
+      cv.answers = {response_text(reqs[it.reqs[0]].response)};
+      cv.answer_hashes = {reqs[it.reqs[0]].hash};
+      convs.push_back(std::move(cv));
+    }
+    JudgeSettings js{opt.judge_url, opt.judge_model, opt.client, cache_path, opt.client.concurrency};
+    conversations[run.card.name] = run_conversations(run.card, std::move(convs), client, served, js);
+  }
+
   // ---------------------------------------------------------------- scoring
   OJson results = OJson::object(), groups = OJson::object(), versions = OJson::object(), configs = OJson::object();
   struct GroupAcc {
@@ -652,6 +671,10 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
             per["inst_level_strict_acc"] = ids.empty() ? 1.0 : double(ok) / double(ids.size());
           }
         }
+        if (auto cv = conversations.find(c.name); cv != conversations.end())
+          for (const auto& [m, v] : conversation_metrics(cv->second.items[static_cast<size_t>(&it - run.items.data())],
+                                                         is_judged(c), per, rec))
+            add_metric(m, v, per);
         rec["target"] = it.target;
         rec["filtered"] = filtered;
         rec["request_hash"] = reqs[it.reqs[0]].hash;
@@ -668,6 +691,11 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     }
     res["n"] = run.items.size();
     res["alias"] = c.alias;
+    {
+      auto cv = conversations.find(c.name);
+      OJson extras = task_result_extras(c, cv == conversations.end() ? nullptr : &cv->second);
+      for (auto e = extras.begin(); e != extras.end(); ++e) res[e.key()] = e.value();
+    }
     results[c.name] = res;
     versions[c.name] = c.version;
     OJson cfg = OJson::object();

@@ -33,6 +33,10 @@ struct RunOptions {
   LoadOptions data;
   bool progress = true;  // progress bar on stderr
   int bootstrap = 1000;
+  // LLM-as-judge (metric `judge`, eval/judge.h): an OpenAI-compatible server and its model id
+  // (default: the first of its GET /v1/models). Without a URL judged metrics are skipped, with a warning.
+  std::string judge_url;
+  std::string judge_model;
 };
 
 nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, const RunOptions& opt);

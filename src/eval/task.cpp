@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "eval/lmeval_import.h"
+#include "eval/rubric.h"
 
 namespace kaival::eval {
 
@@ -131,6 +133,11 @@ TaskCard load_card(const std::string& path) {
     fail(path, "{}", e.problem());
   }
   if (!j.is_object()) fail(path, "a task card is a YAML mapping");
+  if (!j.contains("schema") && looks_like_lmeval_task(j)) {  // an lm-evaluation-harness task file
+    ImportedTask imp = import_lmeval_task(path);
+    j = std::move(imp.card);
+    c.warnings = std::move(imp.warnings);
+  }
   c.raw = j;
   std::string schema = str_field(j, "schema", path, true);
   if (schema.rfind("kaival.task/", 0) != 0) fail(path, "schema '{}' is not kaival.task/N", schema);
@@ -198,7 +205,7 @@ TaskCard load_card(const std::string& path) {
   if (j.contains("metrics")) {
     for (const auto& m : j["metrics"]) {
       std::string name = m.is_string() ? m.get<std::string>() : str_field(m, "name", path + ": metrics", true);
-      static const char* known[] = {"acc", "acc_norm", "exact_match", "f1", "ifeval"};
+      static const char* known[] = {"acc", "acc_norm", "exact_match", "f1", "ifeval", "judge"};
       if (std::find(std::begin(known), std::end(known), name) == std::end(known))
         throw UnsupportedError(path, "metric '" + name + "'");
       c.metrics.push_back(name);
@@ -208,6 +215,27 @@ TaskCard load_card(const std::string& path) {
     if (c.request == RequestType::Loglikelihood) c.metrics = {"acc", "acc_norm"};
     else if (c.request == RequestType::GenerativeMC) c.metrics = {"acc"};
     else c.metrics = {"exact_match"};
+  }
+  if (j.contains("turns")) {
+    if (!j["turns"].is_array()) fail(path, "'turns' must be a list of templates (the follow-up user turns)");
+    for (const auto& t : j["turns"]) c.turns.push_back(t.is_string() ? t.get<std::string>() : t.dump());
+    if (c.request != RequestType::GenerateUntil || !c.chat) fail(path, "'turns' needs request: generate_until and chat: true");
+  }
+  bool judged = std::find(c.metrics.begin(), c.metrics.end(), "judge") != c.metrics.end();
+  if (judged) {
+    if (c.request != RequestType::GenerateUntil) fail(path, "metric 'judge' needs request: generate_until");
+    if (!j.contains("judge") || !j["judge"].is_object()) fail(path, "metric 'judge' needs a 'judge' mapping with 'rubric'");
+    const OJson& jg = j["judge"];
+    c.judge_rubric = str_field(jg, "rubric", path + ": judge", true);
+    if (fs::path(c.judge_rubric).is_relative()) c.judge_rubric = (fs::path(path).parent_path() / c.judge_rubric).lexically_normal().string();
+    if (jg.contains("references")) {
+      if (!jg["references"].is_array()) fail(path, "judge.references must be a list of templates, one per turn");
+      for (const auto& t : jg["references"]) c.judge_references.push_back(t.is_string() ? t.get<std::string>() : "");
+      if (c.judge_references.size() > c.turns.size() + 1) fail(path, "judge.references has more entries than turns");
+    }
+    load_rubric(c.judge_rubric);  // a broken rubric fails now, not after the model's answers
+  } else if (j.contains("judge")) {
+    fail(path, "'judge' is set but 'judge' is not among the metrics");
   }
   if (j.contains("fewshot")) {
     const OJson& f = j["fewshot"];
@@ -231,7 +259,7 @@ TaskCard load_card(const std::string& path) {
   if (c.request == RequestType::Loglikelihood || c.request == RequestType::GenerativeMC) {
     if (c.choice_templates.empty() && c.choices_template.empty()) fail(path, "multiple-choice task needs 'choices'");
     if (c.answer_index.empty()) fail(path, "multiple-choice task needs 'answer_index'");
-  } else if (c.target.empty() && std::find(c.metrics.begin(), c.metrics.end(), "ifeval") == c.metrics.end()) {
+  } else if (c.target.empty() && std::find(c.metrics.begin(), c.metrics.end(), "ifeval") == c.metrics.end() && !judged) {
     fail(path, "generate_until task needs 'target'");
   }
   // Templates must parse now, not halfway through a run.
@@ -245,6 +273,8 @@ TaskCard load_card(const std::string& path) {
   check(c.choices_template, "choices");
   check(c.fewshot.answer, "fewshot.answer");
   for (const auto& t : c.choice_templates) check(t, "choices");
+  for (const auto& t : c.turns) check(t, "turns");
+  for (const auto& t : c.judge_references) check(t, "judge.references");
   return c;
 }
 

@@ -61,6 +61,11 @@ struct TaskCard {
   std::vector<Filter> filters;
   std::vector<std::string> metrics;
   FewShot fewshot;
+  // Multi-turn chat and LLM-as-judge (eval/judge.h, docs/eval.md "LLM-as-judge").
+  std::vector<std::string> turns;             // follow-up user turns (templates), each sent with the history
+  std::string judge_rubric;                   // rubric card (metric `judge`), relative paths resolved
+  std::vector<std::string> judge_references;  // reference template per turn ("" = none)
+  std::vector<std::string> warnings;          // e.g. keys an imported lm-evaluation-harness file had
   OJson raw;  // the whole card as JSON (for the results' config)
 };
 
