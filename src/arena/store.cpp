@@ -16,6 +16,7 @@
 #include "arena/quantile.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/text.h"
 #include "core/version.h"
 
 namespace kaival::arena {
@@ -842,8 +843,11 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                 {"time", iso_time(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count())}};
   };
 
+  // Every table goes out as JSON (for the stage engine) and as CSV (for spreadsheets and citizens).
+  auto num = [](double x) { return std::isnan(x) ? std::string() : fmt::format("{}", x); };
   // battles.jsonl: every voted battle, with its flags.
   std::string battles;
+  std::string battles_csv = csv_row({"battle_id", "campaign", "prompt", "model_a", "model_b", "winner", "voter", "time", "flags"});
   std::vector<Battle> counted;
   std::vector<std::string> models;
   std::map<std::string, int> index;
@@ -871,11 +875,18 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                   {"voter", salted("account:" + std::to_string(s.int64(4)))},
                   {"time", iso_time(s.int64(5))}, {"flags", flags}};
         battles += line.dump() + "\n";
+        std::string flag_list;
+        for (const auto& f : flags) flag_list += (flag_list.empty() ? "" : ";") + f.get<std::string>();
+        battles_csv += csv_row({line["battle_id"].get<std::string>(), c.name, line["prompt"].get<std::string>(),
+                                line["model_a"].get<std::string>(), line["model_b"].get<std::string>(),
+                                line["winner"].get<std::string>(), line["voter"].get<std::string>(),
+                                line["time"].get<std::string>(), flag_list});
         if (flags.empty()) counted.push_back({index.at(s.text(1)), index.at(s.text(2)), outcome_of(s.text(3))});
       }
     }
   }
   std::string battles_sha = write("battles.jsonl", battles);
+  write("battles.csv", battles_csv);
 
   BootstrapOptions boot;
   boot.resamples = o.resamples;
@@ -889,6 +900,12 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                      {"win_rate", json_number(m.win_rate)}});
   }
   std::sort(rated.begin(), rated.end(), [](const json& a, const json& b) { return a["rating"] > b["rating"]; });
+  std::string ratings_csv = csv_row({"rank", "model", "rating", "ci_low", "ci_high", "battles", "win_rate"});
+  for (const auto& r : rated) {
+    auto d = [&](const char* k) { return r[k].is_number() ? num(r[k].get<double>()) : std::string(); };
+    ratings_csv += csv_row({std::to_string(r["rank"].get<int64_t>()), r["model"].get<std::string>(), d("rating"),
+                            d("ci_low"), d("ci_high"), std::to_string(r["battles"].get<int64_t>()), d("win_rate")});
+  }
   json win_rate = json::object();
   for (size_t i = 0; i < models.size(); ++i)
     for (size_t j = 0; j < models.size(); ++j)
@@ -900,9 +917,11 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                                      {{"resamples", o.resamples}, {"seed", o.seed}, {"scale", 400}, {"base", 1000},
                                       {"campaign", o.campaign}, {"excluded_flags", {"quarantined", "identity_leak"}}})}};
   write("ratings.json", ratings.dump(2) + "\n");
+  write("ratings.csv", ratings_csv);
 
   // reviews.jsonl and expert_scores.json over every review campaign.
   std::string review_lines;
+  std::string reviews_csv = csv_row({"campaign", "item", "model", "reviewer", "criterion", "score", "rationale", "time"});
   {
     std::lock_guard lk(db_mu_);
     for (const auto& c : reviews) {
@@ -915,10 +934,14 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                   {"reviewer", salted("account:" + std::to_string(s.int64(2)))}, {"criterion", s.text(3)},
                   {"score", s.real(4)}, {"rationale", s.text(5)}, {"time", iso_time(s.int64(6))}};
         review_lines += line.dump() + "\n";
+        reviews_csv += csv_row({c.name, s.text(0), s.text(1), line["reviewer"].get<std::string>(), s.text(3),
+                                num(s.real(4)), s.text(5), line["time"].get<std::string>()});
       }
     }
   }
   std::string reviews_sha = write("reviews.jsonl", review_lines);
+  write("reviews.csv", reviews_csv);
+  std::string expert_csv = csv_row({"campaign", "model", "score", "ci_low", "ci_high", "reviews", "items"});
   json expert_models = json::array(), alpha = json::object(), severity = json::array();
   ExpertScoreOptions eo;
   eo.resamples = o.resamples;
@@ -929,6 +952,9 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
       expert_models.push_back({{"model", m.model}, {"score", json_number(m.score)}, {"ci_low", json_number(m.ci_low)},
                                {"ci_high", json_number(m.ci_high)}, {"reviews", m.reviews}, {"items", m.items},
                                {"campaign", c.name}});
+    for (const auto& m : sum.models)
+      expert_csv += csv_row({c.name, m.model, num(m.score), num(m.ci_low), num(m.ci_high), std::to_string(m.reviews),
+                             std::to_string(m.items)});
     for (const auto& [crit, a] : sum.alpha) {
       std::string key = reviews.size() > 1 ? c.name + "/" + crit : crit;
       alpha[key] = {{"interval", std::isnan(a.interval) ? json() : json(a.interval)},
@@ -944,6 +970,7 @@ void ArenaStore::export_files(const std::string& dir, const ExportOptions& o) {
                                     {{"resamples", o.resamples}, {"seed", o.seed}, {"trim", 0.1},
                                      {"total", "weighted mean of criterion scores rescaled to 0-100"}})}};
   write("expert_scores.json", expert.dump(2) + "\n");
+  write("expert_scores.csv", expert_csv);
 }
 
 }  // namespace kaival::arena

@@ -14,6 +14,7 @@ void register_activations(CLI::App& app);
 void register_stage(CLI::App& app);
 void register_serve_model(CLI::App& app);
 void register_eval(CLI::App& app);
+void register_worker(CLI::App& app);
 void register_perf(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_serve(CLI::App& app);

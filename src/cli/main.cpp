@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   kaival::cli::register_stage(app);
   kaival::cli::register_serve_model(app);
   kaival::cli::register_eval(app);
+  kaival::cli::register_worker(app);
   kaival::cli::register_perf(app);
   kaival::cli::register_compare(app);
   kaival::cli::register_serve(app);

@@ -51,6 +51,37 @@ std::string html_escape(std::string_view s) {
   return out;
 }
 
+std::string csv_field(std::string_view s) {
+  std::string v;
+  if (!s.empty() && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r')) {
+    // A plain number like -1.5 is data, not a formula: keep it.
+    bool number = s.size() > 1 && s[0] == '-' && s.find_first_not_of("0123456789.eE+-", 1) == std::string_view::npos;
+    if (!number) v = "'";
+  }
+  v += s;
+  bool quote = v.find_first_of(",\"\r\n") != std::string::npos || (!v.empty() && (v.front() == ' ' || v.back() == ' '));
+  if (!quote) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string csv_row(std::initializer_list<std::string_view> fields) {
+  std::string out;
+  bool first = true;
+  for (auto f : fields) {
+    if (!first) out += ',';
+    first = false;
+    out += csv_field(f);
+  }
+  out += "\r\n";
+  return out;
+}
+
 std::string utc_now_iso() {
   std::time_t t = std::time(nullptr);
   std::tm tm{};

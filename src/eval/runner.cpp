@@ -20,7 +20,9 @@
 #include "core/text.h"
 #include "core/version.h"
 #include "eval/judge.h"
+#include "eval/queue.h"
 #include "eval/score.h"
+#include "store/postgres.h"
 #include "store/sqlite.h"
 
 namespace kaival::eval {
@@ -545,7 +547,22 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                              "echo=true + logprobs; refusing to run loglikelihood tasks (they would score chance)");
   }
 
-  execute(reqs, client, cache_path, opt.client.concurrency, opt.progress);
+  std::string queue_run;
+  if (!opt.store_url.empty()) {
+    std::vector<QueuedRequest> queued;
+    queued.reserve(reqs.size());
+    std::string all = client.base_url();
+    for (const auto& r : reqs) {
+      queued.push_back({r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace)});
+      all += r.hash;
+    }
+    queue_run = opt.run_name.empty() ? "run-" + sha256_hex(all).substr(0, 16) : opt.run_name;
+    auto answers = execute_on_queue(opt.store_url, queue_run, client.base_url(), opt.client, queued, opt.work_here,
+                                    opt.progress);
+    for (auto& r : reqs) r.response = answers.at(r.hash);
+  } else {
+    execute(reqs, client, cache_path, opt.client.concurrency, opt.progress);
+  }
 
   // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
   std::map<std::string, ConversationRun> conversations;
@@ -766,6 +783,8 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                        {"bootstrap", opt.bootstrap},
                        {"bootstrap_seed", 1234}}},
                      {"chat_template_sha256", nullptr},
+                     {"store", opt.store_url.empty() ? json(nullptr)
+                                                     : json{{"url", store::redact_url(opt.store_url)}, {"run", queue_run}}},
                      {"requests", {{"total", reqs.size()}, {"sent", st.requests}, {"retries", st.retries},
                                    {"throttled", st.throttled}}}};
   if (!opt.out_dir.empty()) {

@@ -33,6 +33,12 @@ struct RunOptions {
   LoadOptions data;
   bool progress = true;  // progress bar on stderr
   int bootstrap = 1000;
+  // Many machines (eval/queue.h): with a postgresql:// URL the requests go to that queue and
+  // `kaival worker` processes answer them; this process works too unless work_here is false.
+  // run_name defaults to a hash of the model URL and the requests, so a rerun resumes.
+  std::string store_url;
+  std::string run_name;
+  bool work_here = true;
   // LLM-as-judge (metric `judge`, eval/judge.h): an OpenAI-compatible server and its model id
   // (default: the first of its GET /v1/models). Without a URL judged metrics are skipped, with a warning.
   std::string judge_url;

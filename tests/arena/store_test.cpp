@@ -13,8 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/text.h"
 
 using namespace kaival::arena;
+using kaival::csv_field;
+using kaival::csv_row;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -292,4 +295,42 @@ TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
   EXPECT_NEAR(expert["models"][0]["score"].get<double>(), 100.0 * (2 * 0.75 + 0.5) / 3, 1e-9);
   EXPECT_TRUE(expert["alpha"].contains("rigor"));
   EXPECT_FALSE(expert.value("synthetic", true));
+  // The same tables as CSV: a header and one row per JSON record, in the same order.
+  auto csv_lines = [&](const char* name) {
+    std::ifstream in(d.path / "out" / name, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> lines;
+    size_t at = 0;
+    while (at < all.size()) {
+      size_t e = all.find("\r\n", at);
+      EXPECT_NE(e, std::string::npos) << name << ": rows end with CRLF";
+      if (e == std::string::npos) break;
+      lines.push_back(all.substr(at, e - at));
+      at = e + 2;
+    }
+    return lines;
+  };
+  auto bcsv = csv_lines("battles.csv");
+  ASSERT_EQ(bcsv.size(), 91u);
+  EXPECT_EQ(bcsv[0], "battle_id,campaign,prompt,model_a,model_b,winner,voter,time,flags");
+  EXPECT_EQ(bcsv[1].substr(0, battles[0]["battle_id"].get<std::string>().size()), battles[0]["battle_id"].get<std::string>());
+  auto rcsv = csv_lines("ratings.csv");
+  ASSERT_EQ(rcsv.size(), 4u);
+  EXPECT_EQ(rcsv[0], "rank,model,rating,ci_low,ci_high,battles,win_rate");
+  EXPECT_EQ(rcsv[1].substr(0, 11), "1,target-x,");
+  EXPECT_EQ(csv_lines("reviews.csv").size(), 9u);
+  EXPECT_EQ(csv_lines("expert_scores.csv").size(), 3u);
+}
+
+TEST(Csv, QuotesAndDefusesFormulas) {
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+  EXPECT_EQ(csv_field("@SUM(A1)"), "'@SUM(A1)");
+  EXPECT_EQ(csv_field("-1.5"), "-1.5");  // a number stays a number
+  EXPECT_EQ(csv_field("-cmd"), "'-cmd");
+  EXPECT_EQ(csv_field("한국어"), "한국어");
+  EXPECT_EQ(csv_row({"a", "b c", ""}), "a,b c,\r\n");
 }
