@@ -9,7 +9,8 @@
 // The server shares the machine's cores, so the ratio, not the absolute
 // rate, is the result.
 //
-// Usage: eval_client_bench [--requests 2000] [--concurrency 4] [--tokens 16] [--rounds 3]
+// Usage: eval_client_bench [--requests 2000] [--concurrency 4] [--tokens 16] [--rounds 3] [--rate R]
+// --rate R paces every client at R requests/s (offered load; 0: as fast as possible).
 // Build standalone with bench/eval_client_bench.sh (optimized, no sanitizer).
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,22 +40,45 @@ size_t sink(char* d, size_t s, size_t n, void* u) {
   return s * n;
 }
 
-// Runs `requests` calls of fn(thread) on `threads` threads; returns requests/s.
+struct Rate {
+  double rps = 0;           // requests per second, wall clock
+  double cpu_us = 0;        // client CPU per request (the calling threads' CPU time), microseconds
+};
+
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// Runs `requests` calls of fn() on `threads` threads; with rate > 0 request i is not sent before
+// t0 + i / rate (an offered load: a client that keeps up achieves `rate`).
 template <typename Fn>
-double timed(int requests, int threads, Fn&& fn) {
+Rate timed(int requests, int threads, double rate, Fn&& fn) {
   std::atomic<int> next{0};
+  std::atomic<int64_t> cpu_ns{0};
   auto t0 = Clock::now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
-      while (next.fetch_add(1) < requests) fn();
+      double c0 = thread_cpu_s();
+      int i;
+      while ((i = next.fetch_add(1)) < requests) {
+        if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::duration_cast<Clock::duration>(
+                                                              std::chrono::duration<double>(i / rate)));
+        fn();
+      }
+      cpu_ns.fetch_add(static_cast<int64_t>((thread_cpu_s() - c0) * 1e9));
     });
   for (auto& th : pool) th.join();
-  return requests / std::chrono::duration<double>(Clock::now() - t0).count();
+  Rate r;
+  r.rps = requests / std::chrono::duration<double>(Clock::now() - t0).count();
+  r.cpu_us = double(cpu_ns.load()) / 1e3 / requests;
+  return r;
 }
 
-double raw_curl(const std::string& url, const std::string& body, int requests, int threads) {
-  return timed(requests, threads, [&] {
+Rate raw_curl(const std::string& url, const std::string& body, int requests, int threads, double rate) {
+  return timed(requests, threads, rate, [&] {
     thread_local CURL* h = curl_easy_init();
     thread_local curl_slist* hdr = curl_slist_append(nullptr, "Content-Type: application/json");
     std::string out;
@@ -70,6 +95,7 @@ double raw_curl(const std::string& url, const std::string& body, int requests, i
 
 int main(int argc, char** argv) {
   int requests = 2000, concurrency = 4, tokens = 16, rounds = 3;
+  double rate = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     int v = std::atoi(argv[i + 1]);
@@ -77,6 +103,7 @@ int main(int argc, char** argv) {
     else if (a == "--concurrency") concurrency = v;
     else if (a == "--tokens") tokens = v;
     else if (a == "--rounds") rounds = v;
+    else if (a == "--rate") rate = std::atof(argv[i + 1]);
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   MockFaults f;
@@ -102,21 +129,37 @@ int main(int argc, char** argv) {
   po.output_len = tokens;
   po.sweep = {concurrency};
 
-  std::printf("requests %d, concurrency %d, %d tokens per streamed answer, mock server on 127.0.0.1\n", requests,
-              concurrency, tokens);
-  std::printf("%-6s %12s %12s %12s %12s %12s %10s %10s %10s\n", "round", "raw req/s", "eval req/s", "raw sse/s",
-              "eval sse/s", "perf sse/s", "eval/raw", "sse/raw", "perf/raw");
+  std::printf("requests %d, concurrency %d, %d tokens per streamed answer, offered rate %s, mock on 127.0.0.1\n",
+              requests, concurrency, tokens, rate > 0 ? std::to_string(rate).c_str() : "unpaced");
+  std::printf("%-6s %10s %10s %10s %10s %10s %9s %9s %9s | client CPU us/req: %7s %7s %7s %7s\n", "round", "raw/s",
+              "eval/s", "rawSSE/s", "evalSSE/s", "perfSSE/s", "eval/raw", "sse/raw", "perf/raw", "raw", "eval", "rawSSE",
+              "evalSSE");
+  std::vector<double> r_eval, r_sse, r_perf;
   for (int r = 1; r <= rounds; ++r) {
-    double raw = raw_curl(base, body, requests, concurrency);
-    double eval = timed(requests, concurrency, [&] { client.post("completions", req); });
-    double raw_s = raw_curl(base, sbody, requests, concurrency);
-    double eval_s = timed(requests, concurrency, [&] { client.post_stream("completions", req); });
-    auto rep = kaival::eval::run_perf(po);
-    if (rep.runs[0].failed) std::fprintf(stderr, "perf: %zu failed\n", rep.runs[0].failed);
-    double perf = rep.runs[0].request_throughput;
-    std::printf("%-6d %12.0f %12.0f %12.0f %12.0f %12.0f %10.2f %10.2f %10.2f\n", r, raw, eval, raw_s, eval_s, perf,
-                eval / raw, eval_s / raw_s, perf / raw_s);
+    Rate raw = raw_curl(base, body, requests, concurrency, rate);
+    Rate eval = timed(requests, concurrency, rate, [&] { client.post("completions", req); });
+    Rate raw_s = raw_curl(base, sbody, requests, concurrency, rate);
+    Rate eval_s = timed(requests, concurrency, rate, [&] { client.post_stream("completions", req); });
+    double perf = 0;
+    if (rate <= 0) {  // run_perf paces itself; compared unpaced only
+      auto rep = kaival::eval::run_perf(po);
+      if (rep.runs[0].failed) std::fprintf(stderr, "perf: %zu failed\n", rep.runs[0].failed);
+      perf = rep.runs[0].request_throughput;
+    }
+    r_eval.push_back(eval.rps / raw.rps);
+    r_sse.push_back(eval_s.rps / raw_s.rps);
+    r_perf.push_back(perf / raw_s.rps);
+    std::printf("%-6d %10.0f %10.0f %10.0f %10.0f %10.0f %9.3f %9.3f %9.3f | %26.0f %7.0f %7.0f %7.0f\n", r, raw.rps,
+                eval.rps, raw_s.rps, eval_s.rps, perf, eval.rps / raw.rps, eval_s.rps / raw_s.rps, perf / raw_s.rps,
+                raw.cpu_us, eval.cpu_us, raw_s.cpu_us, eval_s.cpu_us);
+    std::fflush(stdout);
   }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : (v[(v.size() - 1) / 2] + v[v.size() / 2]) / 2;
+  };
+  std::printf("median ratios: eval/raw %.3f, sse eval/raw %.3f, perf/raw %.3f\n", median(r_eval), median(r_sse),
+              median(r_perf));
   mock.stop();
   return 0;
 }

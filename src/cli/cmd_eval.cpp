@@ -1,6 +1,6 @@
 // kaival eval --model URL --task CARD [--task CARD]... [--limit N] [--concurrency N]
 //             [--out DIR] [--cache FILE] [--model-id NAME] [--served-model NAME]
-//             [--timeout S] [--max-retries N] [--data-cache DIR] [--data-dir DIR] [--no-progress]
+//             [--timeout S] [--max-retries N] [--data-cache DIR] [--data-dir DIR] [--no-progress] [--window N]
 //             [--judge URL] [--judge-model NAME] [--store postgresql://... [--run NAME] [--no-work]]
 // Runs task cards against an OpenAI-compatible server; prints a table and
 // writes results.json, samples_<task>.jsonl and results.html under DIR.
@@ -43,6 +43,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--judge-model", o->run.judge_model, "the judge request's \"model\" (default: first of its GET /v1/models)");
   cmd->add_option("--store", o->run.store_url,
                   "postgresql://... : queue the requests there for `kaival worker` processes on any machine");
+  cmd->add_option("--window", o->run.window,
+                  "rows read, sent and scored at a time; memory is O(window) (default max(64, 8 x concurrency))");
   cmd->add_option("--run", o->run.run_name, "queue run name (default: a hash of the model URL and the requests)");
   cmd->add_flag("--no-work", [o](int64_t) { o->run.work_here = false; },
                 "with --store: only enqueue, wait and score; workers answer every request");

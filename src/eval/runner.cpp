@@ -91,16 +91,9 @@ struct Item {
   std::vector<std::string> choices;   // multiple choice
   int gold = -1;
   std::string target;
-  std::vector<size_t> reqs;           // into the run's request list
+  std::vector<size_t> reqs;           // into the window's request list
   OJson doc;                          // for ifeval kwargs
 };
-
-struct TaskRun {
-  TaskCard card;
-  std::map<std::string, std::string> dataset_sha256;
-  std::vector<Item> items;
-};
-
 
 size_t cp_len(std::string_view s) {
   size_t n = 0;
@@ -188,10 +181,28 @@ json generation_body(const TaskCard& c, const std::string& model, const std::str
   return body;
 }
 
+// One task across the windows of a run: its reader and templates, the current window's items,
+// and what the aggregates need (per-item scores, small).
+struct TaskState {
+  explicit TaskState(TaskCard c) : card(std::move(c)), tpl(card) {}
+  TaskCard card;
+  CardTemplates tpl;  // refers to `card`: a TaskState never moves (held by unique_ptr)
+  std::optional<SplitReader> reader;
+  std::map<std::string, std::string> dataset_sha256;
+  std::string prefix;       // description + few-shot examples, before every prompt
+  std::vector<Item> items;  // the current window's
+  std::map<std::string, std::vector<double>> scores;
+  std::vector<std::string> metric_order;
+  size_t n = 0;  // items scored
+  std::ofstream samples;
+  std::optional<ConversationRun> conversation;
+};
+
 // ---------------------------------------------------------------- progress
 class Progress {
  public:
-  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && total > 0), start_(Clock::now()) {
+  // total 0: unknown (a streamed run learns it at the end); the bar then shows counts and rate only.
+  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled), start_(Clock::now()) {
     if (enabled_) thread_ = std::thread([this] { loop(); });
   }
   ~Progress() { finish(); }
@@ -228,6 +239,12 @@ class Progress {
     std::string bar(static_cast<size_t>(fill), '#');
     bar.resize(static_cast<size_t>(width), '.');
     bool tty = isatty(STDERR_FILENO);
+    if (total_ == 0) {
+      std::fprintf(stderr, "%s%zu requests  %.1f req/s  (cached %zu)%s", tty ? "\r" : "", d, rate, c,
+                   (final || !tty) ? "\n" : "");
+      std::fflush(stderr);
+      return;
+    }
     std::fprintf(stderr, "%s[%s] %zu/%zu  %.1f req/s  ETA %.0fs  (cached %zu)%s", tty ? "\r" : "", bar.c_str(), d, total_,
                  rate, eta, c, (final || !tty) ? "\n" : "");
     std::fflush(stderr);
@@ -242,17 +259,25 @@ class Progress {
   std::thread thread_;
 };
 
+// One response-cache connection per worker slot, kept across chunks (the threads of one chunk
+// are joined before the next starts, so a slot's connection is never used by two threads at once).
+struct CacheSlots {
+  std::string path;
+  std::vector<std::unique_ptr<ResponseCache>> slots;
+};
+
 // Sends every request (cache first) on `concurrency` threads.
-void execute(std::vector<Request>& reqs, OpenAIClient& client, const std::string& cache_path, int concurrency,
-             bool progress) {
+void execute(std::vector<Request>& reqs, OpenAIClient& client, CacheSlots& caches, int concurrency, Progress& bar) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
   std::mutex err_mu;
-  Progress bar(reqs.size(), progress);
-  auto worker = [&] {
+  int n = std::max(1, std::min<int>(concurrency, static_cast<int>(std::max<size_t>(1, reqs.size()))));
+  if (caches.slots.size() < static_cast<size_t>(n)) caches.slots.resize(static_cast<size_t>(n));
+  auto worker = [&](size_t slot) {
     try {
-      ResponseCache cache(cache_path);
+      if (!caches.slots[slot]) caches.slots[slot] = std::make_unique<ResponseCache>(caches.path);
+      ResponseCache& cache = *caches.slots[slot];
       while (!failed.load()) {
         size_t i = next.fetch_add(1);
         if (i >= reqs.size()) break;
@@ -272,11 +297,9 @@ void execute(std::vector<Request>& reqs, OpenAIClient& client, const std::string
       failed = true;
     }
   };
-  int n = std::max(1, std::min<int>(concurrency, static_cast<int>(std::max<size_t>(1, reqs.size()))));
   std::vector<std::thread> threads;
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker);
+  for (int t = 0; t < n; ++t) threads.emplace_back(worker, static_cast<size_t>(t));
   for (auto& t : threads) t.join();
-  bar.finish();
   if (error) std::rethrow_exception(error);
 }
 
@@ -416,29 +439,28 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   }
   { ResponseCache migrate_once(cache_path); }  // create the schema on one thread: worker threads' migrations would race
 
-  std::vector<TaskRun> runs;
-  std::vector<Request> reqs;
+  // Every card, its split readers and few-shot prefix first: a bad card, a missing file or a
+  // hash mismatch fails before any request. The evaluation rows are then read in windows.
+  std::vector<std::unique_ptr<TaskState>> tasks;
   bool any_loglik = false;
   for (const auto& path : card_paths) {
-    TaskRun run;
-    run.card = load_card(path);
-    const TaskCard& c = run.card;
-    for (const auto& r : runs)
-      if (r.card.name == c.name) fail(path, "task '{}' given twice", c.name);
-    CardTemplates tpl(c);
+    auto t = std::make_unique<TaskState>(load_card(path));
+    const TaskCard& c = t->card;
+    for (const auto& o : tasks)
+      if (o->card.name == c.name) fail(path, "task '{}' given twice", c.name);
+    const CardTemplates& tpl = t->tpl;
     LoadOptions lo = opt.data;
     lo.limit = opt.limit;
-    std::string h;
-    auto docs = load_split(c, c.eval_split, lo, &h);
-    run.dataset_sha256[c.eval_split] = h;
-    // Few-shot examples: a fixed-seed sample, the same for every item.
+    t->reader.emplace(c, c.eval_split, lo);
+    t->dataset_sha256[c.eval_split] = t->reader->file_sha256();
+    // Few-shot examples: a fixed-seed sample, the same for every item (the few-shot split is small: held whole).
     std::string shots;
     if (c.fewshot.k > 0) {
       LoadOptions fo = opt.data;
       fo.limit = 100000;
       std::string fh;
       auto pool = load_split(c, c.fewshot.split, fo, &fh);
-      run.dataset_sha256[c.fewshot.split] = fh;
+      t->dataset_sha256[c.fewshot.split] = fh;
       std::vector<size_t> idx(pool.size());
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
       std::mt19937_64 rng(c.fewshot.seed);
@@ -458,78 +480,79 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         shots += tpl.prompt_.render(ctx) + answer + c.fewshot.separator;
       }
     }
-    std::string preamble = c.description.empty() ? "" : c.description + c.fewshot.separator;
-    for (auto& d : docs) {
+    t->prefix = (c.description.empty() ? "" : c.description + c.fewshot.separator) + shots;
+    any_loglik = any_loglik || (c.request == RequestType::Loglikelihood && opt.limit != 0);
+    tasks.push_back(std::move(t));
+  }
+
+  // Reads up to `max_docs` rows of a task into items and appends their requests to `reqs`.
+  auto fill = [&](TaskState& t, size_t max_docs, std::vector<Request>& reqs) {
+    const TaskCard& c = t.card;
+    const CardTemplates& tpl = t.tpl;
+    const std::string& path = c.file;
+    size_t added = 0;
+    while (added < max_docs) {
+      auto d = t.reader->next();
+      if (!d) break;
+      ++added;
       Item it;
-      it.doc = d.fields;
+      it.doc = std::move(d->fields);
       std::vector<std::string> ch;
-      if (c.request != RequestType::GenerateUntil) ch = tpl.choices(template_context(d.fields, {}, {}));
+      if (c.request != RequestType::GenerateUntil) ch = tpl.choices(template_context(it.doc, {}, {}));
       auto labels = c.request == RequestType::GenerativeMC ? labels_for(c, ch.size()) : std::vector<std::string>{};
-      OJson ctx = template_context(d.fields, ch, labels);
-      it.doc_id = tpl.doc_id_ ? tpl.doc_id_->render(ctx) : std::to_string(d.index);
+      OJson ctx = template_context(it.doc, ch, labels);
+      it.doc_id = tpl.doc_id_ ? tpl.doc_id_->render(ctx) : std::to_string(d->index);
       if (c.request != RequestType::GenerateUntil) {
-        if (ch.size() < 2) fail(path, "row {}: fewer than two choices", d.index + 1);
+        if (ch.size() < 2) fail(path, "row {}: fewer than two choices", d->index + 1);
         it.choices = ch;
-        it.gold = tpl.gold(ctx, ch.size(), d.index);
+        it.gold = tpl.gold(ctx, ch.size(), d->index);
       } else {
         it.target = tpl.target_ ? tpl.target_->render(ctx) : std::string();
       }
-      if (c.request == RequestType::Loglikelihood) {
-        any_loglik = true;
-        it.prompt = preamble + shots + tpl.prompt_.render(ctx);
-        for (const auto& choice : ch) {
-          Request r;
-          r.endpoint = "completions";
-          r.body = {{"model", served}, {"prompt", it.prompt + c.choice_prefix + choice}, {"max_tokens", 1},
-                    {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
-          r.hash = request_hash(r.endpoint, r.body);
-          it.reqs.push_back(reqs.size());
-          reqs.push_back(std::move(r));
-        }
-        // The context alone: its prompt token count marks where every continuation starts.
+      auto add_request = [&](std::string endpoint, json body) {
         Request r;
-        r.endpoint = "completions";
-        r.body = {{"model", served}, {"prompt", it.prompt}, {"max_tokens", 1}, {"temperature", 0}, {"echo", true},
-                  {"logprobs", 1}};
+        r.endpoint = std::move(endpoint);
+        r.body = std::move(body);
         r.hash = request_hash(r.endpoint, r.body);
         it.reqs.push_back(reqs.size());
         reqs.push_back(std::move(r));
+      };
+      if (c.request == RequestType::Loglikelihood) {
+        it.prompt = t.prefix + tpl.prompt_.render(ctx);
+        for (const auto& choice : ch)
+          add_request("completions", {{"model", served}, {"prompt", it.prompt + c.choice_prefix + choice}, {"max_tokens", 1},
+                                      {"temperature", 0}, {"echo", true}, {"logprobs", 1}});
+        // The context alone: its prompt token count marks where every continuation starts.
+        add_request("completions", {{"model", served}, {"prompt", it.prompt}, {"max_tokens", 1}, {"temperature", 0},
+                                    {"echo", true}, {"logprobs", 1}});
       } else if (c.request == RequestType::GenerativeMC) {
         size_t rotations = c.circular ? ch.size() : 1;
         for (size_t rot = 0; rot < rotations; ++rot) {
           std::vector<std::string> rc(ch.size());
           for (size_t j = 0; j < ch.size(); ++j) rc[j] = ch[(j + rot) % ch.size()];
-          std::string p = preamble + shots + tpl.prompt_.render(template_context(d.fields, rc, labels));
+          std::string p = t.prefix + tpl.prompt_.render(template_context(it.doc, rc, labels));
           if (rot == 0) it.prompt = p;
-          Request r;
-          r.endpoint = c.chat ? "chat/completions" : "completions";
-          r.body = generation_body(c, served, p);
-          r.hash = request_hash(r.endpoint, r.body);
-          it.reqs.push_back(reqs.size());
-          reqs.push_back(std::move(r));
+          add_request(c.chat ? "chat/completions" : "completions", generation_body(c, served, p));
         }
       } else {
-        it.prompt = preamble + shots + tpl.prompt_.render(ctx);
-        Request r;
-        r.endpoint = c.chat ? "chat/completions" : "completions";
-        r.body = generation_body(c, served, it.prompt);
-        r.hash = request_hash(r.endpoint, r.body);
-        it.reqs.push_back(reqs.size());
-        reqs.push_back(std::move(r));
+        it.prompt = t.prefix + tpl.prompt_.render(ctx);
+        add_request(c.chat ? "chat/completions" : "completions", generation_body(c, served, it.prompt));
       }
-      run.items.push_back(std::move(it));
+      t.items.push_back(std::move(it));
     }
-    runs.push_back(std::move(run));
-  }
+    return added;
+  };
 
   // Capability probe: refuse, loudly, a server that ignores echo/logprobs.
+  CacheSlots caches{cache_path, {}};
   if (any_loglik) {
     std::vector<Request> probe(1);
     probe[0].endpoint = "completions";
     probe[0].body = {{"model", served}, {"prompt", "The capital of France is Paris"}, {"max_tokens", 1},
                      {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
     probe[0].hash = request_hash(probe[0].endpoint, probe[0].body);
-    execute(probe, client, cache_path, 1, false);
+    Progress quiet(0, false);
+    execute(probe, client, caches, 1, quiet);
     const json& r = probe[0].response;
     const json* lp = nullptr;
     if (r.contains("choices") && r["choices"].is_array() && !r["choices"].empty() && r["choices"][0].contains("logprobs"))
@@ -547,40 +570,6 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                              "echo=true + logprobs; refusing to run loglikelihood tasks (they would score chance)");
   }
 
-  std::string queue_run;
-  if (!opt.store_url.empty()) {
-    std::vector<QueuedRequest> queued;
-    queued.reserve(reqs.size());
-    std::string all = client.base_url();
-    for (const auto& r : reqs) {
-      queued.push_back({r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace)});
-      all += r.hash;
-    }
-    queue_run = opt.run_name.empty() ? "run-" + sha256_hex(all).substr(0, 16) : opt.run_name;
-    auto answers = execute_on_queue(opt.store_url, queue_run, client.base_url(), opt.client, queued, opt.work_here,
-                                    opt.progress);
-    for (auto& r : reqs) r.response = answers.at(r.hash);
-  } else {
-    execute(reqs, client, cache_path, opt.client.concurrency, opt.progress);
-  }
-
-  // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
-  std::map<std::string, ConversationRun> conversations;
-  for (const auto& run : runs) {
-    if (!needs_conversation(run.card)) continue;
-    std::vector<Conversation> convs;
-    for (const auto& it : run.items) {
-      Conversation cv;
-      cv.context = template_context(it.doc, {}, {});
-      cv.questions = {it.prompt};
-      cv.answers = {response_text(reqs[it.reqs[0]].response)};
-      cv.answer_hashes = {reqs[it.reqs[0]].hash};
-      convs.push_back(std::move(cv));
-    }
-    JudgeSettings js{opt.judge_url, opt.judge_model, opt.client, cache_path, opt.client.concurrency};
-    conversations[run.card.name] = run_conversations(run.card, std::move(convs), client, served, js);
-  }
-
   // ---------------------------------------------------------------- scoring
   OJson results = OJson::object(), groups = OJson::object(), versions = OJson::object(), configs = OJson::object();
   struct GroupAcc {
@@ -593,22 +582,20 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   std::vector<std::string> group_order;
   std::vector<OJson> manifest_inputs;
   if (!opt.out_dir.empty()) fs::create_directories(opt.out_dir);
-  for (auto& run : runs) {
-    const TaskCard& c = run.card;
-    std::map<std::string, std::vector<double>> scores;
-    std::vector<std::string> metric_order;
+
+  // Scores the task's current items (answers in `reqs`) and appends their sample lines.
+  auto score_items = [&](TaskState& t, const std::vector<Request>& reqs) {
+    const TaskCard& c = t.card;
+    auto& scores = t.scores;
+    auto& metric_order = t.metric_order;
     auto add_metric = [&](const std::string& m, double v, OJson& per) {
       if (!scores.count(m)) metric_order.push_back(m);
       scores[m].push_back(v);
       per[m] = v;
     };
-    std::ofstream samples;
-    if (!opt.out_dir.empty()) {
-      samples.open(fs::path(opt.out_dir) / ("samples_" + c.name + ".jsonl"), std::ios::binary);
-      if (!samples) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
-    }
     auto labels_all = [&](size_t n) { return labels_for(c, n); };
-    for (const auto& it : run.items) {
+    for (const auto& it : t.items) {
+      ++t.n;
       OJson per = OJson::object();
       OJson rec = OJson::object();
       rec["task"] = c.name;
@@ -688,8 +675,8 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
             per["inst_level_strict_acc"] = ids.empty() ? 1.0 : double(ok) / double(ids.size());
           }
         }
-        if (auto cv = conversations.find(c.name); cv != conversations.end())
-          for (const auto& [m, v] : conversation_metrics(cv->second.items[static_cast<size_t>(&it - run.items.data())],
+        if (t.conversation)
+          for (const auto& [m, v] : conversation_metrics(t.conversation->items[static_cast<size_t>(&it - t.items.data())],
                                                          is_judged(c), per, rec))
             add_metric(m, v, per);
         rec["target"] = it.target;
@@ -698,19 +685,26 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
       }
       rec["metrics"] = per;
       rec["response"] = shown_response;
-      if (samples) samples << rec.dump(-1, ' ', false, OJson::error_handler_t::replace) << '\n';
+      if (t.samples.is_open()) t.samples << rec.dump(-1, ' ', false, OJson::error_handler_t::replace) << '\n';
     }
+    if (t.samples.is_open() && !t.samples.flush()) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
+  };
+
+  auto finish_task = [&](TaskState& t) {
+    const TaskCard& c = t.card;
+    auto& scores = t.scores;
+    const auto& metric_order = t.metric_order;
+    if (t.samples.is_open()) t.samples.close();
     OJson res = OJson::object();
     for (const auto& m : metric_order) {
       auto ms = bootstrap_mean(scores[m], opt.bootstrap);
       res[m + ",none"] = ms.mean;
       res[m + "_stderr,none"] = ms.stderr_;
     }
-    res["n"] = run.items.size();
+    res["n"] = t.n;
     res["alias"] = c.alias;
     {
-      auto cv = conversations.find(c.name);
-      OJson extras = task_result_extras(c, cv == conversations.end() ? nullptr : &cv->second);
+      OJson extras = task_result_extras(c, t.conversation ? &*t.conversation : nullptr);
       for (auto e = extras.begin(); e != extras.end(); ++e) res[e.key()] = e.value();
     }
     results[c.name] = res;
@@ -718,14 +712,14 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     OJson cfg = OJson::object();
     cfg["card_sha256"] = c.sha256;
     cfg["card_path"] = c.file;
-    cfg["dataset_sha256"] = run.dataset_sha256;
+    cfg["dataset_sha256"] = t.dataset_sha256;
     cfg["request"] = c.raw.value("request", "");
     cfg["fewshot"] = {{"k", c.fewshot.k}, {"seed", c.fewshot.seed}};
     cfg["generation"] = c.generation;
     cfg["license"] = c.license;
     configs[c.name] = cfg;
     manifest_inputs.push_back({{"path", c.file}, {"sha256", c.sha256}});
-    for (const auto& [split, h] : run.dataset_sha256)
+    for (const auto& [split, h] : t.dataset_sha256)
       manifest_inputs.push_back({{"path", c.splits.at(split).path.empty() ? c.splits.at(split).hf_repo + "@" +
                                               c.splits.at(split).hf_revision + ":" + c.splits.at(split).hf_path
                                                                           : c.splits.at(split).path},
@@ -741,7 +735,80 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         g.task_means[m].push_back(bootstrap_mean(v, 0).mean);
       }
     }
+    t.reader.reset();
+  };
+
+  // Locally, each task streams through windows of rows: build, send, score, write, forget. A
+  // distributed run enqueues all requests of all tasks at once (its run name hashes them all, so a
+  // rerun resumes), and tasks with follow-up turns or a judge take all their rows in one window
+  // (the judge phase needs every answer).
+  const bool queued_run = !opt.store_url.empty();
+  const size_t window = queued_run ? SIZE_MAX
+                        : opt.window > 0 ? opt.window
+                                         : std::max<size_t>(64, 8 * static_cast<size_t>(std::max(1, opt.client.concurrency)));
+  RunStats stats;
+  std::string queue_run;
+  size_t total_requests = 0;
+  Progress bar(0, opt.progress && !queued_run);
+  std::vector<std::vector<TaskState*>> phases;
+  for (auto& t : tasks) {
+    if (queued_run && !phases.empty()) phases.back().push_back(t.get());
+    else phases.push_back({t.get()});
   }
+  for (const auto& phase : phases) {
+    for (bool first = true;; first = false) {
+      std::vector<Request> reqs;
+      size_t docs = 0;
+      for (TaskState* t : phase) docs += fill(*t, needs_conversation(t->card) ? SIZE_MAX : window, reqs);
+      if (docs == 0 && !first) break;
+      stats.max_items_held = std::max(stats.max_items_held, docs);
+      stats.max_requests_held = std::max(stats.max_requests_held, reqs.size());
+      ++stats.chunks;
+      total_requests += reqs.size();
+      if (queued_run) {
+        std::vector<QueuedRequest> queued;
+        queued.reserve(reqs.size());
+        std::string all = client.base_url();
+        for (const auto& r : reqs) {
+          queued.push_back({r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace)});
+          all += r.hash;
+        }
+        queue_run = opt.run_name.empty() ? "run-" + sha256_hex(all).substr(0, 16) : opt.run_name;
+        auto answers = execute_on_queue(opt.store_url, queue_run, client.base_url(), opt.client, queued, opt.work_here,
+                                        opt.progress);
+        for (auto& r : reqs) r.response = answers.at(r.hash);
+      } else {
+        execute(reqs, client, caches, opt.client.concurrency, bar);
+      }
+      for (TaskState* t : phase) {
+        const TaskCard& c = t->card;
+        if (first && !t->samples.is_open() && !opt.out_dir.empty()) {
+          t->samples.open(fs::path(opt.out_dir) / ("samples_" + c.name + ".jsonl"), std::ios::binary);
+          if (!t->samples) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
+        }
+        // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
+        if (needs_conversation(c) && !t->conversation) {
+          std::vector<Conversation> convs;
+          for (const auto& it : t->items) {
+            Conversation cv;
+            cv.context = template_context(it.doc, {}, {});
+            cv.questions = {it.prompt};
+            cv.answers = {response_text(reqs[it.reqs[0]].response)};
+            cv.answer_hashes = {reqs[it.reqs[0]].hash};
+            convs.push_back(std::move(cv));
+          }
+          JudgeSettings js{opt.judge_url, opt.judge_model, opt.client, cache_path, opt.client.concurrency};
+          t->conversation = run_conversations(c, std::move(convs), client, served, js);
+        }
+        score_items(*t, reqs);
+        t->items.clear();
+      }
+      if (docs == 0) break;
+    }
+    for (TaskState* t : phase) finish_task(*t);
+  }
+  bar.finish();
+  if (opt.stats) *opt.stats = stats;
   for (const auto& name : group_order) {
     const auto& g = gacc[name];
     OJson res = OJson::object();
@@ -785,7 +852,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                      {"chat_template_sha256", nullptr},
                      {"store", opt.store_url.empty() ? json(nullptr)
                                                      : json{{"url", store::redact_url(opt.store_url)}, {"run", queue_run}}},
-                     {"requests", {{"total", reqs.size()}, {"sent", st.requests}, {"retries", st.retries},
+                     {"requests", {{"total", total_requests}, {"sent", st.requests}, {"retries", st.retries},
                                    {"throttled", st.throttled}}}};
   if (!opt.out_dir.empty()) {
     std::ofstream f(fs::path(opt.out_dir) / "results.json", std::ios::binary);

@@ -22,6 +22,13 @@
 
 namespace kaival::eval {
 
+// What a run held at once (the streaming bound; tests check it).
+struct RunStats {
+  size_t max_items_held = 0;     // dataset rows (items) in memory at once
+  size_t max_requests_held = 0;  // requests (bodies and answers) in memory at once
+  size_t chunks = 0;             // windows sent
+};
+
 struct RunOptions {
   std::string model_url;
   std::string model_id;      // the program's name for the model; default: the served id
@@ -43,6 +50,10 @@ struct RunOptions {
   // (default: the first of its GET /v1/models). Without a URL judged metrics are skipped, with a warning.
   std::string judge_url;
   std::string judge_model;
+  // Rows read, sent and scored per window (memory is O(window), not O(dataset)); 0: max(64, 8 x
+  // concurrency). Distributed runs and multi-turn/judged tasks take their rows in one window.
+  size_t window = 0;
+  RunStats* stats = nullptr;  // filled at the end of the run when set
 };
 
 nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, const RunOptions& opt);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <curl/curl.h>
@@ -278,64 +279,110 @@ TaskCard load_card(const std::string& path) {
   return c;
 }
 
-std::vector<OJson> parse_csv(const std::string& text, char sep, const std::string& where) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, any = false;
-  size_t i = 0;
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) i = 3;  // UTF-8 BOM
-  for (; i < text.size(); ++i) {
-    char ch = text[i];
-    if (quoted) {
-      if (ch == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          field += '"';
-          ++i;
+namespace {
+
+// RFC 4180-ish records read one at a time from a stream: quoted fields (CSV only) may hold
+// separators and line breaks, "" is a quote, blank lines are skipped, a UTF-8 BOM is dropped.
+class CsvRecords {
+ public:
+  CsvRecords(std::istream& in, char sep, std::string where) : in_(in), sep_(sep), where_(std::move(where)) {
+    if (in_.peek() == 0xEF) {
+      char bom[3] = {};
+      in_.read(bom, 3);
+      if (std::string_view(bom, static_cast<size_t>(in_.gcount())) != "\xEF\xBB\xBF") {
+        in_.clear();
+        in_.seekg(0);
+      }
+    }
+  }
+  // The next non-blank record, or false at the end.
+  bool next(std::vector<std::string>& row) {
+    row.clear();
+    std::string field;
+    bool quoted = false, any = false;
+    int c;
+    while ((c = in_.get()) != std::char_traits<char>::eof()) {
+      char ch = static_cast<char>(c);
+      if (quoted) {
+        if (ch == '"') {
+          if (in_.peek() == '"') {
+            field += '"';
+            in_.get();
+          } else {
+            quoted = false;
+          }
         } else {
-          quoted = false;
+          field += ch;
         }
+        continue;
+      }
+      if (ch == '"' && sep_ == ',' && field.empty()) {
+        quoted = true;
+        any = true;
+      } else if (ch == sep_) {
+        row.push_back(std::move(field));
+        field.clear();
+        any = true;
+      } else if (ch == '\n' || ch == '\r') {
+        if (ch == '\r' && in_.peek() == '\n') in_.get();
+        if (any || !field.empty()) {
+          row.push_back(std::move(field));
+          return true;
+        }
+        row.clear();
+        field.clear();
+        any = false;
       } else {
         field += ch;
+        any = true;
       }
-      continue;
     }
-    if (ch == '"' && sep == ',' && field.empty()) {
-      quoted = true;
-      any = true;
-    } else if (ch == sep) {
+    if (quoted) fail(where_, "unterminated quoted field");
+    if (any || !field.empty()) {
       row.push_back(std::move(field));
-      field.clear();
-      any = true;
-    } else if (ch == '\n' || ch == '\r') {
-      if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
-      if (any || !field.empty()) {
-        row.push_back(std::move(field));
-        rows.push_back(std::move(row));
-      }
-      row.clear();
-      field.clear();
-      any = false;
-    } else {
-      field += ch;
-      any = true;
+      return true;
     }
+    return false;
   }
-  if (quoted) fail(where, "unterminated quoted field");
-  if (any || !field.empty()) {
-    row.push_back(std::move(field));
-    rows.push_back(std::move(row));
+
+ private:
+  std::istream& in_;
+  char sep_;
+  std::string where_;
+};
+
+// Header + records as objects; `row` counts records, the header being row 1.
+class CsvObjects {
+ public:
+  CsvObjects(std::istream& in, char sep, const std::string& where) : rec_(in, sep, where), where_(where) {
+    has_header_ = rec_.next(header_);
   }
-  std::vector<OJson> out;
-  if (rows.empty()) return out;
-  const auto& header = rows[0];
-  for (size_t r = 1; r < rows.size(); ++r) {
-    if (rows[r].size() != header.size())
-      fail(where, "row {} has {} fields, the header has {}", r + 1, rows[r].size(), header.size());
+  std::optional<OJson> next() {
+    std::vector<std::string> r;
+    if (!has_header_ || !rec_.next(r)) return std::nullopt;
+    ++row_;
+    if (r.size() != header_.size())
+      fail(where_, "row {} has {} fields, the header has {}", row_ + 1, r.size(), header_.size());
     OJson o = OJson::object();
-    for (size_t k = 0; k < header.size(); ++k) o[header[k]] = rows[r][k];
-    out.push_back(std::move(o));
+    for (size_t k = 0; k < header_.size(); ++k) o[header_[k]] = std::move(r[k]);
+    return o;
   }
+
+ private:
+  CsvRecords rec_;
+  std::string where_;
+  std::vector<std::string> header_;
+  bool has_header_ = false;
+  size_t row_ = 0;
+};
+
+}  // namespace
+
+std::vector<OJson> parse_csv(const std::string& text, char sep, const std::string& where) {
+  std::istringstream in(text);
+  CsvObjects rows(in, sep, where);
+  std::vector<OJson> out;
+  while (auto o = rows.next()) out.push_back(std::move(*o));
   return out;
 }
 
@@ -409,60 +456,89 @@ std::string hub_download(const DataSource& src, const LoadOptions& opt) {
   return local.string();
 }
 
-std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
-                            std::string* file_sha256) {
+struct SplitReader::Impl {
+  std::string path;
+  std::string format;
+  int64_t limit = -1;
+  size_t count = 0;
+  std::string hash;
+  std::ifstream in;
+  size_t line = 0;                    // jsonl
+  std::optional<CsvObjects> csv;      // csv | tsv
+  std::vector<OJson> records;         // json: the whole array (one document, parsed at once)
+  size_t next_record = 0;
+};
+
+SplitReader::SplitReader(const TaskCard& card, const std::string& split, const LoadOptions& opt)
+    : impl_(std::make_unique<Impl>()) {
   auto it = card.splits.find(split);
   if (it == card.splits.end()) fail(card.file, "no split '{}'", split);
   const DataSource& src = it->second;
-  std::string path;
-  if (!opt.local_dir.empty()) path = (fs::path(opt.local_dir) / card.name / (split + "." + src.format)).string();
-  else path = src.hf_repo.empty() ? src.path : hub_download(src, opt);
-  std::string text = read_text(path);
-  std::string hash = sha256_hex(text);
-  if (!src.sha256.empty() && opt.local_dir.empty() && hash != src.sha256)
-    fail(path, "SHA-256 {} does not match the card's {}", hash, src.sha256);
-  if (file_sha256) *file_sha256 = hash;
-  std::vector<Doc> docs;
-  auto add = [&](OJson row) {
-    if (!row.is_object()) fail(path, "record {} is not a JSON object", docs.size() + 1);
-    Doc d;
-    d.index = docs.size();
-    d.fields = std::move(row);
-    docs.push_back(std::move(d));
-  };
-  auto full = [&] { return opt.limit >= 0 && static_cast<int64_t>(docs.size()) >= opt.limit; };
-  if (src.format == "jsonl") {
-    size_t start = 0, line = 0;
-    while (start < text.size() && !full()) {
-      size_t end = text.find('\n', start);
-      if (end == std::string::npos) end = text.size();
-      ++line;
-      std::string_view l(text.data() + start, end - start);
-      start = end + 1;
-      while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.remove_suffix(1);
-      if (l.empty()) continue;
-      auto row = OJson::parse(l, nullptr, false);
-      if (row.is_discarded()) fail(path, "line {}: not valid JSON", line);
-      add(std::move(row));
-    }
-  } else if (src.format == "json") {
-    auto j = OJson::parse(text, nullptr, false);
-    if (j.is_discarded()) fail(path, "not valid JSON");
+  Impl& m = *impl_;
+  if (!opt.local_dir.empty()) m.path = (fs::path(opt.local_dir) / card.name / (split + "." + src.format)).string();
+  else m.path = src.hf_repo.empty() ? src.path : hub_download(src, opt);
+  m.format = src.format;
+  m.limit = opt.limit;
+  // A first pass hashes the whole file (limit or not), so a mismatch fails before any row is used.
+  m.hash = sha256_file(m.path);
+  if (!src.sha256.empty() && opt.local_dir.empty() && m.hash != src.sha256)
+    fail(m.path, "SHA-256 {} does not match the card's {}", m.hash, src.sha256);
+  if (m.format == "json") {
+    auto j = OJson::parse(read_text(m.path), nullptr, false);
+    if (j.is_discarded()) fail(m.path, "not valid JSON");
     if (!src.json_field.empty()) {
-      if (!j.is_object() || !j.contains(src.json_field)) fail(path, "no field '{}'", src.json_field);
-      j = j[src.json_field];
+      if (!j.is_object() || !j.contains(src.json_field)) fail(m.path, "no field '{}'", src.json_field);
+      OJson inner = std::move(j[src.json_field]);
+      j = std::move(inner);
     }
-    if (!j.is_array()) fail(path, "expected a list of records (set 'field' for an enclosing object)");
-    for (auto& row : j) {
-      if (full()) break;
-      add(std::move(row));
-    }
-  } else {
-    for (auto& row : parse_csv(text, src.format == "tsv" ? '\t' : ',', path)) {
-      if (full()) break;
-      add(std::move(row));
-    }
+    if (!j.is_array()) fail(m.path, "expected a list of records (set 'field' for an enclosing object)");
+    m.records.reserve(j.size());
+    for (auto& r : j) m.records.push_back(std::move(r));
+    return;
   }
+  m.in.open(m.path, std::ios::binary);
+  if (!m.in) fail<IoError>(m.path, "cannot open");
+  if (m.format != "jsonl") m.csv.emplace(m.in, m.format == "tsv" ? '\t' : ',', m.path);
+}
+
+SplitReader::~SplitReader() = default;
+SplitReader::SplitReader(SplitReader&&) noexcept = default;
+
+const std::string& SplitReader::file_sha256() const { return impl_->hash; }
+
+std::optional<Doc> SplitReader::next() {
+  Impl& m = *impl_;
+  if (m.limit >= 0 && static_cast<int64_t>(m.count) >= m.limit) return std::nullopt;
+  std::optional<OJson> row;
+  if (m.format == "jsonl") {
+    std::string l;
+    while (!row && std::getline(m.in, l)) {
+      ++m.line;
+      while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
+      if (l.empty()) continue;
+      auto j = OJson::parse(l, nullptr, false);
+      if (j.is_discarded()) fail(m.path, "line {}: not valid JSON", m.line);
+      row = std::move(j);
+    }
+  } else if (m.format == "json") {
+    if (m.next_record < m.records.size()) row = std::move(m.records[m.next_record++]);
+  } else {
+    row = m.csv->next();
+  }
+  if (!row) return std::nullopt;
+  if (!row->is_object()) fail(m.path, "record {} is not a JSON object", m.count + 1);
+  Doc d;
+  d.index = m.count++;
+  d.fields = std::move(*row);
+  return d;
+}
+
+std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
+                            std::string* file_sha256) {
+  SplitReader r(card, split, opt);
+  if (file_sha256) *file_sha256 = r.file_sha256();
+  std::vector<Doc> docs;
+  while (auto d = r.next()) docs.push_back(std::move(*d));
   return docs;
 }
 

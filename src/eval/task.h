@@ -5,6 +5,7 @@
 // and path, downloaded once into a cache directory.
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +85,24 @@ struct LoadOptions {
   // When set, every split is read from <local_dir>/<task name>/<split>.<format>
   // instead of its source (tests: hand-written samples in the source's format).
   std::string local_dir;
+};
+
+// Reads one split a row at a time, so a run holds O(window) rows whatever the file's size:
+// JSONL line by line, CSV/TSV record by record. A JSON (array) file is parsed whole (one JSON
+// document; use JSONL for large splits). The file's SHA-256 is computed (and checked against
+// the card's) by a first streaming pass, before the first row.
+class SplitReader {
+ public:
+  SplitReader(const TaskCard& card, const std::string& split, const LoadOptions& opt);
+  ~SplitReader();
+  SplitReader(SplitReader&&) noexcept;
+  // The next row (index = its position), or nullopt after the last (or `limit`) row.
+  std::optional<Doc> next();
+  const std::string& file_sha256() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Rows of one split, each a JSON object. `file_sha256` receives the file hash.
