@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <optional>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -259,49 +261,99 @@ class Progress {
   std::thread thread_;
 };
 
-// One response-cache connection per worker slot, kept across chunks (the threads of one chunk
-// are joined before the next starts, so a slot's connection is never used by two threads at once).
-struct CacheSlots {
-  std::string path;
-  std::vector<std::unique_ptr<ResponseCache>> slots;
-};
-
-// Sends every request (cache first) on `concurrency` threads.
-void execute(std::vector<Request>& reqs, OpenAIClient& client, CacheSlots& caches, int concurrency, Progress& bar) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::exception_ptr error;
-  std::mutex err_mu;
-  int n = std::max(1, std::min<int>(concurrency, static_cast<int>(std::max<size_t>(1, reqs.size()))));
-  if (caches.slots.size() < static_cast<size_t>(n)) caches.slots.resize(static_cast<size_t>(n));
-  auto worker = [&](size_t slot) {
-    try {
-      if (!caches.slots[slot]) caches.slots[slot] = std::make_unique<ResponseCache>(caches.path);
-      ResponseCache& cache = *caches.slots[slot];
-      while (!failed.load()) {
-        size_t i = next.fetch_add(1);
-        if (i >= reqs.size()) break;
-        Request& r = reqs[i];
-        if (auto hit = cache.get(r.hash)) {
-          r.response = std::move(*hit);
-          bar.add(true);
-          continue;
-        }
-        r.response = client.post(r.endpoint, r.body);
-        cache.put(r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace), r.response);
-        bar.add(false);
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(err_mu);
-      if (!error) error = std::current_exception();
-      failed = true;
+// The run's worker threads, kept across windows: each keeps its libcurl handle (a kept-alive
+// connection, thread-local in OpenAIClient) and its cache connection, so a window costs a wake-up,
+// not new threads and connections. run() hands out one window's requests (cache first) and waits.
+class WorkerPool {
+ public:
+  WorkerPool(OpenAIClient& client, std::string cache_path, int threads, Progress& bar)
+      : client_(client), cache_path_(std::move(cache_path)), bar_(bar) {
+    for (int t = 0; t < std::max(1, threads); ++t) threads_.emplace_back([this] { loop(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
     }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < n; ++t) threads.emplace_back(worker, static_cast<size_t>(t));
-  for (auto& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
-}
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void run(std::vector<Request>& reqs) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      reqs_ = &reqs;
+      next_ = 0;
+      failed_ = false;
+      error_ = nullptr;
+      busy_ = threads_.size();
+      ++generation_;
+    }
+    work_cv_.notify_all();
+    std::exception_ptr error;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [&] { return busy_ == 0; });
+      reqs_ = nullptr;
+      error = std::exchange(error_, nullptr);
+    }
+    if (error) std::rethrow_exception(error);
+  }
+
+ private:
+  void loop() {
+    std::optional<ResponseCache> cache;
+    uint64_t seen = 0;
+    for (;;) {
+      std::vector<Request>* reqs = nullptr;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        work_cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        reqs = reqs_;
+      }
+      try {
+        if (!cache) cache.emplace(cache_path_);
+        while (!failed_.load()) {
+          size_t i = next_.fetch_add(1);
+          if (i >= reqs->size()) break;
+          Request& r = (*reqs)[i];
+          if (auto hit = cache->get(r.hash)) {
+            r.response = std::move(*hit);
+            bar_.add(true);
+            continue;
+          }
+          r.response = client_.post(r.endpoint, r.body);
+          cache->put(r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace), r.response);
+          bar_.add(false);
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (!error_) error_ = std::current_exception();
+        failed_ = true;
+      }
+      std::lock_guard<std::mutex> lk(mu_);
+      if (--busy_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  OpenAIClient& client_;
+  const std::string cache_path_;
+  Progress& bar_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::vector<Request>* reqs_ = nullptr;
+  uint64_t generation_ = 0;
+  size_t busy_ = 0;
+  bool stop_ = false;
+  std::atomic<size_t> next_{0};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;
+  std::vector<std::thread> threads_;
+};
 
 std::string response_text(const json& r) {
   if (!r.contains("choices") || !r["choices"].is_array() || r["choices"].empty()) return "";
@@ -544,7 +596,6 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   };
 
   // Capability probe: refuse, loudly, a server that ignores echo/logprobs.
-  CacheSlots caches{cache_path, {}};
   if (any_loglik) {
     std::vector<Request> probe(1);
     probe[0].endpoint = "completions";
@@ -552,7 +603,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                      {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
     probe[0].hash = request_hash(probe[0].endpoint, probe[0].body);
     Progress quiet(0, false);
-    execute(probe, client, caches, 1, quiet);
+    WorkerPool(client, cache_path, 1, quiet).run(probe);
     const json& r = probe[0].response;
     const json* lp = nullptr;
     if (r.contains("choices") && r["choices"].is_array() && !r["choices"].empty() && r["choices"][0].contains("logprobs"))
@@ -750,6 +801,8 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   std::string queue_run;
   size_t total_requests = 0;
   Progress bar(0, opt.progress && !queued_run);
+  std::optional<WorkerPool> pool;
+  if (!queued_run) pool.emplace(client, cache_path, opt.client.concurrency, bar);
   std::vector<std::vector<TaskState*>> phases;
   for (auto& t : tasks) {
     if (queued_run && !phases.empty()) phases.back().push_back(t.get());
@@ -778,7 +831,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                                         opt.progress);
         for (auto& r : reqs) r.response = answers.at(r.hash);
       } else {
-        execute(reqs, client, caches, opt.client.concurrency, bar);
+        pool->run(reqs);
       }
       for (TaskState* t : phase) {
         const TaskCard& c = t->card;
@@ -807,6 +860,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     }
     for (TaskState* t : phase) finish_task(*t);
   }
+  pool.reset();
   bar.finish();
   if (opt.stats) *opt.stats = stats;
   for (const auto& name : group_order) {
