@@ -1,7 +1,7 @@
 #pragma once
 // The arena's durable state: accounts, sessions, campaigns, prompts, answers,
 // battles, votes, expert reviews and an append-only audit log, in SQLite (WAL,
-// synchronous=FULL). A vote is acknowledged only after the transaction that
+// synchronous=FULL) or PostgreSQL. A vote is acknowledged only after the transaction that
 // stores it has committed; concurrent votes share one commit (group commit).
 // Thread-safe: one connection behind a mutex.
 #include <chrono>
@@ -16,7 +16,7 @@
 #include "arena/bradley_terry.h"
 #include "arena/campaign.h"
 #include "arena/expert_scores.h"
-#include "store/sqlite.h"
+#include "store/sql.h"
 
 namespace kaival::arena {
 
@@ -97,9 +97,11 @@ struct ExportOptions {
 
 class ArenaStore {
  public:
+  // An SQLite file, or a postgresql:// URL: many servers on many machines may
+  // share one PostgreSQL database (votes stay exactly once per battle).
   static std::unique_ptr<ArenaStore> open(const std::string& path, const StoreOptions& options = {});
   ~ArenaStore();
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return path_; }  // for PostgreSQL, the URL without password
 
   // Accounts and sessions. Passwords are stored only as Argon2id hashes.
   int64_t create_account(const std::string& name, const std::string& password, Role role,
@@ -156,13 +158,13 @@ class ArenaStore {
   void export_files(const std::string& dir, const ExportOptions& options);
 
  private:
-  ArenaStore(store::Db db, std::string path, StoreOptions options);
+  ArenaStore(store::SqlDb db, std::string path, StoreOptions options);
   std::string salted(const std::string& what);  // salted SHA-256 for voter ids and IPs
   struct PendingVote;
   void commit_votes(std::vector<PendingVote*>& batch);
 
   std::mutex db_mu_;
-  store::Db db_;
+  store::SqlDb db_;
   std::string path_;
   StoreOptions options_;
   std::string salt_;

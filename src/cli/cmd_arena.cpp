@@ -3,6 +3,7 @@
 // kaival arena user    --db FILE --name NAME --role admin|expert|voter [--affiliation A]   (password on stdin)
 // kaival arena invite  --db FILE --role ROLE [--affiliation A]                              (prints the token)
 // kaival arena suspects --db FILE --campaign NAME                                           (quarantines, never deletes)
+// FILE may be a postgresql:// URL (docs/arena.md, PostgreSQL).
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -34,7 +35,7 @@ void register_arena(CLI::App& app) {
   cmd->require_subcommand(1);
 
   CLI::App* ex = cmd->add_subcommand("export", "Write battles.jsonl, ratings.json, reviews.jsonl, expert_scores.json");
-  ex->add_option("--db", o->db, "arena database")->required();
+  ex->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();
   ex->add_option("--out", o->out, "output directory")->required();
   ex->add_option("--campaign", o->campaign, "arena campaign (default: all)");
   ex->add_option("--resamples", o->resamples, "bootstrap resamples (default 1000)");
@@ -50,7 +51,7 @@ void register_arena(CLI::App& app) {
   });
 
   CLI::App* ld = cmd->add_subcommand("load", "Load a campaign YAML file");
-  ld->add_option("--db", o->db, "arena database")->required();
+  ld->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();
   ld->add_option("file", o->file, "campaign YAML")->required();
   ld->callback([o] {
     auto s = arena::ArenaStore::open(o->db);
@@ -62,7 +63,7 @@ void register_arena(CLI::App& app) {
   });
 
   CLI::App* us = cmd->add_subcommand("user", "Create an account; the password is read from stdin");
-  us->add_option("--db", o->db, "arena database")->required();
+  us->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();
   us->add_option("--name", o->name, "account name")->required();
   us->add_option("--role", o->role, "admin, expert or voter");
   us->add_option("--affiliation", o->affiliation, "organisation (conflict-of-interest checks)");
@@ -75,7 +76,7 @@ void register_arena(CLI::App& app) {
   });
 
   CLI::App* inv = cmd->add_subcommand("invite", "Create a one-time invitation token");
-  inv->add_option("--db", o->db, "arena database")->required();
+  inv->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();
   inv->add_option("--role", o->role, "admin, expert or voter");
   inv->add_option("--affiliation", o->affiliation, "organisation of the invitee");
   inv->callback([o] {
@@ -84,12 +85,12 @@ void register_arena(CLI::App& app) {
   });
 
   CLI::App* su = cmd->add_subcommand("suspects", "Quarantine votes of suspect voters");
-  su->add_option("--db", o->db, "arena database")->required();
+  su->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();
   su->add_option("--campaign", o->campaign, "arena campaign")->required();
   su->callback([o] {
     auto s = arena::ArenaStore::open(o->db);
     auto c = s->campaign(o->campaign);
-    if (!c || c->kind != "arena") fail(o->db, "no arena campaign named '{}'", o->campaign);
+    if (!c || c->kind != "arena") fail(s->path(), "no arena campaign named '{}'", o->campaign);
     for (const auto& r : s->detect_suspects(c->id, {}, 0))
       std::printf("quarantined %s: %s (%d votes)\n", r.account.c_str(), r.reason.c_str(), r.votes);
   });

@@ -1,4 +1,4 @@
-// kaival serve [--db FILE] [--host 127.0.0.1] [--port N] [--campaign FILE]...
+// kaival serve [--db FILE|postgresql://URL] [--host 127.0.0.1] [--port N] [--campaign FILE]...
 //              [--secure-cookies] [--rate N] [--threads N] [--log]
 // Runs the arena web service (blind voting, expert review, leaderboards) until
 // SIGINT/SIGTERM. Prints "listening on http://HOST:PORT" on stdout once bound.
@@ -13,6 +13,7 @@
 
 #include "arena/store.h"
 #include "cli/commands.h"
+#include "core/error.h"
 #include "server/arena_server.h"
 
 namespace kaival::cli {
@@ -39,7 +40,15 @@ void run(const ServeOptions& o) {
       std::fprintf(stderr, "kaival: campaign '%s' already loaded, keeping the stored one\n", name.c_str());
       continue;
     }
-    int64_t id = store->add_campaign(f, 0);
+    int64_t id = 0;
+    try {
+      id = store->add_campaign(f, 0);
+    } catch (const FormatError&) {
+      // Another server on the same PostgreSQL loaded it a moment ago.
+      if (!store->campaign(name)) throw;
+      std::fprintf(stderr, "kaival: campaign '%s' already loaded, keeping the stored one\n", name.c_str());
+      continue;
+    }
     if (f.kind == "review") store->assign_reviewers(id);
   }
   server::ArenaServer srv(*store, o.server);
@@ -57,7 +66,8 @@ void run(const ServeOptions& o) {
 void register_serve(CLI::App& app) {
   auto opts = std::make_shared<ServeOptions>();
   CLI::App* cmd = app.add_subcommand("serve", "Arena web service: blind votes, expert reviews, leaderboards");
-  cmd->add_option("--db", opts->db, "SQLite database (created and migrated when missing)");
+  cmd->add_option("--db", opts->db,
+                  "SQLite file or postgresql:// URL shared by many servers (created and migrated when missing)");
   cmd->add_option("--host", opts->server.host, "address to bind (default 127.0.0.1)");
   cmd->add_option("--port", opts->server.port, "port (0 = any free port)");
   cmd->add_option("--campaign", opts->campaigns, "campaign YAML file(s) to load at start");

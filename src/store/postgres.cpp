@@ -23,6 +23,7 @@ std::string redact_url(std::string_view url) {
 struct PgDb::Impl {
   explicit Impl(const std::string& url) : conn(url) {}
   pqxx::connection conn;
+  std::unique_ptr<pqxx::work> tx;  // declared after conn: destroyed (rolled back) first
 };
 
 PgDb::PgDb(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -52,39 +53,81 @@ std::string one_line(std::string s) {
 }
 }  // namespace
 
-std::vector<PgRow> PgDb::query(std::string_view sql, std::span<const PgValue> params) {
+PgResult PgDb::run(std::string_view sql, std::span<const PgValue> params) {
   try {
-    pqxx::nontransaction tx(impl_->conn);
     std::vector<PgValue> p(params.begin(), params.end());
-    pqxx::result r = tx.exec_params(std::string(sql), pqxx::prepare::make_dynamic_params(p));
-    std::vector<PgRow> out;
-    out.reserve(r.size());
+    auto go = [&](pqxx::transaction_base& tx) {
+      return tx.exec_params(std::string(sql), pqxx::prepare::make_dynamic_params(p));
+    };
+    pqxx::result r;
+    if (impl_->tx) {
+      r = go(*impl_->tx);
+    } else {
+      pqxx::nontransaction tx(impl_->conn);
+      r = go(tx);
+    }
+    PgResult out;
+    out.affected = static_cast<int64_t>(r.affected_rows());
+    out.rows.reserve(r.size());
     for (const auto& row : r) {
       PgRow vals;
       vals.reserve(row.size());
       for (const auto& f : row) vals.push_back(f.is_null() ? PgValue{} : PgValue{std::string(f.c_str(), f.size())});
-      out.push_back(std::move(vals));
+      out.rows.push_back(std::move(vals));
     }
     return out;
   } catch (const pqxx::broken_connection& e) {
     fail<IoError>(where_, "connection lost: {}", one_line(e.what()));
   } catch (const pqxx::sql_error& e) {
     fail<IoError>(where_, "{} (in: {})", one_line(e.what()), one_line(std::string(sql.substr(0, 120))));
-  }
-}
-
-int64_t PgDb::exec(std::string_view sql, std::initializer_list<PgValue> params) {
-  try {
-    pqxx::nontransaction tx(impl_->conn);
-    std::vector<PgValue> p(params.begin(), params.end());
-    pqxx::result r = tx.exec_params(std::string(sql), pqxx::prepare::make_dynamic_params(p));
-    return static_cast<int64_t>(r.affected_rows());
-  } catch (const pqxx::broken_connection& e) {
-    fail<IoError>(where_, "connection lost: {}", one_line(e.what()));
-  } catch (const pqxx::sql_error& e) {
+  } catch (const pqxx::usage_error& e) {  // e.g. a statement after an error inside a transaction
     fail<IoError>(where_, "{} (in: {})", one_line(e.what()), one_line(std::string(sql.substr(0, 120))));
   }
 }
+
+std::vector<PgRow> PgDb::query(std::string_view sql, std::span<const PgValue> params) {
+  return run(sql, params).rows;
+}
+
+int64_t PgDb::exec(std::string_view sql, std::initializer_list<PgValue> params) {
+  return run(sql, std::span<const PgValue>(params.begin(), params.size())).affected;
+}
+
+void PgDb::begin() {
+  if (impl_->tx) fail<Error>(where_, "transaction already open");
+  try {
+    impl_->tx = std::make_unique<pqxx::work>(impl_->conn);
+  } catch (const pqxx::broken_connection& e) {
+    fail<IoError>(where_, "connection lost: {}", one_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    fail<IoError>(where_, "BEGIN failed: {}", one_line(e.what()));
+  }
+}
+
+void PgDb::commit() {
+  if (!impl_->tx) fail<Error>(where_, "no transaction to commit");
+  auto tx = std::move(impl_->tx);
+  try {
+    tx->commit();
+  } catch (const pqxx::broken_connection& e) {
+    fail<IoError>(where_, "connection lost at COMMIT: {}", one_line(e.what()));
+  } catch (const pqxx::in_doubt_error& e) {
+    fail<IoError>(where_, "COMMIT in doubt: {}", one_line(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    fail<IoError>(where_, "COMMIT failed: {}", one_line(e.what()));
+  }
+}
+
+void PgDb::rollback() noexcept {
+  if (!impl_->tx) return;
+  auto tx = std::move(impl_->tx);
+  try {
+    tx->abort();
+  } catch (...) {  // the destructor of a lost connection's transaction must not throw either
+  }
+}
+
+bool PgDb::in_transaction() const { return impl_->tx != nullptr; }
 
 void PgDb::exec_script_in_transaction(std::string_view sql) {
   try {

@@ -19,6 +19,11 @@ namespace kaival::store {
 using PgValue = std::optional<std::string>;
 using PgRow = std::vector<PgValue>;
 
+struct PgResult {
+  std::vector<PgRow> rows;
+  int64_t affected = 0;  // rows inserted, updated or deleted
+};
+
 bool is_postgres_url(std::string_view s);  // postgresql:// or postgres://
 // The URL with any password replaced by "***", for messages and logs.
 std::string redact_url(std::string_view url);
@@ -30,15 +35,25 @@ class PgDb {
   PgDb& operator=(PgDb&&) noexcept;
   ~PgDb();
 
-  // One statement with $1..$n parameters, in its own transaction (autocommit).
+  // One statement with $1..$n parameters, in its own transaction (autocommit),
+  // or inside the transaction begin() opened.
   std::vector<PgRow> query(std::string_view sql, std::span<const PgValue> params = {});
   std::vector<PgRow> query(std::string_view sql, std::initializer_list<PgValue> params) {
     return query(sql, std::span<const PgValue>(params.begin(), params.size()));
   }
   // Rows affected.
   int64_t exec(std::string_view sql, std::initializer_list<PgValue> params = {});
+  // Rows and affected-row count of one statement.
+  PgResult run(std::string_view sql, std::span<const PgValue> params);
   // Several statements inside one transaction (BEGIN ... COMMIT; ROLLBACK on error).
   void exec_script_in_transaction(std::string_view sql);
+
+  // An explicit read-committed transaction: query/exec/run join it until
+  // commit() or rollback(). After an SQL error only rollback() is useful.
+  void begin();
+  void commit();
+  void rollback() noexcept;
+  bool in_transaction() const;
 
   const std::string& where() const { return where_; }
 

@@ -1,11 +1,17 @@
 // Arena store: accounts, campaigns, durable votes, caps, suspect voters,
-// reviews with an append-only audit log, and the four export files.
+// reviews with an append-only audit log, and the four export files, on SQLite
+// and on PostgreSQL (a throwaway cluster from scripts/pg, one database per
+// test); then two stores on one PostgreSQL voting on the same battles at once.
 #include "arena/store.h"
 
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -14,6 +20,8 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "store/postgres.h"
+#include "store/sql.h"
 
 using namespace kaival::arena;
 using kaival::csv_field;
@@ -26,8 +34,10 @@ namespace {
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("kaival-arena-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& c : name)
+      if (c == '/') c = '_';  // parameterized names: "Test/1"
+    path = fs::temp_directory_path() / ("kaival-arena-" + std::to_string(::getpid()) + "-" + name);
     fs::remove_all(path);
     fs::create_directories(path);
   }
@@ -36,10 +46,95 @@ struct TempDir {
 
 std::string testdata(const std::string& name) { return std::string(KAIVAL_TESTDATA) + "/arena/" + name; }
 
-std::unique_ptr<ArenaStore> open_store(const TempDir& d) {
+std::unique_ptr<ArenaStore> open_at(const std::string& target) {
   StoreOptions o;
   o.fast_password_hashing = true;
-  return ArenaStore::open((d.path / "arena.db").string(), o);
+  return ArenaStore::open(target, o);
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  if (pclose(p) != 0) out.clear();
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+// One throwaway PostgreSQL cluster for the whole run (initdb takes seconds),
+// started the first time a PostgreSQL test asks, stopped after the last test.
+struct PgCluster {
+  std::string dir, url, error;
+  bool tried = false;
+  int databases = 0;
+
+  // A fresh, empty database on the cluster; "" when PostgreSQL is unusable here.
+  std::string fresh_database() {
+    if (!tried) {
+      tried = true;
+      dir = "/tmp/kaival_pg_arena_" + std::to_string(::getpid());
+      url = run_capture(std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg start " + dir + " 2>&1");
+      if (!kaival::store::is_postgres_url(url)) {
+        error = url.empty() ? "scripts/pg start failed" : url;
+        url.clear();
+      }
+    }
+    if (url.empty()) return "";
+    if (++databases == 1) return url;  // the cluster's own empty database: one CREATE DATABASE less per process
+    std::string name = "arena_" + std::to_string(databases);
+    kaival::store::PgDb::connect(url).exec("CREATE DATABASE " + name);
+    return url.substr(0, url.rfind('/') + 1) + name;
+  }
+  void stop() {
+    if (!url.empty()) std::system((std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg stop " + dir + " >/dev/null 2>&1").c_str());
+    if (!dir.empty()) {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+    url.clear();
+    tried = false;
+  }
+};
+
+enum class Backend { Sqlite, Postgres };
+
+// Every ArenaStore test runs on both backends. `target()` is the SQLite file
+// or the PostgreSQL URL; `raw()` opens it again for checks behind the store.
+class ArenaStoreOn : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::Sqlite) {
+      target_ = (d.path / "arena.db").string();
+      return;
+    }
+    target_ = pg_.fresh_database();
+    if (target_.empty())
+      GTEST_SKIP() << "PostgreSQL unavailable (scripts/pg: " << pg_.error << "); install it with scripts/setup";
+  }
+  const std::string& target() const { return target_; }
+  bool postgres() const { return GetParam() == Backend::Postgres; }
+  std::unique_ptr<ArenaStore> open_store(const TempDir&) { return open_at(target_); }
+  kaival::store::SqlDb raw() { return kaival::store::SqlDb::open(target_); }
+
+  TempDir d;
+  std::string target_;
+
+ public:
+  static PgCluster pg_;
+};
+PgCluster ArenaStoreOn::pg_;
+
+struct StopPgCluster : ::testing::Environment {
+  explicit StopPgCluster(PgCluster& c) : cluster(c) {}
+  void TearDown() override { cluster.stop(); }
+  PgCluster& cluster;
+};
+::testing::Environment* const stop_pg_cluster = ::testing::AddGlobalTestEnvironment(new StopPgCluster(ArenaStoreOn::pg_));
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& i) {
+  return i.param == Backend::Sqlite ? "sqlite" : "postgres";
 }
 
 std::vector<json> read_jsonl(const fs::path& p) {
@@ -52,8 +147,7 @@ std::vector<json> read_jsonl(const fs::path& p) {
 
 }  // namespace
 
-TEST(ArenaStore, AccountsUseArgon2idAndSessionsCarryCsrf) {
-  TempDir d;
+TEST_P(ArenaStoreOn, AccountsUseArgon2idAndSessionsCarryCsrf) {
   auto s = open_store(d);
   int64_t id = s->create_account("alice", "correct horse battery", Role::Expert, "Beta AI");
   EXPECT_FALSE(s->check_password("alice", "wrong password"));
@@ -64,8 +158,8 @@ TEST(ArenaStore, AccountsUseArgon2idAndSessionsCarryCsrf) {
   EXPECT_THROW(s->create_account("alice", "another password", Role::Voter), kaival::FormatError);
   EXPECT_THROW(s->create_account("bob", "short", Role::Voter), kaival::FormatError);
   {
-    kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
-    auto st = raw.prepare("SELECT pw_hash FROM accounts WHERE name='alice'");
+    kaival::store::SqlDb db = raw();
+    auto st = db.prepare("SELECT pw_hash FROM accounts WHERE name='alice'");
     ASSERT_TRUE(st.step());
     EXPECT_EQ(st.text(0).rfind("$argon2id$", 0), 0u) << "not an Argon2id hash";
   }
@@ -85,8 +179,7 @@ TEST(ArenaStore, AccountsUseArgon2idAndSessionsCarryCsrf) {
   EXPECT_FALSE(s->redeem_invitation(inv, "voter2", "a long password")) << "invitation used twice";
 }
 
-TEST(ArenaStore, IdentityLeaksAreFlaggedAndNeverServed) {
-  TempDir d;
+TEST_P(ArenaStoreOn, IdentityLeaksAreFlaggedAndNeverServed) {
   auto s = open_store(d);
   int64_t admin = s->create_account("admin", "admin password", Role::Admin);
   int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), admin);
@@ -104,8 +197,7 @@ TEST(ArenaStore, IdentityLeaksAreFlaggedAndNeverServed) {
   EXPECT_FALSE(names_itself("I am a helpful assistant", m));
 }
 
-TEST(ArenaStore, VotesAreStoredOnceAndChecked) {
-  TempDir d;
+TEST_P(ArenaStoreOn, VotesAreStoredOnceAndChecked) {
   auto s = open_store(d);
   int64_t u1 = s->create_account("u1", "password one", Role::Voter);
   int64_t u2 = s->create_account("u2", "password two", Role::Voter);
@@ -121,8 +213,7 @@ TEST(ArenaStore, VotesAreStoredOnceAndChecked) {
   EXPECT_EQ(s->vote_count(), 1);
 }
 
-TEST(ArenaStore, CapsPerAccountAndPerIp) {
-  TempDir d;
+TEST_P(ArenaStoreOn, CapsPerAccountAndPerIp) {
   auto s = open_store(d);
   int64_t u1 = s->create_account("u1", "password one", Role::Voter);
   int64_t u2 = s->create_account("u2", "password two", Role::Voter);
@@ -141,8 +232,7 @@ TEST(ArenaStore, CapsPerAccountAndPerIp) {
   EXPECT_EQ(s->vote_count(), 5);
 }
 
-TEST(ArenaStore, ConcurrentVotesShareCommitsAndEachIsStoredOnce) {
-  TempDir d;
+TEST_P(ArenaStoreOn, ConcurrentVotesShareCommitsAndEachIsStoredOnce) {
   auto s = open_store(d);
   int64_t u = s->create_account("u", "password one", Role::Voter);
   int64_t cid = s->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), u);
@@ -167,8 +257,7 @@ TEST(ArenaStore, ConcurrentVotesShareCommitsAndEachIsStoredOnce) {
   EXPECT_EQ(s->vote_count(), kThreads * kPer);
 }
 
-TEST(ArenaStore, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnly) {
-  TempDir d;
+TEST_P(ArenaStoreOn, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnly) {
   auto s = open_store(d);
   int64_t admin = s->create_account("admin", "admin password", Role::Admin);
   int64_t honest = s->create_account("honest", "password one", Role::Voter);
@@ -195,16 +284,22 @@ TEST(ArenaStore, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnly) {
   EXPECT_EQ(found[0].reason, "too_fast");
   EXPECT_EQ(s->ratings(cid, 0, 1).battles, 0);
 
-  kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
-  EXPECT_THROW(raw.exec("UPDATE audit_log SET action='x'"), kaival::IoError);
-  EXPECT_THROW(raw.exec("DELETE FROM audit_log"), kaival::IoError);
-  auto v = raw.prepare("PRAGMA user_version");
-  v.step();
-  EXPECT_EQ(v.int64(0), 2);
+  kaival::store::SqlDb db = raw();
+  EXPECT_THROW(db.exec("UPDATE audit_log SET action='x'"), kaival::IoError);
+  EXPECT_THROW(db.exec("DELETE FROM audit_log"), kaival::IoError);
+  if (postgres()) {
+    EXPECT_THROW(db.exec("TRUNCATE audit_log"), kaival::IoError);
+    auto v = db.prepare("SELECT max(version) FROM kaival_migrations WHERE component='arena'");
+    ASSERT_TRUE(v.step());
+    EXPECT_EQ(v.int64(0), 1);
+  } else {
+    auto v = db.prepare("PRAGMA user_version");
+    v.step();
+    EXPECT_EQ(v.int64(0), 2);
+  }
 }
 
-TEST(ArenaStore, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
-  TempDir d;
+TEST_P(ArenaStoreOn, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
   auto s = open_store(d);
   int64_t admin = s->create_account("admin", "admin password", Role::Admin);
   int64_t e_alpha = s->create_account("e-alpha", "password one", Role::Expert, "Alpha Labs");
@@ -228,16 +323,15 @@ TEST(ArenaStore, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
   s->submit_review(e_beta, item_a, {{"rigor", {4, "solid ablations"}}, {"independence", {5, "own init"}}});
   s->submit_review(e_beta, item_a, {{"rigor", {3, "on reflection, one ablation missing"}}});
   EXPECT_EQ(s->audit_count(), before + 3);
-  kaival::store::Db raw = kaival::store::Db::open((d.path / "arena.db").string());
-  auto q = raw.prepare("SELECT detail FROM audit_log WHERE action='review.edit'");
+  kaival::store::SqlDb db = raw();
+  auto q = db.prepare("SELECT detail FROM audit_log WHERE action='review.edit'");
   ASSERT_TRUE(q.step());
   json edit = json::parse(q.text(0));
   EXPECT_EQ(edit["previous"]["score"], 4.0);
   EXPECT_EQ(edit["score"], 3.0);
 }
 
-TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
-  TempDir d;
+TEST_P(ArenaStoreOn, ExportWritesTheFourFilesOfTheFormat) {
   auto s = open_store(d);
   int64_t admin = s->create_account("admin", "admin password", Role::Admin);
   int64_t e1 = s->create_account("e1", "password one", Role::Expert, "Uni A");
@@ -321,6 +415,90 @@ TEST(ArenaStore, ExportWritesTheFourFilesOfTheFormat) {
   EXPECT_EQ(csv_lines("reviews.csv").size(), 9u);
   EXPECT_EQ(csv_lines("expert_scores.csv").size(), 3u);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ArenaStoreOn, ::testing::Values(Backend::Sqlite, Backend::Postgres), backend_name);
+
+class ArenaStoreShared : public ArenaStoreOn {};
+
+// Two servers sharing one PostgreSQL: two stores (two connections, two group
+// commit queues) vote on the same battles from several threads at once. Every
+// battle gets exactly one stored vote, it is the one that was acknowledged,
+// and both stores agree on the counts and the leaderboard.
+TEST_P(ArenaStoreShared, TwoStoresOnOneDatabaseVoteEachBattleOnce) {
+  std::unique_ptr<ArenaStore> a, b;
+  {  // both start at once on an empty database: migrations and salt must not race
+    std::thread ta([&] { a = open_at(target()); });
+    std::thread tb([&] { b = open_at(target()); });
+    ta.join();
+    tb.join();
+  }
+  ASSERT_TRUE(a && b);
+  int64_t u = a->create_account("u", "password one", Role::Voter);
+  EXPECT_THROW(b->create_account("u", "password two", Role::Voter), kaival::FormatError);
+  int64_t cid = a->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), u);
+  EXPECT_THROW(b->add_campaign(load_campaign_file(testdata("arena_campaign.yaml")), u), kaival::FormatError);
+  ASSERT_TRUE(b->campaign("demo-arena"));
+  constexpr int kBattles = 120, kThreads = 4;
+  std::vector<std::string> ids;
+  for (int k = 0; k < kBattles; ++k) ids.push_back((k % 2 ? a : b)->new_battle(cid, u, "ip")->id);
+  std::mutex mu;
+  std::map<std::string, std::string> acknowledged;  // battle -> winner of the vote reported Stored
+  std::atomic<int> stored{0}, already{0}, other{0};
+  auto voter = [&](ArenaStore* s, const char* winner, int t) {
+    // Store a walks the battles forwards, store b backwards: they meet in the middle and race everywhere.
+    for (int k = t; k < kBattles; k += kThreads) {
+      const std::string& id = winner[6] == 'a' ? ids[k] : ids[kBattles - 1 - k];
+      VoteStatus st;
+      try {
+        st = s->vote({id, u, "ip", winner});
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "vote failed: " << e.what();
+        ++other;
+        continue;
+      }
+      if (st == VoteStatus::Stored) {
+        std::lock_guard lk(mu);
+        EXPECT_TRUE(acknowledged.emplace(id, winner).second) << "two votes acknowledged for " << id;
+        ++stored;
+      } else {
+        (st == VoteStatus::AlreadyVoted ? already : other)++;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 0; t < kThreads; ++t) {
+    pool.emplace_back(voter, a.get(), "model_a", t);
+    pool.emplace_back(voter, b.get(), "model_b", t);
+  }
+  for (auto& th : pool) th.join();
+  EXPECT_EQ(stored.load(), kBattles);
+  EXPECT_EQ(already.load(), kBattles);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(a->vote_count(), kBattles);
+  EXPECT_EQ(b->vote_count(), kBattles);
+  kaival::store::SqlDb db = raw();
+  auto q = db.prepare("SELECT b.public_id, v.winner, count(*) OVER (PARTITION BY v.battle_id) "
+                      "FROM votes v JOIN battles b ON b.id=v.battle_id");
+  int rows = 0;
+  while (q.step()) {
+    ++rows;
+    EXPECT_EQ(q.int64(2), 1);
+    auto it = acknowledged.find(q.text(0));
+    ASSERT_NE(it, acknowledged.end()) << "stored vote never acknowledged: " << q.text(0);
+    EXPECT_EQ(q.text(1), it->second) << "the stored vote is not the acknowledged one";
+  }
+  EXPECT_EQ(rows, kBattles);
+  auto ra = a->ratings(cid, 20, 7), rb = b->ratings(cid, 20, 7);
+  EXPECT_EQ(ra.battles, kBattles);
+  EXPECT_EQ(rb.battles, kBattles);
+  ASSERT_EQ(ra.models, rb.models);
+  for (size_t i = 0; i < ra.models.size(); ++i) {
+    EXPECT_EQ(ra.board.models[i].battles, rb.board.models[i].battles);
+    EXPECT_DOUBLE_EQ(ra.board.models[i].rating, rb.board.models[i].rating);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ArenaStoreShared, ::testing::Values(Backend::Postgres), backend_name);
 
 TEST(Csv, QuotesAndDefusesFormulas) {
   EXPECT_EQ(csv_field("plain"), "plain");
