@@ -1,7 +1,10 @@
 #include "tokenizer/pretokenize.h"
 
 #include <functional>
+#include <optional>
 
+#include <unicode/uchar.h>
+#include <unicode/uscript.h>
 #include <utf8proc.h>
 
 #include "core/error.h"
@@ -330,6 +333,85 @@ class MetaspacePre final : public PreTokenizer {
   StringSplit splitter_;
 };
 
+// Splits where the Unicode script changes, as Hugging Face's UnicodeScripts
+// (SentencePiece's IsValidSentencePiece rule): Hiragana, Katakana and U+30FC
+// count as Han, and a plain space belongs to every script, so "Apples are
+// りんご" splits as "Apples are " + "りんご". Scripts come from ICU, limited to
+// Unicode 9 as HF's table is.
+class ScriptSplit final : public PreTokenizer {
+ public:
+  void apply(PreTokenized& pt, PreScratch& s) const override {
+    pt.map_bytes();
+    s.pieces.clear();
+    for (const auto& [b, e] : pt.pieces) {
+      const std::string_view text(pt.buf);
+      constexpr int kNone = -2, kAny = -1;
+      int last = kNone;
+      // Hugging Face cuts at the first character that has a script and keeps
+      // only what follows, so leading any-script text (spaces, new emoji) is
+      // dropped and an all-space piece vanishes. Reproduced for identical ids.
+      std::optional<uint32_t> start;
+      for (uint32_t i = b; i < e;) {
+        const auto d = utf8::decode(text.substr(0, e), i);
+        const int script = script_of(d.cp);
+        if (script != kAny && last != script) {
+          if (start && *start < i) s.pieces.emplace_back(*start, i);
+          start = i;
+        }
+        if (script != kAny) last = script;
+        i += d.len;
+      }
+      if (start && e > *start) s.pieces.emplace_back(*start, e);
+    }
+    pt.pieces.swap(s.pieces);
+  }
+
+ private:
+  static int script_of(char32_t c) {
+    if (c == ' ') return -1;
+    if (c == 0x30FC) return USCRIPT_HAN;
+    // HF's table stops at Unicode 9 and calls everything else "any script"
+    // (emoji such as U+1F999 included); ICU knows newer characters.
+    UVersionInfo age;
+    u_charAge(static_cast<UChar32>(c), age);
+    if (age[0] == 0 || age[0] > 9) return -1;
+    UErrorCode err = U_ZERO_ERROR;
+    const UScriptCode code = uscript_getScript(static_cast<UChar32>(c), &err);
+    if (U_FAILURE(err) || code == USCRIPT_UNKNOWN) return -1;  // private use, noncharacters
+    if (code == USCRIPT_HIRAGANA || code == USCRIPT_KATAKANA) return USCRIPT_HAN;
+    return code;
+  }
+};
+
+// Cuts every piece into chunks of `length` characters (the last may be
+// shorter), as Hugging Face's FixedLength.
+class FixedLengthSplit final : public PreTokenizer {
+ public:
+  explicit FixedLengthSplit(size_t length) : length_(length) {}
+  void apply(PreTokenized& pt, PreScratch& s) const override {
+    pt.map_bytes();
+    s.pieces.clear();
+    const std::string_view text(pt.buf);
+    for (const auto& [b, e] : pt.pieces) {
+      uint32_t start = b;
+      size_t chars = 0;
+      for (uint32_t i = b; i < e;) {
+        i += utf8::decode(text.substr(0, e), i).len;
+        if (++chars == length_) {
+          s.pieces.emplace_back(start, i);
+          start = i;
+          chars = 0;
+        }
+      }
+      if (e > start) s.pieces.emplace_back(start, e);
+    }
+    pt.pieces.swap(s.pieces);
+  }
+
+ private:
+  size_t length_;
+};
+
 bool get_bool(const json& j, const char* key, bool dflt) {
   auto it = j.find(key);
   return it != j.end() && it->is_boolean() ? it->get<bool>() : dflt;
@@ -409,6 +491,14 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer_at(const json& j, const std::st
                               : MetaspacePre::Prepend::Always;
     }
     return std::make_unique<MetaspacePre>(std::move(repl), scheme, get_bool(j, "split", true));
+  }
+  if (type == "UnicodeScripts") return std::make_unique<ScriptSplit>();
+  if (type == "FixedLength") {
+    auto it = j.find("length");
+    if (it == j.end()) return std::make_unique<FixedLengthSplit>(5);  // HF's default
+    if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > (1 << 20))
+      fail(where, "FixedLength pre_tokenizer needs a \"length\" between 1 and {}", 1u << 20);
+    return std::make_unique<FixedLengthSplit>(it->get<size_t>());
   }
   fail<UnsupportedError>(where, "unsupported pre_tokenizer type \"{}\"", type);
 }

@@ -2,7 +2,7 @@
 // Pre-tokenizers of tokenizer.json ("pre_tokenizer"): Split (regex or string,
 // all five delimiter behaviours, invert), ByteLevel, Digits, Punctuation,
 // Whitespace, WhitespaceSplit, BertPreTokenizer, CharDelimiterSplit,
-// Metaspace and Sequence. Semantics follow Hugging Face tokenizers.
+// Metaspace, UnicodeScripts, FixedLength and Sequence. Semantics follow Hugging Face tokenizers.
 //
 // Pieces are spans of one buffer, so splitting never copies text. ByteLevel
 // does not rewrite the text eagerly: it only marks the pieces as byte-level,

@@ -5,12 +5,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "tokenizer/factories.h"
+#include "tokenizer/pretokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unigram.h"
 
@@ -171,6 +174,118 @@ TEST(Precompiled, AppliesNfkcRulesPerGraphemeCluster) {
   EXPECT_THROW(make_spm_normalizer(json::parse(R"({"type":"Precompiled","precompiled_charsmap":"!!"})"), "bad"),
                FormatError);
 }
+
+
+// ---------------------------------------------------------------- UnicodeScripts and FixedLength
+
+std::vector<std::string> pre_split(const json& spec, std::string_view text) {
+  const auto pre = make_pre_tokenizer(spec, "test");
+  PreTokenized pt;
+  PreScratch scratch;
+  pt.reset(text, true);
+  pre->apply(pt, scratch);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < pt.pieces.size(); ++i) out.emplace_back(pt.piece(i));
+  return out;
+}
+
+using Pieces = std::vector<std::string>;
+
+TEST(PreTokenizer, UnicodeScriptsSplitsWhereTheScriptChanges) {
+  const json us = {{"type", "UnicodeScripts"}};
+  // Hugging Face's own examples: kana count as Han, a space joins any script.
+  EXPECT_EQ(pre_split(us, "どこで生れ。Yes"), (Pieces{"どこで生れ", "。", "Yes"}));
+  EXPECT_EQ(pre_split(us, "Apples are りんご 林檎"), (Pieces{"Apples are ", "りんご 林檎"}));
+  EXPECT_EQ(pre_split(us, "한국어text와123"), (Pieces{"한국어", "text", "와", "123"}));
+  EXPECT_EQ(pre_split(us, "ーカタカナー"), (Pieces{"ーカタカナー"}));
+  // Spaces and characters newer than Unicode 9 (🦙) belong to any script; HF
+  // drops such text before the first character with a script.
+  EXPECT_EQ(pre_split(us, "  ab"), (Pieces{"ab"}));
+  EXPECT_EQ(pre_split(us, "🦙 llama 한"), (Pieces{"llama ", "한"}));
+  EXPECT_EQ(pre_split(us, "   "), Pieces{});
+  EXPECT_EQ(pre_split(us, ""), Pieces{});
+  EXPECT_NO_THROW(pre_split(us, "\xFF\xFEa\xE2\x82"));  // invalid UTF-8 is tolerated
+}
+
+TEST(PreTokenizer, FixedLengthCutsCharactersNotBytes) {
+  const json fl = {{"type", "FixedLength"}, {"length", 3}};
+  EXPECT_EQ(pre_split(fl, "Hello world"), (Pieces{"Hel", "lo ", "wor", "ld"}));
+  EXPECT_EQ(pre_split(fl, "Hello 👋 world"), (Pieces{"Hel", "lo ", "👋 w", "orl", "d"}));
+  EXPECT_EQ(pre_split(fl, "한국어로"), (Pieces{"한국어", "로"}));
+  EXPECT_EQ(pre_split({{"type", "FixedLength"}}, "Hello world"), (Pieces{"Hello", " worl", "d"}));  // default 5
+  EXPECT_THROW(make_pre_tokenizer({{"type", "FixedLength"}, {"length", 0}}, "bad"), FormatError);
+  EXPECT_THROW(make_pre_tokenizer({{"type", "FixedLength"}, {"length", -3}}, "bad"), FormatError);
+  EXPECT_THROW(make_pre_tokenizer({{"type", "FixedLength"}, {"length", "3"}}, "bad"), FormatError);
+}
+
+// unigram-t5 with its pre_tokenizer replaced (see tools/README.md): reference
+// ids from Hugging Face's Rust tokenizers on the corpus plus mixed-script texts.
+json t5_variant(const std::string& name) {
+  json j = json::parse(std::ifstream(kT5Dir / "tokenizer.json"));
+  const json metaspace = j.at("pre_tokenizer");
+  if (name == "unicode_scripts")
+    j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "UnicodeScripts"}}, metaspace}}};
+  else
+    j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {metaspace, {{"type", "FixedLength"}, {"length", 3}}}}};
+  return j;
+}
+
+class T5Variant : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(T5Variant, MatchesHuggingFace) {
+  const std::string name = GetParam();
+  const auto dir = std::filesystem::temp_directory_path() / fmt::format("kaival-t5-{}-{}", name, ::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json") << t5_variant(name).dump();
+  const auto tok = Tokenizer::from_tokenizer_json((dir / "tokenizer.json").string(),
+                                                  (kT5Dir / "tokenizer_config.json").string());
+  std::ifstream in(kT5Dir.string() + "." + name + ".ids.jsonl");
+  size_t total = 0, ok = 0, shown = 0, differs_from_plain = 0;
+  const auto plain = Tokenizer::open(kT5Dir.string());
+  std::vector<std::string> texts;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j.contains("meta")) continue;
+    ++total;
+    const std::string text = j.at("text");
+    texts.push_back(text);
+    const auto want = j.at("ids").get<Ids>();
+    const Ids got = tok->encode(text, true, true);
+    if (got != plain->encode(text, true, true)) ++differs_from_plain;
+    if (got == want) ++ok;
+    else if (shown++ < 5)
+      ADD_FAILURE() << "text \"" << text << "\"\n  kaival:    " << fmt::format("{}", got)
+                    << "\n  reference: " << fmt::format("{}", want);
+  }
+  std::printf("[ unigram-t5 + %s ] ids %zu/%zu (%zu differ from plain Metaspace)\n", name.c_str(), ok, total,
+              differs_from_plain);
+  ASSERT_GT(total, 250u);
+  EXPECT_EQ(ok, total);
+  EXPECT_GT(differs_from_plain, 5u) << "the pre-tokenizer had no effect on the corpus";
+
+  // When node and the reference are installed, the committed ids must be what it gives today.
+  const auto npm = std::filesystem::path(KAIVAL_SOURCE_DIR) / "tools" / "npm";
+  if (std::filesystem::exists(npm / "node_modules" / "@anush008" / "tokenizers") &&
+      std::system("node --version >/dev/null 2>&1") == 0) {
+    std::ofstream(dir / "texts.json") << json(texts).dump();
+    const std::string cmd = fmt::format("node '{}' '{}' '{}' > '{}'", (npm / "reference_tokenizer_json.js").string(),
+                                        (dir / "tokenizer.json").string(), (dir / "texts.json").string(),
+                                        (dir / "live.jsonl").string());
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::ifstream live(dir / "live.jsonl");
+    std::ifstream committed(kT5Dir.string() + "." + name + ".ids.jsonl");
+    std::string a, b;
+    std::getline(live, a);  // meta lines name different paths
+    std::getline(committed, b);
+    for (size_t i = 0; std::getline(committed, b); ++i) {
+      ASSERT_TRUE(std::getline(live, a));
+      EXPECT_EQ(json::parse(a).at("ids"), json::parse(b).at("ids")) << "text " << i;
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(PreTokenizers, T5Variant, ::testing::Values("unicode_scripts", "fixed_length"));
 
 }  // namespace
 }  // namespace kaival::tokenizer
