@@ -1,6 +1,8 @@
 #include "arena/campaign.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -39,9 +41,70 @@ double num(const YAML::Node& v, const std::string& where, const std::string& key
   }
 }
 
+bool valid_env_name(const std::string& s) {
+  if (s.empty() || s.size() > 128 || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+ModelBackend parse_backend(const YAML::Node& n, const std::string& where, const std::string& w, const std::string& id) {
+  if (!n.IsMap()) fail(where, "{}: expected a map (base_url, model, api_key_env, ...)", w);
+  static const std::set<std::string> known{"base_url", "model", "api_key_env", "system", "temperature",
+                                           "top_p", "max_tokens", "timeout_s"};
+  for (const auto& kv : n) {
+    std::string key = kv.first.as<std::string>();
+    if (key == "api_key")
+      fail(where, "{}.api_key: never put a key in a campaign file; name the environment variable that holds it "
+                  "in api_key_env", w);
+    if (!known.count(key)) fail(where, "{}.{}: unknown field (expected one of base_url, model, api_key_env, system, "
+                                       "temperature, top_p, max_tokens, timeout_s)", w, key);
+  }
+  ModelBackend b;
+  b.base_url = str(n, where, "base_url", true, w + ".base_url");
+  if (b.base_url.rfind("http://", 0) != 0 && b.base_url.rfind("https://", 0) != 0)
+    fail(where, "{}.base_url: '{}' is not an http:// or https:// URL", w, b.base_url);
+  b.model = str(n, where, "model", false, w + ".model");
+  if (b.model.empty()) b.model = id;
+  b.api_key_env = str(n, where, "api_key_env", false, w + ".api_key_env");
+  if (!b.api_key_env.empty() && !valid_env_name(b.api_key_env))
+    fail(where, "{}.api_key_env: '{}' is not an environment variable name", w, b.api_key_env);
+  b.system = str(n, where, "system", false, w + ".system");
+  if (n["temperature"]) {
+    b.temperature = num(n["temperature"], where, w + ".temperature");
+    if (!(*b.temperature >= 0 && *b.temperature <= 2)) fail(where, "{}.temperature: {} outside 0..2", w, *b.temperature);
+  }
+  if (n["top_p"]) {
+    b.top_p = num(n["top_p"], where, w + ".top_p");
+    if (!(*b.top_p > 0 && *b.top_p <= 1)) fail(where, "{}.top_p: {} outside (0, 1]", w, *b.top_p);
+  }
+  if (n["max_tokens"]) {
+    double v = num(n["max_tokens"], where, w + ".max_tokens");
+    if (!(v >= 1 && v <= 1000000) || v != std::floor(v)) fail(where, "{}.max_tokens: {} is not an integer in 1..1000000", w, v);
+    b.max_tokens = static_cast<int>(v);
+  }
+  if (n["timeout_s"]) {
+    b.timeout_s = num(n["timeout_s"], where, w + ".timeout_s");
+    if (!(b.timeout_s > 0 && b.timeout_s <= 3600)) fail(where, "{}.timeout_s: {} outside (0, 3600]", w, b.timeout_s);
+  }
+  return b;
+}
+
 void check_count(const YAML::Node& seq, const std::string& where, const std::string& key) {
   if (!seq || !seq.IsSequence()) fail(where, "{}: expected a list", key);
   if (seq.size() > kMaxEntries) fail(where, "{}: {} entries (limit {})", key, seq.size(), kMaxEntries);
+}
+
+void parse_caps(const YAML::Node& root, const std::string& where, ArenaCampaign& c) {
+  if (const YAML::Node caps = root["caps"]) {
+    if (caps["votes_per_account_per_day"])
+      c.caps.per_account_per_day = static_cast<int>(num(caps["votes_per_account_per_day"], where, "caps.votes_per_account_per_day"));
+    if (caps["votes_per_ip_per_hour"])
+      c.caps.per_ip_per_hour = static_cast<int>(num(caps["votes_per_ip_per_hour"], where, "caps.votes_per_ip_per_hour"));
+    if (caps["live_prompts_per_account_per_hour"]) {
+      double v = num(caps["live_prompts_per_account_per_hour"], where, "caps.live_prompts_per_account_per_hour");
+      if (!(v >= 0 && v <= 1000000)) fail(where, "caps.live_prompts_per_account_per_hour: {} outside 0..1000000", v);
+      c.caps.live_prompts_per_account_per_hour = static_cast<int>(v);
+    }
+  }
 }
 
 ArenaCampaign parse_arena(const YAML::Node& root, const std::string& where) {
@@ -64,13 +127,37 @@ ArenaCampaign parse_arena(const YAML::Node& root, const std::string& where) {
         check_count(m["aliases"], where, w + ".aliases");
         for (const auto& a : m["aliases"]) cm.aliases.push_back(a.as<std::string>());
       }
+      if (m["backend"]) cm.backend = parse_backend(m["backend"], where, w + ".backend", cm.id);
     }
     if (cm.id.empty()) fail(where, "{}: empty model id", w);
     if (!ids.insert(cm.id).second) fail(where, "{}: model '{}' listed twice", w, cm.id);
     c.models.push_back(std::move(cm));
   }
   if (c.models.size() < 2) fail(where, "models: an arena needs at least two models");
-  check_count(root["prompts"], where, "prompts");
+  if (const YAML::Node live = root["live_prompts"]) {
+    if (!live.IsScalar()) fail(where, "live_prompts: expected true or false");
+    try {
+      c.live_prompts = live.as<bool>();
+    } catch (const YAML::Exception&) {
+      fail(where, "live_prompts: '{}' is not true or false", live.Scalar());
+    }
+  }
+  if (root["max_prompt_chars"]) {
+    double v = num(root["max_prompt_chars"], where, "max_prompt_chars");
+    if (!(v >= 1 && v <= 100000)) fail(where, "max_prompt_chars: {} outside 1..100000", v);
+    c.max_prompt_chars = static_cast<int>(v);
+  }
+  if (c.live_prompts && std::count_if(c.models.begin(), c.models.end(), [](const CampaignModel& m) {
+                          return m.backend.has_value();
+                        }) < 2)
+    fail(where, "live_prompts: needs at least two models with a backend (models[i].backend.base_url)");
+  // A live-only campaign may have no prompt set.
+  const YAML::Node prompts = root["prompts"];
+  if (c.live_prompts && !prompts) {
+    parse_caps(root, where, c);
+    return c;
+  }
+  check_count(prompts, where, "prompts");
   std::set<std::string> pids;
   for (size_t i = 0; i < root["prompts"].size(); ++i) {
     const YAML::Node p = root["prompts"][i];
@@ -80,20 +167,20 @@ ArenaCampaign parse_arena(const YAML::Node& root, const std::string& where) {
     if (!pids.insert(cp.id).second) fail(where, "{}: prompt id '{}' used twice", w, cp.id);
     if (!p["text"]) fail(where, "{}.text: missing", w);
     cp.text = p["text"].as<std::string>();
-    if (!p["answers"] || !p["answers"].IsMap()) fail(where, "{}.answers: expected a map model -> answer", w);
-    for (const auto& kv : p["answers"]) {
-      std::string model = kv.first.as<std::string>();
-      if (!ids.count(model)) fail(where, "{}.answers: unknown model '{}'", w, model);
-      cp.answers[model] = kv.second.as<std::string>();
+    if (p["answers"] && !p["answers"].IsNull() && !p["answers"].IsMap())
+      fail(where, "{}.answers: expected a map model -> answer", w);
+    const YAML::Node answers = p["answers"];
+    if (answers && answers.IsMap()) {
+      for (const auto& kv : answers) {
+        std::string model = kv.first.as<std::string>();
+        if (!ids.count(model)) fail(where, "{}.answers: unknown model '{}'", w, model);
+        if (!kv.second.IsScalar()) fail(where, "{}.answers.{}: expected a string", w, model);
+        cp.answers[model] = kv.second.as<std::string>();
+      }
     }
     c.prompts.push_back(std::move(cp));
   }
-  if (const YAML::Node caps = root["caps"]) {
-    if (caps["votes_per_account_per_day"])
-      c.caps.per_account_per_day = static_cast<int>(num(caps["votes_per_account_per_day"], where, "caps.votes_per_account_per_day"));
-    if (caps["votes_per_ip_per_hour"])
-      c.caps.per_ip_per_hour = static_cast<int>(num(caps["votes_per_ip_per_hour"], where, "caps.votes_per_ip_per_hour"));
-  }
+  parse_caps(root, where, c);
   return c;
 }
 

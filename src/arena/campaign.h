@@ -1,8 +1,11 @@
 #pragma once
 // Campaign files (YAML). An arena campaign lists models and a prompt set with
-// pre-generated answers; a review campaign carries a rubric and items, each to
+// pre-generated answers; models may name an OpenAI-compatible backend, which
+// fills missing answers (`kaival arena answer`) and answers voters' own prompts
+// when the campaign allows live prompts. A review campaign carries a rubric and items, each to
 // be assigned to at least k reviewers outside the item's affiliation.
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,21 +13,36 @@
 
 namespace kaival::arena {
 
+// Where a model answers: an OpenAI-compatible server (POST <base_url>/v1/chat/completions).
+// Files and the database hold only the *name* of the environment variable with
+// the API key, never the key.
+struct ModelBackend {
+  std::string base_url;     // http(s)://host:port or .../v1
+  std::string model;        // served model name; defaults to the campaign model id
+  std::string api_key_env;  // e.g. TEAM_A_API_KEY; empty: no Authorization header
+  std::string system;       // optional system prompt
+  std::optional<double> temperature, top_p;
+  int max_tokens = 512;
+  double timeout_s = 60;    // per request (the voter waits for it)
+};
+
 struct CampaignModel {
   std::string id;                    // the program file's model id
   std::string organization;          // for identity-leak detection
   std::vector<std::string> aliases;  // other names that reveal the model (e.g. product names)
+  std::optional<ModelBackend> backend;
 };
 
 struct CampaignPrompt {
   std::string id;
   std::string text;
-  std::map<std::string, std::string> answers;  // model id -> answer
+  std::map<std::string, std::string> answers;  // model id -> answer (may be missing: `kaival arena answer`)
 };
 
 struct VoteCaps {
   int per_account_per_day = 1000;
   int per_ip_per_hour = 3000;
+  int live_prompts_per_account_per_hour = 20;  // they cost money: every attempt counts
 };
 
 struct ArenaCampaign {
@@ -33,6 +51,8 @@ struct ArenaCampaign {
   std::vector<CampaignModel> models;
   std::vector<CampaignPrompt> prompts;
   VoteCaps caps;
+  bool live_prompts = false;    // voters may type their own prompt (needs two models with a backend)
+  int max_prompt_chars = 2000;  // longest live prompt, in Unicode code points
 };
 
 struct ReviewItem {

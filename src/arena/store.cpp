@@ -29,7 +29,7 @@ using Transaction = store::SqlTransaction;
 namespace {
 
 // Versioned schema. Never edit a released migration: append a new one.
-constexpr std::array<store::Migration, 2> kMigrations{{
+constexpr std::array<store::Migration, 3> kMigrations{{
     {1, R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts(
@@ -90,12 +90,18 @@ CREATE INDEX battles_account ON battles(account_id);
 CREATE INDEX battles_campaign ON battles(campaign_id);
 CREATE INDEX assignments_account ON assignments(account_id);
 )sql"},
+    // Live prompts: owned by the voter who typed them (NULL: the campaign's
+    // prompt set); attempts are counted from the audit log per actor.
+    {3, R"sql(
+ALTER TABLE prompts ADD COLUMN live_account INTEGER REFERENCES accounts(id);
+CREATE INDEX audit_log_actor ON audit_log(actor, time_ms);
+)sql"},
 }};
 
 // The same schema for PostgreSQL: identity ids, BIGINT times, DOUBLE PRECISION
 // scores, and the append-only audit log as a trigger function. Never edit a
 // released migration: append a new one (numbered separately from SQLite's).
-constexpr std::array<store::Migration, 1> kPgMigrations{{
+constexpr std::array<store::Migration, 2> kPgMigrations{{
     {1, R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE accounts(
@@ -160,6 +166,10 @@ CREATE INDEX battles_account ON battles(account_id);
 CREATE INDEX battles_campaign ON battles(campaign_id);
 CREATE INDEX assignments_account ON assignments(account_id);
 )sql"},
+    {2, R"sql(
+ALTER TABLE prompts ADD COLUMN live_account BIGINT REFERENCES accounts(id);
+CREATE INDEX audit_log_actor ON audit_log(actor, time_ms);
+)sql"},
 }};
 
 int64_t now_ms() {
@@ -222,6 +232,34 @@ Rubric rubric_from(const json& a) {
 }
 
 double json_number(double v) { return std::isfinite(v) ? v : 0.0; }
+
+json live_model_json(const CampaignModel& m) {
+  const ModelBackend& b = *m.backend;
+  json j = {{"id", m.id}, {"organization", m.organization}, {"aliases", m.aliases},
+            {"base_url", b.base_url}, {"model", b.model}, {"api_key_env", b.api_key_env}, {"system", b.system},
+            {"max_tokens", b.max_tokens}, {"timeout_s", b.timeout_s}};
+  if (b.temperature) j["temperature"] = *b.temperature;
+  if (b.top_p) j["top_p"] = *b.top_p;
+  return j;
+}
+
+CampaignModel live_model_from(const json& j) {
+  CampaignModel m;
+  m.id = j.at("id");
+  m.organization = j.value("organization", "");
+  m.aliases = j.value("aliases", std::vector<std::string>{});
+  ModelBackend b;
+  b.base_url = j.at("base_url");
+  b.model = j.value("model", m.id);
+  b.api_key_env = j.value("api_key_env", "");
+  b.system = j.value("system", "");
+  b.max_tokens = j.value("max_tokens", 512);
+  b.timeout_s = j.value("timeout_s", 60.0);
+  if (j.contains("temperature")) b.temperature = j["temperature"].get<double>();
+  if (j.contains("top_p")) b.top_p = j["top_p"].get<double>();
+  m.backend = std::move(b);
+  return m;
+}
 
 }  // namespace
 
@@ -475,7 +513,14 @@ int64_t ArenaStore::add_campaign(const CampaignFile& f, int64_t by_account) {
   if (f.kind == "arena") {
     const ArenaCampaign& c = f.arena;
     spec = {{"caps", {{"votes_per_account_per_day", c.caps.per_account_per_day},
-                      {"votes_per_ip_per_hour", c.caps.per_ip_per_hour}}}};
+                      {"votes_per_ip_per_hour", c.caps.per_ip_per_hour},
+                      {"live_prompts_per_account_per_hour", c.caps.live_prompts_per_account_per_hour}}}};
+    // Backends (names of key variables, never keys) and aliases, for live prompts.
+    json backends = json::array();
+    for (const auto& m : c.models)
+      if (m.backend) backends.push_back(live_model_json(m));
+    if (!backends.empty()) spec["backends"] = backends;
+    spec["live"] = {{"enabled", c.live_prompts}, {"max_prompt_chars", c.max_prompt_chars}};
     id = insert_campaign("arena", c.title, c.synthetic, spec, now);
     std::map<std::string, const CampaignModel*> models;
     Stmt im = db_.prepare("INSERT INTO models(campaign_id, name, organization) VALUES (?1, ?2, ?3)");
@@ -543,7 +588,7 @@ void ArenaStore::flag_identity_leak(int64_t campaign_id, const std::string& prom
 std::optional<BattleView> ArenaStore::new_battle(int64_t campaign_id, int64_t account_id, const std::string& ip) {
   std::lock_guard lk(db_mu_);
   Stmt p = db_.prepare(
-      "SELECT p.id, p.text FROM prompts p WHERE p.campaign_id=?1 AND "
+      "SELECT p.id, p.text FROM prompts p WHERE p.campaign_id=?1 AND p.live_account IS NULL AND "
       "(SELECT count(*) FROM answers a WHERE a.prompt_id=p.id AND a.identity_leak=0) >= 2 "
       "ORDER BY random() LIMIT 1");
   p.bind(1, campaign_id);
@@ -588,6 +633,88 @@ std::optional<BattleView> ArenaStore::new_battle(int64_t campaign_id, int64_t ac
   }
   db_.exec("PRAGMA synchronous=FULL");
   return v;
+}
+
+// ---- live prompts ----
+
+LiveCampaign ArenaStore::live_campaign(int64_t campaign_id) {
+  std::string spec_text;
+  {
+    std::lock_guard lk(db_mu_);
+    Stmt s = db_.prepare("SELECT spec FROM campaigns WHERE id=?1 AND kind='arena'");
+    s.bind(1, campaign_id);
+    if (!s.step()) return {};
+    spec_text = s.text(0);
+  }
+  json spec = json::parse(spec_text);
+  LiveCampaign live;
+  json l = spec.value("live", json::object());
+  live.enabled = l.value("enabled", false);
+  live.max_prompt_chars = l.value("max_prompt_chars", 2000);
+  live.per_account_per_hour = spec.value("caps", json::object()).value("live_prompts_per_account_per_hour", 20);
+  for (const auto& m : spec.value("backends", json::array())) live.models.push_back(live_model_from(m));
+  return live;
+}
+
+LiveBattle ArenaStore::add_live_battle(int64_t campaign_id, int64_t account_id, const std::string& ip,
+                                       const std::string& prompt, const LiveAnswer& a, const LiveAnswer& b) {
+  if (a.model.id == b.model.id) fail("arena live prompt", "both answers come from '{}'", a.model.id);
+  LiveBattle out;
+  const bool leak_a = names_itself(a.text, a.model), leak_b = names_itself(b.text, b.model);
+  if (leak_a) out.leaked.push_back(a.model.id);
+  if (leak_b) out.leaked.push_back(b.model.id);
+  std::string key = "live-" + random_hex(8);
+  std::lock_guard lk(db_mu_);
+  Transaction tx(db_);
+  int64_t now = now_ms();
+  int64_t pid = db_.prepare("INSERT INTO prompts(campaign_id, key, text, live_account) VALUES (?1,?2,?3,?4) RETURNING id")
+                    .bind(1, campaign_id).bind(2, key).bind(3, prompt).bind(4, account_id)
+                    .insert_returning_id().value();
+  Stmt ia = db_.prepare("INSERT INTO answers(prompt_id, model, text, identity_leak) VALUES (?1,?2,?3,?4) RETURNING id");
+  int64_t ida = ia.bind(1, pid).bind(2, a.model.id).bind(3, a.text).bind(4, leak_a ? 1 : 0).insert_returning_id().value();
+  ia.reset();
+  int64_t idb = ia.bind(1, pid).bind(2, b.model.id).bind(3, b.text).bind(4, leak_b ? 1 : 0).insert_returning_id().value();
+  json detail = {{"campaign", campaign_id}, {"prompt", key}};
+  if (out.leaked.empty()) {
+    BattleView v;
+    v.id = random_hex(16);
+    v.prompt = prompt;
+    v.answer_a = a.text;
+    v.answer_b = b.text;
+    v.model_a = a.model.id;
+    v.model_b = b.model.id;
+    db_.prepare("INSERT INTO battles(public_id, campaign_id, prompt_id, answer_a, answer_b, account_id, ip_hash, served_ms) "
+                "VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")
+        .bind(1, v.id).bind(2, campaign_id).bind(3, pid).bind(4, ida).bind(5, idb)
+        .bind(6, account_id).bind(7, salted("ip:" + ip)).bind(8, now).run();
+    out.battle = std::move(v);
+  } else {
+    detail["models"] = out.leaked;
+  }
+  db_.prepare("INSERT INTO audit_log(time_ms, actor, action, detail) VALUES (?1, ?2, ?3, ?4)")
+      .bind(1, now).bind(2, account_id).bind(3, out.leaked.empty() ? "live.battle" : "live.identity_leak")
+      .bind(4, detail.dump()).run();
+  tx.commit();
+  return out;
+}
+
+void ArenaStore::record_live_failure(int64_t campaign_id, int64_t account_id, const std::string& reason) {
+  audit(account_id, "live.failed", json{{"campaign", campaign_id}, {"reason", reason.substr(0, 300)}}.dump(
+                                       -1, ' ', false, json::error_handler_t::replace));
+}
+
+int64_t ArenaStore::live_attempts(int64_t account_id, std::chrono::milliseconds window) {
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT count(*) FROM audit_log WHERE actor=?1 AND time_ms > ?2 AND "
+                       "action IN ('live.battle', 'live.identity_leak', 'live.failed')");
+  s.bind(1, account_id).bind(2, now_ms() - static_cast<int64_t>(window.count()));
+  s.step();
+  return s.int64(0);
+}
+
+std::span<const store::Migration> ArenaStore::schema_migrations(bool postgres) {
+  if (postgres) return kPgMigrations;
+  return kMigrations;
 }
 
 VoteStatus ArenaStore::vote(const VoteRequest& request) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,25 @@ struct SuspectReport {
   int votes = 0;
 };
 
+// A campaign's live-prompt settings, as loaded (campaign spec).
+struct LiveCampaign {
+  bool enabled = false;
+  int max_prompt_chars = 0;
+  int per_account_per_hour = 0;
+  std::vector<CampaignModel> models;  // the campaign's models that have a backend
+};
+
+// One model's answer to a live prompt.
+struct LiveAnswer {
+  CampaignModel model;
+  std::string text;
+};
+
+struct LiveBattle {
+  std::optional<BattleView> battle;  // empty when an answer named its own model
+  std::vector<std::string> leaked;   // those models (their answers are stored flagged, never served)
+};
+
 struct ReviewAssignment {
   int64_t item_id = 0;
   std::string item_key, title, content, model, campaign;
@@ -128,6 +148,18 @@ class ArenaStore {
   // Battles and votes.
   std::optional<BattleView> new_battle(int64_t campaign_id, int64_t account_id, const std::string& ip);
   VoteStatus vote(const VoteRequest& request);
+
+  // Live prompts. A voter's prompt and both answers are stored in one
+  // transaction: the prompt (owned by the voter, never served to anyone else),
+  // the answers (identity leaks flagged as for loaded answers) and, when
+  // neither leaks, the battle, which then takes the normal vote path. Every
+  // attempt, failed ones included, is audited; live_attempts counts them for
+  // the per-account cap.
+  LiveCampaign live_campaign(int64_t campaign_id);
+  LiveBattle add_live_battle(int64_t campaign_id, int64_t account_id, const std::string& ip, const std::string& prompt,
+                             const LiveAnswer& a, const LiveAnswer& b);
+  void record_live_failure(int64_t campaign_id, int64_t account_id, const std::string& reason);
+  int64_t live_attempts(int64_t account_id, std::chrono::milliseconds window);
   int64_t vote_count();
   std::vector<SuspectReport> detect_suspects(int64_t campaign_id, const SuspectRules& rules, int64_t by_account);
 
@@ -156,6 +188,9 @@ class ArenaStore {
 
   // Writes battles.jsonl, ratings.json, reviews.jsonl, expert_scores.json (docs/formats.md).
   void export_files(const std::string& dir, const ExportOptions& options);
+
+  // The schema migrations (SQLite or PostgreSQL), for upgrade tests.
+  static std::span<const store::Migration> schema_migrations(bool postgres);
 
  private:
   ArenaStore(store::SqlDb db, std::string path, StoreOptions options);

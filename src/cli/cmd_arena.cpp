@@ -3,11 +3,18 @@
 // kaival arena user    --db FILE --name NAME --role admin|expert|voter [--affiliation A]   (password on stdin)
 // kaival arena invite  --db FILE --role ROLE [--affiliation A]                              (prints the token)
 // kaival arena suspects --db FILE --campaign NAME                                           (quarantines, never deletes)
+// kaival arena answer  CAMPAIGN.yaml --out FILLED.yaml [--workers N] [--retries N]       (asks models' backends)
 // FILE may be a postgresql:// URL (docs/arena.md, PostgreSQL).
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
+#include "arena/backend.h"
 #include "arena/store.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -19,7 +26,86 @@ struct ArenaOptions {
   std::string db, out, campaign, name, role = "voter", affiliation, file;
   int resamples = 1000;
   uint64_t seed = 1;
+  int workers = 4, retries = 3;
 };
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail<IoError>(path, "cannot open");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Answers already in an earlier --out of the same campaign (same prompt id and
+// text): a rerun asks only for what is still missing.
+int resume_from(const std::string& out, arena::ArenaCampaign& c) {
+  if (!std::filesystem::exists(out)) return 0;
+  arena::CampaignFile prev = arena::load_campaign_file(out);
+  if (prev.kind != "arena" || prev.arena.name != c.name)
+    fail(out, "exists and is not an answered copy of campaign '{}'; remove it or choose another --out", c.name);
+  std::map<std::string, const arena::CampaignPrompt*> by_id;
+  for (const auto& p : prev.arena.prompts) by_id[p.id] = &p;
+  int taken = 0;
+  for (auto& p : c.prompts) {
+    auto it = by_id.find(p.id);
+    if (it == by_id.end() || it->second->text != p.text) continue;
+    for (const auto& [model, text] : it->second->answers)
+      if (p.answers.emplace(model, text).second) ++taken;
+  }
+  return taken;
+}
+
+void write_atomically(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
+    if (!o) fail<IoError>(tmp, "cannot write");
+    o << text;
+    o.flush();
+    if (!o) fail<IoError>(tmp, "write failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail<IoError>(path, "cannot replace: {}", ec.message());
+}
+
+void answer_campaign(const ArenaOptions& o) {
+  std::string text = read_text(o.file);
+  arena::CampaignFile f = arena::parse_campaign(text, o.file);
+  if (f.kind != "arena") fail(o.file, "kind: '{}': only arena campaigns have answers", f.kind);
+  arena::ArenaCampaign& c = f.arena;
+  int resumed = resume_from(o.out, c);
+  if (resumed) std::fprintf(stderr, "kept %d answers from %s\n", resumed, o.out.c_str());
+  arena::FillOptions fo;
+  fo.workers = std::max(1, o.workers);
+  fo.pool.concurrency = fo.workers;
+  fo.pool.max_retries = std::max(0, o.retries);
+  const bool tty = ::isatty(2);
+  int last_decile = -1;
+  fo.progress = [&](const arena::FillProgress& p) {
+    int finished = p.done + p.failed;
+    if (tty) {
+      std::fprintf(stderr, "\ranswers %d/%d (%d failed)", finished, p.total, p.failed);
+      if (finished == p.total) std::fputc('\n', stderr);
+    } else if (int d = finished * 10 / p.total; d != last_decile) {
+      last_decile = d;
+      std::fprintf(stderr, "answers %d/%d (%d failed)\n", finished, p.total, p.failed);
+    }
+  };
+  arena::FillResult r = arena::fill_answers(c, fo);
+  // Written also after failures: the answers that came back are kept for the rerun.
+  write_atomically(o.out, arena::with_answers(text, c, o.file));
+  if (r.skipped)
+    std::fprintf(stderr, "%d answers missing for models without a backend (their prompts still serve the others)\n",
+                 r.skipped);
+  if (r.failed) {
+    for (const auto& e : r.errors) std::fprintf(stderr, "  %s\n", e.c_str());
+    fail<IoError>(o.out, "{} of {} answers failed (listed above); the {} that came back are saved: rerun the same "
+                         "command to ask only for the rest", r.failed, r.asked, r.answered);
+  }
+  std::printf("wrote %s: %d new answers (%d kept from before)\n", o.out.c_str(), r.answered, resumed);
+}
 
 arena::Role role_of(const std::string& s) {
   auto r = arena::parse_role(s);
@@ -83,6 +169,13 @@ void register_arena(CLI::App& app) {
     auto s = arena::ArenaStore::open(o->db);
     std::printf("%s\n", s->create_invitation(role_of(o->role), o->affiliation, 0).c_str());
   });
+
+  CLI::App* an = cmd->add_subcommand("answer", "Fill a campaign's missing answers from its models' backends");
+  an->add_option("file", o->file, "arena campaign YAML (models with backend blocks)")->required();
+  an->add_option("--out", o->out, "the campaign with answers (YAML); an existing one is resumed")->required();
+  an->add_option("--workers", o->workers, "requests in flight (default 4)");
+  an->add_option("--retries", o->retries, "retries per request (default 3)");
+  an->callback([o] { answer_campaign(*o); });
 
   CLI::App* su = cmd->add_subcommand("suspects", "Quarantine votes of suspect voters");
   su->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();

@@ -82,6 +82,19 @@ const std::map<std::string_view, Pair>& strings() {
       {"language", {"한국어", "English"}},
       {"skip", {"Skip to content", "본문으로 건너뛰기"}},
       {"expert_scores", {"Expert scores", "전문가 점수"}},
+      {"live_heading", {"Ask your own prompt", "직접 질문하기"}},
+      {"live_note", {"Two hidden models answer; this can take a while. Limited per hour.",
+                     "숨겨진 두 모델이 답합니다. 시간이 걸릴 수 있으며 시간당 횟수가 제한됩니다."}},
+      {"ask", {"Ask both models", "두 모델에게 묻기"}},
+      {"live_failed", {"A model did not answer, so nothing was stored. Please try again later.",
+                       "모델 하나가 답하지 않아 아무것도 저장되지 않았습니다. 잠시 후 다시 시도해 주세요."}},
+      {"live_leak", {"An answer revealed which model wrote it, so this pair was set aside. Please ask again.",
+                     "답변 하나가 어느 모델인지 드러내어 이 비교는 제외되었습니다. 다시 질문해 주세요."}},
+      {"live_cap", {"You have reached the limit of live prompts for now.", "지금은 직접 질문 한도에 도달했습니다."}},
+      {"live_busy", {"Your previous prompt is still being answered.", "이전 질문에 대한 답변을 아직 기다리는 중입니다."}},
+      {"live_empty", {"Type a prompt first.", "먼저 질문을 입력해 주세요."}},
+      {"live_long", {"The prompt is too long.", "질문이 너무 깁니다."}},
+      {"live_off", {"This campaign does not take live prompts.", "이 캠페인은 직접 질문을 받지 않습니다."}},
   };
   return m;
 }

@@ -5,13 +5,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "arena/backend.h"
 #include "core/error.h"
 #include "server/arena_html.h"
 
@@ -86,6 +89,26 @@ std::string random_token() {
   return hex;
 }
 
+// Code points in `s`; nullopt when it is not valid UTF-8 (overlong, surrogates, cut).
+std::optional<size_t> utf8_code_points(std::string_view s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++n) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (len == 0 || i + len > s.size()) return std::nullopt;
+    uint32_t cp = len == 1 ? c : c & (0x7F >> len);
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return std::nullopt;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+    i += len;
+  }
+  return n;
+}
+
 bool valid_campaign_name(const std::string& s) {
   if (s.empty() || s.size() > 100) return false;
   for (char c : s)
@@ -110,10 +133,22 @@ struct ArenaServer::Impl {
   };
   std::mutex cache_mu;
   std::map<int64_t, Cached> cache;
+  arena::BackendPool backends;
+  std::mutex live_mu;
+  std::set<int64_t> live_in_flight;  // accounts with a live prompt being answered
+
+  static arena::BackendPoolOptions live_pool_options(const ArenaServerOptions& o) {
+    arena::BackendPoolOptions p;
+    p.concurrency = 8;
+    p.max_retries = std::max(0, o.live_retries);
+    p.retry_after_max_s = 2;  // a voter is waiting: no long Retry-After pauses
+    return p;
+  }
 
   Impl(ArenaStore& s, ArenaServerOptions o)
       : store(s), opt(std::move(o)), requests(opt.requests_per_second_per_ip, opt.burst_per_ip),
-        logins(opt.logins_per_minute_per_ip / 60.0, opt.logins_per_minute_per_ip) {
+        logins(opt.logins_per_minute_per_ip / 60.0, opt.logins_per_minute_per_ip),
+        backends(live_pool_options(opt)) {
     if (sodium_init() < 0) fail<IoError>("arena server", "libsodium failed to initialise");
     routes();
   }
@@ -335,21 +370,154 @@ struct ArenaServer::Impl {
     std::string body;
     if (cp->synthetic) body += fmt::format("<p class=\"synthetic\">{}</p>", esc(t(l, "synthetic")));
     if (req.has_param("voted")) body += fmt::format("<p class=\"ok\" role=\"status\">{}</p>", esc(t(l, "thanks")));
+    arena::LiveCampaign live = store.live_campaign(cp->id);
     if (!b) {
-      body += fmt::format("<p>{}</p>", esc(t(l, "no_battle")));
+      if (!live.enabled) body += fmt::format("<p>{}</p>", esc(t(l, "no_battle")));
+      body += live_form(c, *cp, live);
       return html(res, c, cp->title.empty() ? cp->name : cp->title, body);
     }
-    body += fmt::format(
+    body += battle_html(c, *cp, *b);
+    body += live_form(c, *cp, live);
+    html(res, c, cp->title.empty() ? cp->name : cp->title, body);
+  }
+
+  std::string battle_html(const Ctx& c, const arena::CampaignInfo& cp, const arena::BattleView& b) {
+    Lang l = c.page.lang;
+    return fmt::format(
         "<p class=\"note\">{}</p><section aria-labelledby=\"ph\"><h2 id=\"ph\">{}</h2><div class=\"prompt\">{}</div></section>"
         "<div class=\"pair\"><section aria-labelledby=\"ah\"><h2 id=\"ah\">{}</h2><div class=\"answer\" id=\"answer-a\">{}</div></section>"
         "<section aria-labelledby=\"bh\"><h2 id=\"bh\">{}</h2><div class=\"answer\" id=\"answer-b\">{}</div></section></div>"
         "<form method=\"post\" action=\"/arena/{}/vote\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
         "<input type=\"hidden\" name=\"battle\" value=\"{}\">{}</form>"
         "<p><a href=\"/leaderboard/{}\">{}</a></p>",
-        esc(t(l, "blind")), esc(t(l, "prompt")), esc(b->prompt), esc(t(l, "answer_a")), esc(b->answer_a),
-        esc(t(l, "answer_b")), esc(b->answer_b), esc(cp->name), esc(c.session->csrf), esc(b->id), vote_buttons(l),
-        esc(cp->name), esc(t(l, "leaderboard")));
-    html(res, c, cp->title.empty() ? cp->name : cp->title, body);
+        esc(t(l, "blind")), esc(t(l, "prompt")), esc(b.prompt), esc(t(l, "answer_a")), esc(b.answer_a),
+        esc(t(l, "answer_b")), esc(b.answer_b), esc(cp.name), esc(c.session->csrf), esc(b.id), vote_buttons(l),
+        esc(cp.name), esc(t(l, "leaderboard")));
+  }
+
+  // The "ask your own prompt" form, on campaigns that take live prompts.
+  std::string live_form(const Ctx& c, const arena::CampaignInfo& cp, const arena::LiveCampaign& live,
+                        const std::string& prompt = "") {
+    if (!live.enabled) return "";
+    Lang l = c.page.lang;
+    return fmt::format(
+        "<section aria-labelledby=\"lh\"><h2 id=\"lh\">{}</h2><p class=\"note\">{}</p>"
+        "<form method=\"post\" action=\"/arena/{}/live\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<label for=\"live-prompt\">{}</label><textarea id=\"live-prompt\" name=\"prompt\" rows=\"4\" "
+        "maxlength=\"{}\" required>{}</textarea><p><button type=\"submit\">{}</button></p></form></section>",
+        esc(t(l, "live_heading")), esc(t(l, "live_note")), esc(cp.name), esc(c.session->csrf), esc(t(l, "prompt")),
+        live.max_prompt_chars, esc(prompt), esc(t(l, "ask")));
+  }
+
+  // A voter's own prompt: both models asked in parallel, then one transaction
+  // stores prompt, answers and battle (or nothing, when a backend failed).
+  // 0 = a battle in `out`, else an HTTP status with a UI string key in `error`.
+  int do_live(const Ctx& c, const arena::CampaignInfo& cp, const std::string& prompt, const std::string& ip,
+              std::optional<arena::BattleView>& out, std::string& error) {
+    arena::LiveCampaign live = store.live_campaign(cp.id);
+    if (!live.enabled || live.models.size() < 2) {
+      error = "live_off";
+      return 404;
+    }
+    if (prompt.find_first_not_of(" \t\r\n") == std::string::npos) {
+      error = "live_empty";
+      return 400;
+    }
+    auto chars = utf8_code_points(prompt);
+    if (!chars || *chars > static_cast<size_t>(live.max_prompt_chars)) {
+      error = "live_long";
+      return 400;
+    }
+    const int64_t account = c.session->account.id;
+    {
+      std::lock_guard lk(live_mu);
+      if (!live_in_flight.insert(account).second) {
+        error = "live_busy";
+        return 429;
+      }
+    }
+    struct Release {
+      Impl& s;
+      int64_t account;
+      ~Release() {
+        std::lock_guard lk(s.live_mu);
+        s.live_in_flight.erase(account);
+      }
+    } release{*this, account};
+    if (store.live_attempts(account, std::chrono::hours(1)) >= live.per_account_per_hour) {
+      error = "live_cap";
+      return 429;
+    }
+    // Two different models, at random; which one is shown left is random too.
+    const auto n = static_cast<uint32_t>(live.models.size());
+    uint32_t i = randombytes_uniform(n), j = randombytes_uniform(n - 1);
+    if (j >= i) ++j;
+    const arena::CampaignModel& ma = live.models[i];
+    const arena::CampaignModel& mb = live.models[j];
+    auto ask = [this, &prompt](const arena::CampaignModel& m) { return backends.ask(m, prompt); };
+    auto fa = std::async(std::launch::async, ask, std::cref(ma));
+    auto fb = std::async(std::launch::async, ask, std::cref(mb));
+    std::string answer_a, answer_b, failure;
+    for (auto* f : {&fa, &fb}) {
+      try {
+        (f == &fa ? answer_a : answer_b) = f->get();
+      } catch (const std::exception& e) {
+        failure += (failure.empty() ? "" : "; ") + std::string(e.what());
+      }
+    }
+    if (!failure.empty()) {
+      // The voter learns only that it failed (a URL or message could reveal a model).
+      std::fprintf(stderr, "kaival serve: live prompt in %s: %s\n", cp.name.c_str(), failure.c_str());
+      store.record_live_failure(cp.id, account, failure);
+      error = "live_failed";
+      return 502;
+    }
+    arena::LiveBattle r = store.add_live_battle(cp.id, account, ip, prompt, {ma, answer_a}, {mb, answer_b});
+    if (!r.battle) {
+      error = "live_leak";
+      return 422;
+    }
+    out = std::move(r.battle);
+    return 0;
+  }
+
+  void arena_live(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return error_page(res, c, 401, "sign in first");
+    if (!csrf_ok(c, req)) return error_page(res, c, 403, "CSRF token missing or wrong");
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return error_page(res, c, 404, "no such arena campaign");
+    std::string prompt = req.get_param_value("prompt");
+    std::optional<arena::BattleView> b;
+    std::string error;
+    int code = do_live(c, *cp, prompt, req.remote_addr, b, error);
+    Lang l = c.page.lang;
+    std::string title = cp->title.empty() ? cp->name : cp->title;
+    if (code) {
+      std::string body = fmt::format("<p class=\"error\" role=\"alert\">{}</p>", esc(t(l, error.c_str())));
+      if (code != 404) body += live_form(c, *cp, store.live_campaign(cp->id), prompt);
+      return html(res, c, title, body, code);
+    }
+    html(res, c, title, battle_html(c, *cp, *b));
+  }
+
+  void api_live(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
+    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
+      return json_reply(res, 400, {{"error", "expected {\"prompt\"}"}});
+    std::optional<arena::BattleView> b;
+    std::string error;
+    int code = do_live(c, *cp, j["prompt"], req.remote_addr, b, error);
+    if (code) return json_reply(res, code, {{"error", error}, {"message", t(Lang::En, error)}});
+    json out = {{"battle", b->id}, {"prompt", b->prompt}, {"answer_a", b->answer_a}, {"answer_b", b->answer_b}};
+    res.status = 200;
+    // Model output need not be valid UTF-8.
+    res.set_content(out.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
   }
 
   // Shared by the form and the JSON API: 0 = stored, else an HTTP status.
@@ -696,6 +864,8 @@ struct ArenaServer::Impl {
     http.Post(R"(/arena/([A-Za-z0-9._-]+)/vote)", wrap(&Impl::arena_vote));
     http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/battle)", wrap(&Impl::api_battle));
     http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/vote)", wrap(&Impl::api_vote));
+    http.Post(R"(/arena/([A-Za-z0-9._-]+)/live)", wrap(&Impl::arena_live));
+    http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/live)", wrap(&Impl::api_live));
     http.Get(R"(/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::leaderboard));
     http.Get(R"(/api/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::api_leaderboard));
     http.Get("/review", wrap(&Impl::review_list));

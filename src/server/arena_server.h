@@ -12,6 +12,8 @@
 //   POST /api/login             {"name","password"} -> {"csrf"} + session cookie
 //   POST /api/arena/<c>/battle  -> {"battle","prompt","answer_a","answer_b"}   (X-CSRF-Token header)
 //   POST /api/arena/<c>/vote    {"battle","winner"} -> {"status"}             (X-CSRF-Token header)
+//   POST /arena/<c>/live        a voter's own prompt (form field `prompt`): both answers, then the vote form
+//   POST /api/arena/<c>/live    {"prompt"} -> {"battle","prompt","answer_a","answer_b"} (X-CSRF-Token header)
 //   GET  /api/leaderboard/<c>   ratings as JSON
 // Every POST needs the session's CSRF token (form field `csrf` or header
 // X-CSRF-Token); admin and expert pages check the role on the server.
@@ -34,6 +36,7 @@ struct ArenaServerOptions {
   int logins_per_minute_per_ip = 20;
   int leaderboard_resamples = 200;         // web view; exports use 1,000
   bool log_requests = false;               // method, path (never the query) and status to stderr
+  int live_retries = 1;                    // per backend request of a live prompt (the voter waits)
 };
 
 class ArenaServer {

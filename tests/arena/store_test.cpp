@@ -191,7 +191,7 @@ TEST_P(ArenaStoreOn, IdentityLeaksAreFlaggedAndNeverServed) {
     EXPECT_EQ(b->answer_b.find("Alpha Labs"), std::string::npos);
     EXPECT_NE(b->answer_a, b->answer_b);
   }
-  CampaignModel m{"team-a", "Alpha Labs", {"AlphaChat"}};
+  CampaignModel m{"team-a", "Alpha Labs", {"AlphaChat"}, std::nullopt};
   EXPECT_TRUE(names_itself("built by ALPHA LABS", m));
   EXPECT_TRUE(names_itself("I am alphachat", m));
   EXPECT_FALSE(names_itself("I am a helpful assistant", m));
@@ -291,12 +291,64 @@ TEST_P(ArenaStoreOn, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnl
     EXPECT_THROW(db.exec("TRUNCATE audit_log"), kaival::IoError);
     auto v = db.prepare("SELECT max(version) FROM kaival_migrations WHERE component='arena'");
     ASSERT_TRUE(v.step());
-    EXPECT_EQ(v.int64(0), 1);
+    EXPECT_EQ(v.int64(0), 2);
   } else {
     auto v = db.prepare("PRAGMA user_version");
     v.step();
-    EXPECT_EQ(v.int64(0), 2);
+    EXPECT_EQ(v.int64(0), 3);
   }
+}
+
+TEST_P(ArenaStoreOn, LivePromptMigrationUpgradesAStoreWithData) {
+  // A store at the schema before live prompts, holding a campaign prompt with two answers.
+  auto all = ArenaStore::schema_migrations(postgres());
+  auto before = all.first(all.size() - 1);
+  if (postgres()) {
+    auto pg = kaival::store::PgDb::connect(target());
+    kaival::store::migrate(pg, "arena", before);
+  } else {
+    auto db = kaival::store::Db::open(target());
+    kaival::store::migrate(db, before);
+  }
+  {
+    kaival::store::SqlDb db = raw();
+    db.exec("INSERT INTO accounts(name, pw_hash, role, created_ms) VALUES ('old', 'x', 'voter', 0)");
+    db.exec("INSERT INTO campaigns(name, kind, spec, created_ms) VALUES ('old-arena', 'arena', '{}', 0)");
+    auto cid = db.prepare("SELECT id FROM campaigns");
+    cid.step();
+    db.prepare("INSERT INTO models(campaign_id, name) VALUES (?1, 'm1'), (?1, 'm2')").bind(1, cid.int64(0)).run();
+    auto pid = db.prepare("INSERT INTO prompts(campaign_id, key, text) VALUES (?1, 'p1', 'old prompt') RETURNING id")
+                   .bind(1, cid.int64(0))
+                   .insert_returning_id();
+    db.prepare("INSERT INTO answers(prompt_id, model, text) VALUES (?1, 'm1', 'one'), (?1, 'm2', 'two')")
+        .bind(1, pid.value())
+        .run();
+  }
+  auto s = open_store(d);
+  int64_t cid = s->campaign("old-arena").value().id;
+  int64_t voter = s->account_by_name("old").value().id;
+  EXPECT_FALSE(s->live_campaign(cid).enabled);
+  CampaignModel m1, m2;
+  m1.id = "m1";
+  m2.id = "m2";
+  m2.organization = "Em Two Labs";
+  LiveBattle live = s->add_live_battle(cid, voter, "10.0.0.1", "a voter's prompt", {m1, "uno"}, {m2, "dos"});
+  ASSERT_TRUE(live.battle);
+  EXPECT_EQ(live.battle->answer_b, "dos");
+  EXPECT_EQ(s->vote({live.battle->id, voter, "10.0.0.1", "tie"}), VoteStatus::Stored);
+  for (int k = 0; k < 10; ++k)
+    EXPECT_EQ(s->new_battle(cid, voter, "10.0.0.1").value().prompt, "old prompt") << "live prompts are never re-served";
+  LiveBattle leak = s->add_live_battle(cid, voter, "10.0.0.1", "who?", {m1, "fine"}, {m2, "By em two labs."});
+  EXPECT_FALSE(leak.battle);
+  EXPECT_EQ(leak.leaked, std::vector<std::string>{"m2"});
+  s->record_live_failure(cid, voter, "m1: backend did not answer");
+  EXPECT_EQ(s->live_attempts(voter, std::chrono::hours(1)), 3);
+  EXPECT_EQ(s->ratings(cid, 0, 1).battles, 1);
+  kaival::store::SqlDb db = raw();
+  auto v = db.prepare(postgres() ? "SELECT max(version) FROM kaival_migrations WHERE component='arena'"
+                                 : "PRAGMA user_version");
+  ASSERT_TRUE(v.step());
+  EXPECT_EQ(v.int64(0), static_cast<int64_t>(all.size()));
 }
 
 TEST_P(ArenaStoreOn, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {

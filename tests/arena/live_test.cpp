@@ -1,0 +1,395 @@
+// Campaign models with OpenAI-compatible backends, against the eval tests' mock
+// server on 127.0.0.1: backend blocks in campaign files, `kaival arena answer`
+// (fills, resumes, fails clearly on a dead backend), and live prompts in the
+// web service end to end (escaped answers, vote, leaderboard, identity leaks,
+// a dead backend stores nothing, per-account cap).
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "../eval/mock_server.h"
+#include "arena/backend.h"
+#include "arena/store.h"
+#include "core/error.h"
+#include "server/arena_server.h"
+#include "store/sql.h"
+
+using namespace kaival;
+namespace fs = std::filesystem;
+using eval::testing::MockServer;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("kaival-arena-live-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
+
+// A URL on 127.0.0.1 where nothing listens: a mock's port after it stopped.
+std::string dead_url() {
+  MockServer m;
+  m.start();
+  std::string url = m.url();
+  m.stop();
+  return url;
+}
+
+struct CliRun {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+CliRun run(const std::string& args) {
+  CliRun r;
+  FILE* p = popen((std::string(KAIVAL_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) r.out += buf;
+  int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string prompt_set_campaign(const std::string& url_a, const std::string& url_b) {
+  return fmt::format(R"(kind: arena
+name: filled
+models:
+  - id: team-a
+    backend: {{base_url: "{}", model: alpha-served, system: "You are brief.", temperature: 0.2, max_tokens: 64}}
+  - id: team-b
+    backend: {{base_url: "{}"}}
+  - id: target-x
+prompts:
+  - id: p1
+    text: "서울의 인구는?"
+    answers:
+      target-x: "약 1,000만 명."
+  - id: p2
+    text: "Explain recursion."
+)",
+                     url_a, url_b);
+}
+
+std::string live_campaign(const std::string& url_a, const std::string& url_b, int cap = 20) {
+  return fmt::format(R"(kind: arena
+name: live-arena
+live_prompts: true
+max_prompt_chars: 200
+caps:
+  live_prompts_per_account_per_hour: {}
+models:
+  - id: team-a
+    organization: Alpha Labs
+    aliases: [AlphaChat]
+    backend: {{base_url: "{}", timeout_s: 5}}
+  - id: team-b
+    organization: Beta AI
+    backend: {{base_url: "{}", timeout_s: 5}}
+)",
+                     cap, url_a, url_b);
+}
+
+}  // namespace
+
+TEST(ArenaBackends, CampaignFilesValidateBackendBlocks) {
+  auto c = arena::parse_campaign(prompt_set_campaign("http://127.0.0.1:1", "https://example.org/v1"), "c.yaml");
+  ASSERT_EQ(c.arena.models.size(), 3u);
+  ASSERT_TRUE(c.arena.models[0].backend);
+  EXPECT_EQ(c.arena.models[0].backend->model, "alpha-served");
+  EXPECT_EQ(c.arena.models[0].backend->max_tokens, 64);
+  EXPECT_EQ(c.arena.models[1].backend->model, "team-b") << "the served name defaults to the model id";
+  EXPECT_FALSE(c.arena.models[2].backend);
+  EXPECT_TRUE(c.arena.prompts[1].answers.empty()) << "a prompt set may come without answers";
+  EXPECT_FALSE(c.arena.live_prompts);
+
+  auto error = [](const std::string& yaml) -> std::string {
+    try {
+      arena::parse_campaign(yaml, "bad.yaml");
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  std::string base = "kind: arena\nname: x\nmodels:\n  - id: a\n    backend: {base_url: 'http://h:1'}\n  - id: b\n";
+  EXPECT_EQ(error(base + "    backend: {base_url: 'http://h:2', api_key: sk-123}\nprompts: []\n"),
+            "bad.yaml: models[1].backend.api_key: never put a key in a campaign file; name the environment variable "
+            "that holds it in api_key_env");
+  EXPECT_EQ(error(base + "    backend: {base_url: 'ftp://h'}\nprompts: []\n"),
+            "bad.yaml: models[1].backend.base_url: 'ftp://h' is not an http:// or https:// URL");
+  EXPECT_EQ(error(base + "    backend: {base_url: 'http://h:2', temperature: 7}\nprompts: []\n"),
+            "bad.yaml: models[1].backend.temperature: 7 outside 0..2");
+  EXPECT_EQ(error(base + "    backend: {base_url: 'http://h:2', api_key_env: 'MY-KEY'}\nprompts: []\n"),
+            "bad.yaml: models[1].backend.api_key_env: 'MY-KEY' is not an environment variable name");
+  EXPECT_EQ(error(base + "    backend: {base_url: 'http://h:2', temprature: 1}\nprompts: []\n").substr(0, 55),
+            "bad.yaml: models[1].backend.temprature: unknown field (");
+  EXPECT_EQ(error(base + "live_prompts: true\n"),
+            "bad.yaml: live_prompts: needs at least two models with a backend (models[i].backend.base_url)");
+  EXPECT_EQ(error(base + "    backend: {base_url: 'http://h:2'}\nlive_prompts: true\nmax_prompt_chars: 0\n"),
+            "bad.yaml: max_prompt_chars: 0 outside 1..100000");
+  auto live = arena::parse_campaign(base + "    backend: {base_url: 'http://h:2', api_key_env: KEY_B}\nlive_prompts: true\n",
+                                    "ok.yaml");
+  EXPECT_TRUE(live.arena.live_prompts) << "a live-only campaign needs no prompt set";
+  EXPECT_EQ(live.arena.models[1].backend->api_key_env, "KEY_B");
+}
+
+TEST(ArenaBackends, AnswerCommandFillsMissingAnswersAndResumesAfterADeadBackend) {
+  TempDir d;
+  MockServer a, b;
+  a.add_answer("", "Alpha: about 9.4 million.");
+  b.add_answer("recursion", "Beta: a function calling itself.");
+  b.add_answer("", "Beta: 940만 명.");
+  a.start();
+  b.start();
+  const std::string in = (d.path / "c.yaml").string(), out = (d.path / "filled.yaml").string();
+
+  // team-b's backend is down: team-a's answers are kept, the command fails naming what is missing.
+  write(in, prompt_set_campaign(a.url(), dead_url()));
+  CliRun r = run("arena answer " + in + " --out " + out + " --retries 0");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("2 of 4 answers failed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("team-b: backend did not answer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rerun the same command"), std::string::npos) << r.out;
+  auto partial = arena::load_campaign_file(out).arena;
+  EXPECT_EQ(partial.prompts[0].answers.size(), 2u);  // target-x (given) + team-a
+  EXPECT_EQ(partial.prompts[1].answers.at("team-a"), "Alpha: about 9.4 million.");
+  EXPECT_EQ(a.completed(), 2);
+  for (const auto& p : a.served_prompts()) EXPECT_EQ(p.rfind("You are brief.", 0), 0u) << "system prompt first: " << p;
+
+  // The backend is back (at a new address): a rerun asks team-b only.
+  write(in, prompt_set_campaign(a.url(), b.url()));
+  r = run("arena answer " + in + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("kept 2 answers"), std::string::npos) << r.out;
+  EXPECT_EQ(a.completed(), 2) << "answers already in --out are not asked again";
+  EXPECT_EQ(b.completed(), 2);
+  auto filled = arena::load_campaign_file(out).arena;
+  ASSERT_EQ(filled.prompts.size(), 2u);
+  EXPECT_EQ(filled.prompts[0].answers.at("target-x"), "약 1,000만 명.");
+  EXPECT_EQ(filled.prompts[0].answers.at("team-a"), "Alpha: about 9.4 million.");
+  EXPECT_EQ(filled.prompts[0].answers.at("team-b"), "Beta: 940만 명.");
+  EXPECT_EQ(filled.prompts[1].answers.at("team-b"), "Beta: a function calling itself.");
+  EXPECT_EQ(filled.prompts[1].answers.count("target-x"), 0u) << "no backend: left missing";
+  ASSERT_TRUE(filled.models[0].backend) << "backend blocks survive the rewrite";
+  EXPECT_EQ(filled.models[0].backend->system, "You are brief.");
+  EXPECT_FALSE(fs::exists(out + ".tmp"));
+}
+
+TEST(ArenaBackends, AnswerCommandNamesAnUnsetKeyVariable) {
+  TempDir d;
+  MockServer a;
+  a.start();
+  std::string yaml = prompt_set_campaign(a.url(), a.url());
+  yaml.replace(yaml.find("max_tokens: 64"), 14, "max_tokens: 64, api_key_env: KAIVAL_TEST_UNSET_KEY_VAR");
+  write(d.path / "c.yaml", yaml);
+  ::unsetenv("KAIVAL_TEST_UNSET_KEY_VAR");
+  CliRun r = run("arena answer " + (d.path / "c.yaml").string() + " --out " + (d.path / "o.yaml").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("environment variable KAIVAL_TEST_UNSET_KEY_VAR (api_key_env) is not set"), std::string::npos)
+      << r.out;
+}
+
+namespace {
+
+// A live campaign served in process; two voters signed in through /api/login.
+struct LiveFixture {
+  TempDir d;
+  std::unique_ptr<arena::ArenaStore> store;
+  std::unique_ptr<server::ArenaServer> srv;
+  int port = 0;
+
+  LiveFixture(const std::string& url_a, const std::string& url_b, int cap = 20) {
+    arena::StoreOptions so;
+    so.fast_password_hashing = true;
+    store = arena::ArenaStore::open(db(), so);
+    int64_t admin = store->create_account("admin", "admin password", arena::Role::Admin);
+    store->create_account("voter", "voter password", arena::Role::Voter);
+    store->create_account("voter2", "voter password", arena::Role::Voter);
+    store->add_campaign(arena::parse_campaign(live_campaign(url_a, url_b, cap), "live.yaml"), admin);
+    server::ArenaServerOptions o;
+    o.live_retries = 0;
+    srv = std::make_unique<server::ArenaServer>(*store, o);
+    port = srv->start();
+  }
+  ~LiveFixture() {
+    srv->stop();
+    srv.reset();
+    store.reset();
+  }
+  std::string db() const { return (d.path / "arena.db").string(); }
+  int64_t count(const std::string& table) {
+    auto raw = store::SqlDb::open(db());
+    auto s = raw.prepare("SELECT count(*) FROM " + table);
+    s.step();
+    return s.int64(0);
+  }
+};
+
+struct Voter {
+  httplib::Client cli;
+  std::string csrf, cookie;
+  Voter(int port, const std::string& name) : cli("127.0.0.1", port) {
+    auto r = cli.Post("/api/login", json{{"name", name}, {"password", "voter password"}}.dump(), "application/json");
+    EXPECT_TRUE(r && r->status == 200);
+    if (!r || r->status != 200) return;
+    csrf = json::parse(r->body)["csrf"];
+    std::string set = r->get_header_value("Set-Cookie");
+    cookie = set.substr(0, set.find(';'));
+    cli.set_default_headers({{"Cookie", cookie}});
+    cli.set_read_timeout(20, 0);
+  }
+  httplib::Result live(const std::string& prompt) {
+    return cli.Post("/api/arena/live-arena/live", {{"X-CSRF-Token", csrf}}, json{{"prompt", prompt}}.dump(),
+                    "application/json");
+  }
+};
+
+std::string field(const std::string& html, const std::string& name) {
+  std::smatch m;
+  std::regex re("name=\"" + name + "\" value=\"([^\"]*)\"");
+  return std::regex_search(html, m, re) ? m[1].str() : "";
+}
+
+}  // namespace
+
+TEST(ArenaLive, PromptToTwoEscapedAnswersToVoteToLeaderboard) {
+  MockServer a, b;
+  a.add_answer("", "<script>alert(1)</script> A says hi & bye");
+  b.add_answer("", "B answers <b>bold</b>");
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+
+  auto page = v.cli.Get("/arena/live-arena");
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->body.find("action=\"/arena/live-arena/live\""), std::string::npos) << "the prompt form is shown";
+  EXPECT_NE(page->body.find("maxlength=\"200\""), std::string::npos);
+
+  auto r = v.cli.Post("/arena/live-arena/live",
+                      httplib::Params{{"csrf", v.csrf}, {"prompt", "What is <i>recursion</i>?"}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r->body.find("<script>alert(1)"), std::string::npos);
+  EXPECT_EQ(r->body.find("<b>bold"), std::string::npos);
+  EXPECT_EQ(r->body.find("<i>recursion"), std::string::npos);
+  EXPECT_NE(r->body.find("&lt;script&gt;alert(1)&lt;/script&gt; A says hi &amp; bye"), std::string::npos);
+  EXPECT_NE(r->body.find("B answers &lt;b&gt;bold&lt;/b&gt;"), std::string::npos);
+  EXPECT_NE(r->body.find("What is &lt;i&gt;recursion&lt;/i&gt;?"), std::string::npos);
+  EXPECT_EQ(a.completed(), 1);
+  EXPECT_EQ(b.completed(), 1);
+  ASSERT_EQ(a.served_prompts().size(), 1u);
+  EXPECT_EQ(a.served_prompts()[0], "What is <i>recursion</i>?");
+
+  std::string battle = field(r->body, "battle");
+  ASSERT_EQ(battle.size(), 32u);
+  // The prompt is this voter's: never served to another voter.
+  Voter other(f.port, "voter2");
+  auto other_page = other.cli.Get("/arena/live-arena");
+  ASSERT_TRUE(other_page);
+  EXPECT_EQ(other_page->body.find("recursion"), std::string::npos);
+  EXPECT_EQ(other_page->body.find("name=\"battle\""), std::string::npos);
+  auto wrong = other.cli.Post("/arena/live-arena/vote",
+                              httplib::Params{{"csrf", other.csrf}, {"battle", battle}, {"winner", "model_a"}});
+  EXPECT_EQ(wrong->status, 403);
+
+  auto vote = v.cli.Post("/arena/live-arena/vote", httplib::Params{{"csrf", v.csrf}, {"battle", battle}, {"winner", "model_a"}});
+  ASSERT_TRUE(vote);
+  EXPECT_EQ(vote->status, 303);
+  EXPECT_EQ(f.store->vote_count(), 1);
+  auto lb = v.cli.Get("/api/leaderboard/live-arena");
+  ASSERT_TRUE(lb);
+  json j = json::parse(lb->body);
+  EXPECT_EQ(j["battles"], 1);
+  int total = 0;
+  for (const auto& m : j["models"]) total += m["battles"].get<int>();
+  EXPECT_EQ(total, 2);
+
+  // The JSON API: answers as sent by the backends.
+  auto api = v.live("second prompt");
+  ASSERT_TRUE(api);
+  ASSERT_EQ(api->status, 200) << api->body;
+  json b2 = json::parse(api->body);
+  EXPECT_EQ(b2["prompt"], "second prompt");
+  std::set<std::string> answers{b2["answer_a"], b2["answer_b"]};
+  EXPECT_EQ(answers, (std::set<std::string>{"<script>alert(1)</script> A says hi & bye", "B answers <b>bold</b>"}));
+  EXPECT_EQ(f.count("battles"), 2);
+
+  // Too long (in code points, not bytes), empty, and not UTF-8: refused before any backend is asked.
+  EXPECT_EQ(v.live(std::string(201, 'x'))->status, 400);
+  std::string korean;
+  for (int i = 0; i < 200; ++i) korean += "가";
+  EXPECT_EQ(v.live(korean)->status, 200) << "200 code points are allowed";
+  EXPECT_EQ(v.live("  \n ")->status, 400);
+  EXPECT_EQ(a.completed(), 3);
+}
+
+TEST(ArenaLive, AnIdentityLeakInALiveAnswerIsFlaggedAndNotShown) {
+  MockServer a, b;
+  a.add_answer("", "I am AlphaChat, made by Alpha Labs.");
+  b.add_answer("", "I am a language model.");
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+  auto r = v.live("Who made you?");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 422) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"], "live_leak");
+  EXPECT_EQ(r->body.find("AlphaChat"), std::string::npos);
+  EXPECT_EQ(f.count("battles"), 0);
+  auto raw = store::SqlDb::open(f.db());
+  auto s = raw.prepare("SELECT model, identity_leak FROM answers ORDER BY model");
+  std::vector<std::pair<std::string, int64_t>> rows;
+  while (s.step()) rows.emplace_back(s.text(0), s.int64(1));
+  EXPECT_EQ(rows, (std::vector<std::pair<std::string, int64_t>>{{"team-a", 1}, {"team-b", 0}}));
+  auto audit = raw.prepare("SELECT count(*) FROM audit_log WHERE action='live.identity_leak'");
+  audit.step();
+  EXPECT_EQ(audit.int64(0), 1);
+}
+
+TEST(ArenaLive, ADeadBackendStoresNothingAndAttemptsCountAgainstTheCap) {
+  MockServer a;
+  a.add_answer("", "fine");
+  a.start();
+  LiveFixture f(a.url(), dead_url(), /*cap=*/2);
+  Voter v(f.port, "voter");
+  auto r = v.cli.Post("/arena/live-arena/live", httplib::Params{{"csrf", v.csrf}, {"prompt", "hello"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_NE(r->body.find("A model did not answer, so nothing was stored."), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("127.0.0.1"), std::string::npos) << "no backend address reaches the voter";
+  EXPECT_NE(r->body.find(">hello</textarea>"), std::string::npos) << "the prompt is kept in the form";
+  auto api = v.live("hello again");
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->status, 502);
+  EXPECT_EQ(json::parse(api->body)["error"], "live_failed");
+  EXPECT_EQ(f.count("battles"), 0);
+  EXPECT_EQ(f.count("prompts"), 0);
+  EXPECT_EQ(f.count("answers"), 0);
+  // Two attempts this hour reach the cap of 2: the next one asks no backend.
+  int64_t asked = a.posts();
+  auto capped = v.live("third");
+  ASSERT_TRUE(capped);
+  EXPECT_EQ(capped->status, 429);
+  EXPECT_EQ(json::parse(capped->body)["error"], "live_cap");
+  EXPECT_EQ(a.posts(), asked);
+  EXPECT_EQ(f.store->live_attempts(f.store->account_by_name("voter")->id, std::chrono::hours(1)), 2);
+}
