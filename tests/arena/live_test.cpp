@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -392,4 +394,63 @@ TEST(ArenaLive, ADeadBackendStoresNothingAndAttemptsCountAgainstTheCap) {
   EXPECT_EQ(json::parse(capped->body)["error"], "live_cap");
   EXPECT_EQ(a.posts(), asked);
   EXPECT_EQ(f.store->live_attempts(f.store->account_by_name("voter")->id, std::chrono::hours(1)), 2);
+}
+
+TEST(ArenaBackends, TheKeyComesFromTheNamedVariableAndIsNeverStored) {
+  // A backend that answers only with the right bearer token.
+  httplib::Server backend;
+  std::atomic<int> authorized{0};
+  backend.set_keep_alive_max_count(1);  // stop() need not wait for the client's idle connection
+  backend.Post("/v1/chat/completions", [&](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Authorization") != "Bearer sk-kaival-test-secret") {
+      res.status = 401;
+      res.set_content(R"({"error":{"message":"bad key"}})", "application/json");
+      return;
+    }
+    ++authorized;
+    json body = json::parse(req.body);
+    res.set_content(json{{"choices", {{{"message", {{"role", "assistant"}, {"content", "served " + body["model"].get<std::string>()}}}}}}}.dump(),
+                    "application/json");
+  });
+  int port = backend.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  struct Listener {
+    httplib::Server& srv;
+    std::thread thread;
+    ~Listener() {  // also when an assertion returns early
+      srv.stop();
+      thread.join();
+    }
+  } listener{backend, std::thread([&] { backend.listen_after_bind(); })};
+  while (!backend.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+
+  TempDir d;
+  std::string url = fmt::format("http://127.0.0.1:{}", port);
+  std::string yaml = live_campaign(url, url);
+  const std::string team_a_backend = "timeout_s: 5}";
+  ASSERT_NE(yaml.find(team_a_backend), std::string::npos);
+  yaml.replace(yaml.find(team_a_backend), team_a_backend.size(),
+               "timeout_s: 5, api_key_env: KAIVAL_TEST_ARENA_KEY, model: served-a}");
+  auto c = arena::parse_campaign(yaml, "live.yaml");
+  ::setenv("KAIVAL_TEST_ARENA_KEY", "sk-kaival-test-secret", 1);
+  arena::BackendPool pool({.concurrency = 1, .max_retries = 0});
+  EXPECT_EQ(pool.ask(c.arena.models[0], "hi"), "served served-a");
+  EXPECT_THROW(pool.ask(c.arena.models[1], "hi"), IoError) << "team-b names no key: the backend refuses it";
+  EXPECT_EQ(authorized.load(), 1);
+  {
+    arena::StoreOptions so;
+    so.fast_password_hashing = true;
+    auto store = arena::ArenaStore::open((d.path / "a.db").string(), so);
+    int64_t id = store->add_campaign(c, 0);
+    auto live = store->live_campaign(id);
+    ASSERT_EQ(live.models.size(), 2u);
+    EXPECT_EQ(live.models[0].backend->api_key_env, "KAIVAL_TEST_ARENA_KEY");
+    EXPECT_EQ(live.models[0].backend->model, "served-a");
+  }
+  ::unsetenv("KAIVAL_TEST_ARENA_KEY");
+  for (const auto& f : fs::directory_iterator(d.path)) {
+    std::ifstream in(f.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("sk-kaival-test-secret"), std::string::npos) << f.path();
+  }
 }
