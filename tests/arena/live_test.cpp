@@ -90,7 +90,7 @@ prompts:
                      url_a, url_b);
 }
 
-std::string live_campaign(const std::string& url_a, const std::string& url_b, int cap = 20) {
+std::string live_campaign(const std::string& url_a, const std::string& url_b, int cap = 20, int timeout_s = 5) {
   return fmt::format(R"(kind: arena
 name: live-arena
 live_prompts: true
@@ -101,12 +101,12 @@ models:
   - id: team-a
     organization: Alpha Labs
     aliases: [AlphaChat]
-    backend: {{base_url: "{}", timeout_s: 5}}
+    backend: {{base_url: "{}", timeout_s: {}}}
   - id: team-b
     organization: Beta AI
-    backend: {{base_url: "{}", timeout_s: 5}}
+    backend: {{base_url: "{}", timeout_s: {}}}
 )",
-                     cap, url_a, url_b);
+                     cap, url_a, timeout_s, url_b, timeout_s);
 }
 
 }  // namespace
@@ -217,14 +217,14 @@ struct LiveFixture {
   std::unique_ptr<server::ArenaServer> srv;
   int port = 0;
 
-  LiveFixture(const std::string& url_a, const std::string& url_b, int cap = 20) {
+  LiveFixture(const std::string& url_a, const std::string& url_b, int cap = 20, int timeout_s = 5) {
     arena::StoreOptions so;
     so.fast_password_hashing = true;
     store = arena::ArenaStore::open(db(), so);
     int64_t admin = store->create_account("admin", "admin password", arena::Role::Admin);
     store->create_account("voter", "voter password", arena::Role::Voter);
     store->create_account("voter2", "voter password", arena::Role::Voter);
-    store->add_campaign(arena::parse_campaign(live_campaign(url_a, url_b, cap), "live.yaml"), admin);
+    store->add_campaign(arena::parse_campaign(live_campaign(url_a, url_b, cap, timeout_s), "live.yaml"), admin);
     server::ArenaServerOptions o;
     o.live_retries = 0;
     srv = std::make_unique<server::ArenaServer>(*store, o);
@@ -394,6 +394,26 @@ TEST(ArenaLive, ADeadBackendStoresNothingAndAttemptsCountAgainstTheCap) {
   EXPECT_EQ(json::parse(capped->body)["error"], "live_cap");
   EXPECT_EQ(a.posts(), asked);
   EXPECT_EQ(f.store->live_attempts(f.store->account_by_name("voter")->id, std::chrono::hours(1)), 2);
+}
+
+TEST(ArenaLive, AHangingBackendTimesOutAndStoresNothing) {
+  eval::testing::MockFaults hang;
+  hang.hang_first = 100;
+  hang.hang_ms = 10000;
+  MockServer a, b(hang);
+  a.add_answer("", "quick");
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url(), 20, /*timeout_s=*/1);
+  Voter v(f.port, "voter");
+  auto start = std::chrono::steady_clock::now();
+  auto r = v.live("hello");
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 502);
+  EXPECT_LT(waited, 5.0) << "bounded by the backend's timeout_s, not by the hang";
+  EXPECT_EQ(f.count("battles"), 0);
+  EXPECT_EQ(f.count("prompts"), 0);
 }
 
 TEST(ArenaBackends, TheKeyComesFromTheNamedVariableAndIsNeverStored) {
