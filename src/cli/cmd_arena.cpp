@@ -4,6 +4,7 @@
 // kaival arena invite  --db FILE --role ROLE [--affiliation A]                              (prints the token)
 // kaival arena suspects --db FILE --campaign NAME                                           (quarantines, never deletes)
 // kaival arena answer  CAMPAIGN.yaml --out FILLED.yaml [--workers N] [--retries N]       (asks models' backends)
+// kaival arena copy-store --from FILE|URL --to FILE|URL [--replace]                        (SQLite <-> PostgreSQL)
 // FILE may be a postgresql:// URL (docs/arena.md, PostgreSQL).
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "arena/backend.h"
+#include "arena/copy_store.h"
 #include "arena/store.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -27,6 +29,8 @@ struct ArenaOptions {
   int resamples = 1000;
   uint64_t seed = 1;
   int workers = 4, retries = 3;
+  std::string from, to;
+  bool replace = false;
 };
 
 std::string read_text(const std::string& path) {
@@ -107,6 +111,34 @@ void answer_campaign(const ArenaOptions& o) {
   std::printf("wrote %s: %d new answers (%d kept from before)\n", o.out.c_str(), r.answered, resumed);
 }
 
+void copy_store(const ArenaOptions& o) {
+  arena::CopyOptions co;
+  co.replace = o.replace;
+  const bool tty = ::isatty(2);
+  int last_decile = -1;
+  co.progress = [&](const arena::CopyProgress& p) {
+    if (p.total < 10000) return;  // only large tables are worth watching
+    if (tty) {
+      std::fprintf(stderr, "\r%s %lld/%lld", p.table.c_str(), static_cast<long long>(p.done),
+                   static_cast<long long>(p.total));
+      if (p.done >= p.total) std::fputc('\n', stderr);
+    } else if (int d = static_cast<int>(p.done * 10 / p.total); d != last_decile) {
+      last_decile = d;
+      std::fprintf(stderr, "%s %lld/%lld\n", p.table.c_str(), static_cast<long long>(p.done),
+                   static_cast<long long>(p.total));
+    }
+    if (p.done >= p.total) last_decile = -1;
+  };
+  arena::CopyReport r = arena::copy_store(o.from, o.to, co);
+  int64_t total = 0;
+  for (const auto& t : r.tables) {
+    std::printf("%-13s %10lld rows  sha256-sum %s\n", t.name.c_str(), static_cast<long long>(t.rows), t.digest.c_str());
+    total += t.rows;
+  }
+  std::printf("copied %lld rows (schema version %d); counts and digests verified on the target before commit\n",
+              static_cast<long long>(total), r.schema_version);
+}
+
 arena::Role role_of(const std::string& s) {
   auto r = arena::parse_role(s);
   if (!r) fail("--role", "'{}' is not admin, expert or voter", s);
@@ -176,6 +208,12 @@ void register_arena(CLI::App& app) {
   an->add_option("--workers", o->workers, "requests in flight (default 4)");
   an->add_option("--retries", o->retries, "retries per request (default 3)");
   an->callback([o] { answer_campaign(*o); });
+
+  CLI::App* cp = cmd->add_subcommand("copy-store", "Copy a whole arena store, e.g. SQLite to PostgreSQL, ids kept");
+  cp->add_option("--from", o->from, "source store: SQLite file or postgresql:// URL (only read)")->required();
+  cp->add_option("--to", o->to, "target store: postgresql:// URL or new SQLite file; must be empty")->required();
+  cp->add_flag("--replace", o->replace, "empty a non-empty PostgreSQL target first (its audit log too)");
+  cp->callback([o] { copy_store(*o); });
 
   CLI::App* su = cmd->add_subcommand("suspects", "Quarantine votes of suspect voters");
   su->add_option("--db", o->db, "arena database: SQLite file or postgresql:// URL")->required();

@@ -22,6 +22,7 @@
 #include "core/text.h"
 #include "store/postgres.h"
 #include "store/sql.h"
+#include "../support/pg_cluster.h"
 
 using namespace kaival::arena;
 using kaival::csv_field;
@@ -52,52 +53,6 @@ std::unique_ptr<ArenaStore> open_at(const std::string& target) {
   return ArenaStore::open(target, o);
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  if (pclose(p) != 0) out.clear();
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
-// One throwaway PostgreSQL cluster for the whole run (initdb takes seconds),
-// started the first time a PostgreSQL test asks, stopped after the last test.
-struct PgCluster {
-  std::string dir, url, error;
-  bool tried = false;
-  int databases = 0;
-
-  // A fresh, empty database on the cluster; "" when PostgreSQL is unusable here.
-  std::string fresh_database() {
-    if (!tried) {
-      tried = true;
-      dir = "/tmp/kaival_pg_arena_" + std::to_string(::getpid());
-      url = run_capture(std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg start " + dir + " 2>&1");
-      if (!kaival::store::is_postgres_url(url)) {
-        error = url.empty() ? "scripts/pg start failed" : url;
-        url.clear();
-      }
-    }
-    if (url.empty()) return "";
-    if (++databases == 1) return url;  // the cluster's own empty database: one CREATE DATABASE less per process
-    std::string name = "arena_" + std::to_string(databases);
-    kaival::store::PgDb::connect(url).exec("CREATE DATABASE " + name);
-    return url.substr(0, url.rfind('/') + 1) + name;
-  }
-  void stop() {
-    if (!url.empty()) std::system((std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg stop " + dir + " >/dev/null 2>&1").c_str());
-    if (!dir.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir, ec);
-    }
-    url.clear();
-    tried = false;
-  }
-};
-
 enum class Backend { Sqlite, Postgres };
 
 // Every ArenaStore test runs on both backends. `target()` is the SQLite file
@@ -109,9 +64,10 @@ class ArenaStoreOn : public ::testing::TestWithParam<Backend> {
       target_ = (d.path / "arena.db").string();
       return;
     }
-    target_ = pg_.fresh_database();
+    target_ = kaival::pgtest::cluster().fresh_database();
     if (target_.empty())
-      GTEST_SKIP() << "PostgreSQL unavailable (scripts/pg: " << pg_.error << "); install it with scripts/setup";
+      GTEST_SKIP() << "PostgreSQL unavailable (scripts/pg: " << kaival::pgtest::cluster().error()
+                   << "); install it with scripts/setup";
   }
   const std::string& target() const { return target_; }
   bool postgres() const { return GetParam() == Backend::Postgres; }
@@ -120,18 +76,7 @@ class ArenaStoreOn : public ::testing::TestWithParam<Backend> {
 
   TempDir d;
   std::string target_;
-
- public:
-  static PgCluster pg_;
 };
-PgCluster ArenaStoreOn::pg_;
-
-struct StopPgCluster : ::testing::Environment {
-  explicit StopPgCluster(PgCluster& c) : cluster(c) {}
-  void TearDown() override { cluster.stop(); }
-  PgCluster& cluster;
-};
-::testing::Environment* const stop_pg_cluster = ::testing::AddGlobalTestEnvironment(new StopPgCluster(ArenaStoreOn::pg_));
 
 std::string backend_name(const ::testing::TestParamInfo<Backend>& i) {
   return i.param == Backend::Sqlite ? "sqlite" : "postgres";

@@ -22,6 +22,7 @@
 #include "eval/runner.h"
 #include "mock_server.h"
 #include "store/postgres.h"
+#include "../support/pg_cluster.h"
 
 namespace kaival::eval {
 namespace {
@@ -31,35 +32,16 @@ using testing::MockFaults;
 using testing::MockServer;
 using OJ = nlohmann::ordered_json;
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  int rc = pclose(p);
-  if (rc != 0) out.clear();
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
-}
-
 // One PostgreSQL cluster for the whole suite (initdb takes seconds).
 class PgQueue : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = "/tmp/kaival_pg_queue_" + std::to_string(getpid());
-    url_ = run_capture(std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg start " + dir_ + " 2>&1");
-  }
-  static void TearDownTestSuite() {
-    if (!url_.empty()) std::system((std::string(KAIVAL_SOURCE_DIR) + "/scripts/pg stop " + dir_ + " >/dev/null 2>&1").c_str());
-    fs::remove_all(dir_);
-  }
+  static void SetUpTestSuite() { url_ = pgtest::cluster().url(); }
   void SetUp() override {
-    ASSERT_TRUE(store::is_postgres_url(url_)) << "scripts/pg start failed: " << url_;
+    ASSERT_TRUE(store::is_postgres_url(url_)) << "scripts/pg start failed: " << pgtest::cluster().error();
   }
-  static std::string dir_, url_;
+  static std::string url_;
 };
-std::string PgQueue::dir_, PgQueue::url_;
+std::string PgQueue::url_;
 
 QueuedRequest req(const std::string& prompt) {
   nlohmann::json body = {{"model", "mock"}, {"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}};
