@@ -292,7 +292,12 @@ CopyReport copy_store(const std::string& from, const std::string& to, const Copy
     Digest digest;
     SqlStmt full = dst.prepare(insert_sql(t, batch));
     std::vector<Row> pending;
-    auto flush = [&](bool last) {
+    int64_t reported = -1;
+    auto report_progress = [&] {
+      if (options.progress && p.done != reported) options.progress(p);
+      reported = p.done;
+    };
+    auto flush = [&] {
       if (pending.empty()) return;
       std::optional<SqlStmt> tail;
       SqlStmt* s = &full;
@@ -306,15 +311,15 @@ CopyReport copy_store(const std::string& from, const std::string& to, const Copy
       s->run();
       p.done += static_cast<int64_t>(pending.size());
       pending.clear();
-      if (options.progress && !last) options.progress(p);
+      report_progress();
     };
     for_each_row(src, t, [&](Row r) {
       digest.add(r);
       pending.push_back(std::move(r));
-      if (pending.size() == batch) flush(false);
+      if (pending.size() == batch) flush();
     });
-    flush(true);
-    if (options.progress) options.progress(p);
+    flush();
+    report_progress();  // once more only for an empty table
     report.tables.push_back({t.name, p.done, digest.hex()});
   }
 

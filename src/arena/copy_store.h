@@ -22,7 +22,7 @@ struct CopyOptions {
   // without it a target holding any arena rows is refused.
   bool replace = false;
   int batch_rows = 500;  // rows per multi-row INSERT
-  std::function<void(const CopyProgress&)> progress;  // per batch, and once at each table's end
+  std::function<void(const CopyProgress&)> progress;  // after each batch; at least once per table
 };
 
 struct CopiedTable {

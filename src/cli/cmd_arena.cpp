@@ -132,10 +132,10 @@ void copy_store(const ArenaOptions& o) {
   arena::CopyReport r = arena::copy_store(o.from, o.to, co);
   int64_t total = 0;
   for (const auto& t : r.tables) {
-    std::printf("%-13s %10lld rows  sha256-sum %s\n", t.name.c_str(), static_cast<long long>(t.rows), t.digest.c_str());
+    std::printf("%-13s %10lld rows  digest %s\n", t.name.c_str(), static_cast<long long>(t.rows), t.digest.c_str());
     total += t.rows;
   }
-  std::printf("copied %lld rows (schema version %d); counts and digests verified on the target before commit\n",
+  std::printf("copied %lld rows (source schema version %d); counts and digests verified on the target before commit\n",
               static_cast<long long>(total), r.schema_version);
 }
 
