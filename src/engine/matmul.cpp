@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/qdot.h"
 #include "weights/checkpoint.h"
 
 namespace kaival::engine {
@@ -281,6 +282,23 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
     else
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), out, in, 1.0f, x, in, f32_.data(),
                   in, 0.0f, y, out);
+    return;
+  }
+  if (n < kTileMinRows && qdot::supported(type_)) {
+    // Decode with integer dots: the activations are quantized to 8 bits once,
+    // then each packed weight row is multiplied without decoding it (about a
+    // quarter of the F32 path's instructions). Error: the activations'
+    // rounding, at most half a step of max|x| / 127 per block of 32.
+    const qdot::Isa isa = qdot::best_isa();
+    const qdot::DotFn kernel = qdot::kernel(isa, type_);
+    qdot::Q8Rows xq;
+    xq.quantize(isa, x, n, cols_);
+    pool.run(rows_, std::max<int64_t>(16, (int64_t{1} << 16) / cols_), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const uint8_t* w = packed_.data() + static_cast<size_t>(r) * row_bytes_;
+        for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = kernel(w, xq.q(t), xq.d(t), xq.sum(t), cols_);
+      }
+    });
     return;
   }
   if (n < kTileMinRows) {

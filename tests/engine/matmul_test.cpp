@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "engine/matmul.h"
+#include "engine/qdot.h"
 #include "weights/checkpoint.h"
 #include "weights/dequant.h"
 
@@ -49,6 +50,21 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, int64_t cols, std::mt
   return data;
 }
 
+// |sum w_i (x_i - x8_i)| <= sum over blocks of 32 of (max|x| / 127 / 2) * sum |w_i|:
+// the error the 8-bit activations of the decode path may add to a dot.
+double activation_error_bound(const float* x, const float* w, int64_t cols) {
+  double bound = 0;
+  for (int64_t b = 0; b < cols; b += 32) {
+    double amax = 0, wabs = 0;
+    for (int64_t i = b; i < b + 32; ++i) {
+      amax = std::max(amax, std::abs(static_cast<double>(x[i])));
+      wabs += std::abs(static_cast<double>(w[i]));
+    }
+    bound += amax / 127 / 2 * wabs * (1 + 1e-6);
+  }
+  return bound;
+}
+
 struct PackedCase {
   DType type;
   int64_t cols;
@@ -76,6 +92,8 @@ TEST_P(PackedMatmulTest, EqualsTheDequantizedProduct) {
     std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
     for (auto& v : x) v = u(rng);
     m.matmul(x.data(), n, y.data(), pool);
+    // Decode-sized products over these types use 8-bit activations.
+    const bool q8 = n < 4 && qdot::supported(type);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t r = 0; r < rows; ++r) {
         double ref = 0, mag = 0;
@@ -83,8 +101,10 @@ TEST_P(PackedMatmulTest, EqualsTheDequantizedProduct) {
           ref += static_cast<double>(x[t * cols + c]) * dense[r * cols + c];
           mag += std::abs(static_cast<double>(x[t * cols + c]) * dense[r * cols + c]);
         }
-        // float32 accumulation over `cols` terms: a few ulps of the magnitude.
-        ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-6) << "n=" << n << " t=" << t << " r=" << r;
+        // float32 accumulation over `cols` terms: a few ulps of the magnitude;
+        // plus, with 8-bit activations, their rounding (at most half a step).
+        const double act = q8 ? activation_error_bound(x.data() + t * cols, dense.data() + r * cols, cols) : 0;
+        ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-6 + act) << "n=" << n << " t=" << t << " r=" << r;
       }
   }
 }
@@ -94,6 +114,143 @@ INSTANTIATE_TEST_SUITE_P(Types, PackedMatmulTest,
                                          PackedCase{DType::Q8_0, 128}, PackedCase{DType::Q4_0, 96},
                                          PackedCase{DType::Q4_K, 512}, PackedCase{DType::Q6_K, 256}),
                          [](const auto& info) { return std::string(weights::dtype_name(info.param.type)); });
+
+// ---- integer dots over 8-bit activations (engine/qdot.h) ---------------------
+
+// Activations with some structure: a zero block, a block of one repeated
+// value, values on quantization ties, and a wide dynamic range.
+std::vector<float> random_activations(int64_t n, int64_t cols, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (int64_t i = 0; i < n * cols; ++i) {
+    const int64_t block = i / 32;
+    if (block % 7 == 3) x[i] = 0;
+    else if (block % 7 == 5) x[i] = -0.75f;
+    else if (block % 7 == 6) x[i] = (i % 32 == 0) ? 127.0f : static_cast<float>(i % 32) + 0.5f;  // ties at d = 1
+    else x[i] = u(rng) * std::ldexp(1.0f, static_cast<int>(block % 5) * 3 - 6);
+  }
+  return x;
+}
+
+TEST(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
+  std::mt19937 rng(11);
+  const int64_t n = 3, cols = 32 * 15;
+  const auto x = random_activations(n, cols, rng);
+  qdot::Q8Rows ref;
+  ref.quantize(qdot::Isa::Portable, x.data(), n, cols);
+  for (int64_t t = 0; t < n; ++t) {
+    const auto back = ref.dequantized(t);
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      float amax = 0;
+      int32_t sum = 0;
+      int peak = 0;
+      for (int64_t i = b * 32; i < b * 32 + 32; ++i) {
+        amax = std::max(amax, std::abs(x[t * cols + i]));
+        sum += ref.q(t)[i];
+        peak = std::max(peak, std::abs(static_cast<int>(ref.q(t)[i])));
+        // Half a step, plus the F32 rounding of x / d.
+        const double err = std::abs(static_cast<double>(ref.d(t)[b]) * ref.q(t)[i] - x[t * cols + i]);
+        ASSERT_LE(err, ref.d(t)[b] * (0.5 + 1e-5)) << t << " " << i;
+        ASSERT_EQ(back[i], ref.d(t)[b] * static_cast<float>(ref.q(t)[i]));
+      }
+      EXPECT_FLOAT_EQ(ref.d(t)[b], amax / 127);
+      EXPECT_EQ(ref.sum(t)[b], sum);
+      EXPECT_EQ(peak, amax == 0 ? 0 : 127) << "block " << b;
+    }
+  }
+  // Block 6 holds ties (v + 0.5 with d = 1): nearest even.
+  EXPECT_EQ(ref.q(0)[6 * 32 + 1], 2);  // 1.5
+  EXPECT_EQ(ref.q(0)[6 * 32 + 2], 2);  // 2.5
+  EXPECT_EQ(ref.q(0)[6 * 32 + 3], 4);  // 3.5
+  for (auto isa : qdot::isas()) {
+    qdot::Q8Rows got;
+    got.quantize(isa, x.data(), n, cols);
+    ASSERT_EQ(std::memcmp(got.q(0), ref.q(0), static_cast<size_t>(n * cols)), 0) << qdot::isa_name(isa);
+    ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * cols / 32) * 4), 0) << qdot::isa_name(isa);
+    ASSERT_EQ(std::memcmp(got.sum(0), ref.sum(0), static_cast<size_t>(n * cols / 32) * 4), 0);
+  }
+  qdot::Q8Rows bad;
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 48), Error);  // not whole blocks
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 0), Error);
+}
+
+struct QdotCase {
+  DType type;
+  int64_t cols;
+};
+
+class QdotTest : public testing::TestWithParam<QdotCase> {};
+
+// Each ISA's integer dot equals the exact product of the dequantized weights
+// and the dequantized 8-bit activations up to F32 rounding; ISAs agree with
+// the portable kernel; and against the F32 activations the difference stays
+// within the activations' rounding bound.
+TEST_P(QdotTest, MatchesDequantizedReference) {
+  const auto [type, cols] = GetParam();
+  const int64_t rows = 9, n = 2;
+  std::mt19937 rng(static_cast<unsigned>(cols) * 7 + static_cast<unsigned>(type));
+  const auto data = random_rows(type, rows, cols, rng);
+  std::vector<float> dense(static_cast<size_t>(rows * cols));
+  weights::dequantize_with(weights::DequantIsa::Baseline, type, data.data(), rows * cols, dense.data());
+  const auto x = random_activations(n, cols, rng);
+  qdot::Q8Rows xq;
+  xq.quantize(qdot::Isa::Portable, x.data(), n, cols);
+  const size_t row_bytes = data.size() / rows;
+  for (int64_t t = 0; t < n; ++t) {
+    const auto x8 = xq.dequantized(t);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* w = dense.data() + r * cols;
+      double exact = 0, exact_f32 = 0, mag = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        exact += static_cast<double>(w[c]) * x8[c];
+        exact_f32 += static_cast<double>(w[c]) * x[t * cols + c];
+        mag += std::abs(static_cast<double>(w[c]) * x8[c]);
+      }
+      const uint8_t* wp = data.data() + r * row_bytes;
+      const float portable = qdot::dot(qdot::Isa::Portable, type, wp, xq, t);
+      ASSERT_NEAR(portable, exact, 1e-5 * mag + 1e-9) << "portable r=" << r << " t=" << t;
+      for (auto isa : qdot::isas()) {
+        const float got = qdot::dot(isa, type, wp, xq, t);
+        ASSERT_NEAR(got, exact, 1e-5 * mag + 1e-9) << qdot::isa_name(isa) << " r=" << r << " t=" << t;
+        ASSERT_NEAR(got, portable, 2e-6 * mag + 1e-9) << qdot::isa_name(isa) << " r=" << r << " t=" << t;
+      }
+      ASSERT_NEAR(portable, exact_f32, activation_error_bound(x.data() + t * cols, w, cols) + 1e-5 * mag)
+          << "vs F32 activations r=" << r;
+    }
+  }
+  // The decode path of matmul is this kernel (best ISA), bit for bit.
+  const auto m = WeightMatrix::packed(type, rows, cols, data);
+  WorkerPool pool(2);
+  std::vector<float> y(static_cast<size_t>(n * rows));
+  m.matmul(x.data(), n, y.data(), pool);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_EQ(y[t * rows + r], qdot::dot(qdot::best_isa(), type, data.data() + r * row_bytes, xq, t)) << r;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, QdotTest,
+    testing::Values(QdotCase{DType::Q8_0, 32}, QdotCase{DType::Q8_0, 96}, QdotCase{DType::Q8_0, 1056},
+                    QdotCase{DType::Q4_0, 32}, QdotCase{DType::Q4_0, 160}, QdotCase{DType::Q4_0, 1024},
+                    QdotCase{DType::Q4_K, 256}, QdotCase{DType::Q4_K, 768}, QdotCase{DType::Q4_K, 2048},
+                    QdotCase{DType::Q6_K, 256}, QdotCase{DType::Q6_K, 512}, QdotCase{DType::Q6_K, 1280}),
+    [](const auto& info) {
+      return std::string(weights::dtype_name(info.param.type)) + "_" + std::to_string(info.param.cols);
+    });
+
+TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
+  std::mt19937 rng(5);
+  const auto x = random_activations(1, 288, rng);
+  qdot::Q8Rows xq;
+  xq.quantize(qdot::Isa::Portable, x.data(), 1, 288);
+  const std::vector<uint8_t> w(2048);
+  EXPECT_FALSE(qdot::supported(DType::F16));
+  EXPECT_EQ(qdot::kernel(qdot::Isa::Portable, DType::Q5_K), nullptr);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::F16, w.data(), xq, 0), Error);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), xq, 0), Error);  // 288 % 256 != 0
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 1), Error);  // no row 1
+  EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 0));
+}
 
 TEST(WeightMatrixTest, RejectsMismatchedSizes) {
   EXPECT_THROW(WeightMatrix::packed(DType::Q8_0, 2, 48, std::vector<uint8_t>(200)), Error);  // 48 % 32 != 0

@@ -1,0 +1,369 @@
+#include "engine/qdot.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/numeric.h"
+
+// Block layouts are those documented in weights/dequant.cpp (ggml's):
+//   Q8_0 {f16 d; i8 qs[32]}                                    34 bytes / 32
+//   Q4_0 {f16 d; u8 qs[16]}  low nibbles 0..15, high 16..31    18 bytes / 32
+//   Q4_K {f16 d, dmin; u8 scales[12]; u8 qs[128]}              144 bytes / 256
+//   Q6_K {u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d}         210 bytes / 256
+
+namespace kaival::engine::qdot {
+namespace {
+
+using weights::DType;
+
+inline float half_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// 6-bit scale and min j (0..7) of a Q4_K super-block (12-byte packing).
+inline void scale_min_k4(int j, const uint8_t* s, int& sc, int& mn) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    mn = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+    mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// ---- activation quantization -------------------------------------------------
+
+// One block: the scale and quants are the same at every ISA level (max and
+// products are exact or identically rounded; rounding is to nearest even).
+inline int8_t quant(float v) {
+  float r = std::nearbyint(v);
+  if (!(std::fabs(r) <= 127.0f)) r = r > 0 ? 127.0f : (r < 0 ? -127.0f : 0.0f);  // NaN -> 0
+  return static_cast<int8_t>(r);
+}
+
+void quantize_portable(const float* x, int64_t blocks, int8_t* q, float* d, int32_t* sum) {
+  for (int64_t b = 0; b < blocks; ++b, x += kBlock, q += kBlock) {
+    float amax = 0;
+    for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
+    int32_t s = 0;
+    for (int i = 0; i < kBlock; ++i) {
+      q[i] = quant(x[i] * id);
+      s += q[i];
+    }
+    d[b] = db;
+    sum[b] = s;
+  }
+}
+
+#define KAIVAL_QAVX2 __attribute__((target("avx2,fma,f16c")))
+#define KAIVAL_QAVX2_INLINE inline __attribute__((target("avx2,fma,f16c"), always_inline))
+
+KAIVAL_QAVX2 void quantize_avx2(const float* x, int64_t blocks, int8_t* q, float* d, int32_t* sum) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t b = 0; b < blocks; ++b, x += kBlock, q += kBlock) {
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    const float amax = _mm_cvtss_f32(h);
+    const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i i32[4];
+    for (int k = 0; k < 4; ++k)
+      i32[k] = _mm256_cvtps_epi32(
+          _mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    // packs work within 128-bit lanes: restore element order afterwards.
+    const __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
+    const __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), i8);
+    // Sum of the quants: u8(1) x i8 pairs, then pairs of i16.
+    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), i8);
+    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    d[b] = db;
+    sum[b] = _mm_cvtsi128_si32(t);
+  }
+}
+
+// ---- portable dot kernels (the reference semantics) ----------------------------
+
+float dot_q8_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  float acc = 0;
+  for (int64_t b = 0; b < cols / 32; ++b, w += 34, q += 32) {
+    const int8_t* wq = reinterpret_cast<const int8_t*>(w + 2);
+    int32_t s = 0;
+    for (int i = 0; i < 32; ++i) s += static_cast<int32_t>(wq[i]) * q[i];
+    acc += (half_at(w) * d[b]) * static_cast<float>(s);
+  }
+  return acc;
+}
+
+float dot_q4_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  float acc = 0;
+  for (int64_t b = 0; b < cols / 32; ++b, w += 18, q += 32) {
+    const uint8_t* qs = w + 2;
+    int32_t s = 0;
+    for (int i = 0; i < 16; ++i) {
+      s += ((qs[i] & 0x0F) - 8) * static_cast<int32_t>(q[i]);
+      s += ((qs[i] >> 4) - 8) * static_cast<int32_t>(q[i + 16]);
+    }
+    acc += (half_at(w) * d[b]) * static_cast<float>(s);
+  }
+  return acc;
+}
+
+// Group g of 32: d*sc_g*sum(q4*x) - dmin*mn_g*sum(x), each times the
+// activation block's scale.
+float dot_q4_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols) {
+  float acc = 0, mins = 0;
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
+    const float dw = half_at(w), dmin = half_at(w + 2);
+    const uint8_t* qs = w + 16;
+    for (int p = 0; p < 4; ++p, qs += 32) {
+      for (int hi = 0; hi < 2; ++hi) {
+        const int g = 2 * p + hi;
+        const int64_t blk = sb * 8 + g;
+        const int8_t* x = q + blk * 32;
+        int32_t s = 0;
+        for (int l = 0; l < 32; ++l) s += ((qs[l] >> (4 * hi)) & 0x0F) * static_cast<int32_t>(x[l]);
+        int sc, mn;
+        scale_min_k4(g, w + 4, sc, mn);
+        acc += (dw * static_cast<float>(sc)) * d[blk] * static_cast<float>(s);
+        mins += (dmin * static_cast<float>(mn)) * d[blk] * static_cast<float>(sum[blk]);
+      }
+    }
+  }
+  return acc - mins;
+}
+
+// Two groups of 16 (signed 8-bit scales) per activation block; quants 0..63
+// with offset 32.
+float dot_q6_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  float acc = 0;
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
+    const float dw = half_at(w + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w + 64 * h;
+      const uint8_t* qh = w + 128 + 32 * h;
+      for (int k = 0; k < 4; ++k) {
+        const int64_t blk = sb * 8 + 4 * h + k;
+        const int8_t* x = q + blk * 32;
+        int32_t s[2] = {0, 0};
+        for (int l = 0; l < 32; ++l) {
+          const int lo = (k & 1) ? ql[l + 32] : ql[l];
+          const int q6 = ((k < 2 ? lo & 0x0F : lo >> 4) | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+          s[l / 16] += q6 * static_cast<int32_t>(x[l]);
+        }
+        const int32_t total = sc[8 * h + 2 * k] * s[0] + sc[8 * h + 2 * k + 1] * s[1];
+        acc += (dw * d[blk]) * static_cast<float>(total);
+      }
+    }
+  }
+  return acc;
+}
+
+// ---- AVX2 dot kernels ---------------------------------------------------------
+
+KAIVAL_QAVX2_INLINE float hsum(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+KAIVAL_QAVX2_INLINE float half_avx2(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// Eight int32 sums of products of signed bytes. maddubs multiplies unsigned
+// by signed bytes, so the weight's sign moves onto the activation; pair sums
+// stay below 2 * 128 * 127, no saturation.
+KAIVAL_QAVX2_INLINE __m256i dot_i8(__m256i w, __m256i x) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// Unsigned (< 128) weight bytes: maddubs directly.
+KAIVAL_QAVX2_INLINE __m256i dot_u8(__m256i w, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+KAIVAL_QAVX2 float dot_q8_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+  const int64_t nb = cols / 32;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 68, q += 64) {
+    const __m256i p0 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    const __m256i p1 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36)),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(half_avx2(w) * d[b]), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(half_avx2(w + 34) * d[b + 1]), acc1);
+  }
+  for (; b < nb; ++b, w += 34, q += 32) {
+    const __m256i p = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)),
+                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(half_avx2(w) * d[b]), acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+KAIVAL_QAVX2 float dot_q4_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < cols / 32; ++b, w += 18, q += 32) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
+    const __m256i p = dot_i8(_mm256_sub_epi8(nib, eight), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(half_avx2(w) * d[b]), acc);
+  }
+  return hsum(acc);
+}
+
+KAIVAL_QAVX2 float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum,
+                                 int64_t cols) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
+    const float dw = half_avx2(w), dmin = half_avx2(w + 2);
+    const uint8_t* qs = w + 16;
+    const float* ds = d + sb * 8;
+    const int32_t* ss = sum + sb * 8;
+    const int8_t* x = q + sb * 256;
+    for (int p = 0; p < 4; ++p, qs += 32, x += 64) {
+      int sc0, mn0, sc1, mn1;
+      scale_min_k4(2 * p, w + 4, sc0, mn0);
+      scale_min_k4(2 * p + 1, w + 4, sc1, mn1);
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+      const __m256i p0 = dot_u8(_mm256_and_si256(raw, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+      const __m256i p1 = dot_u8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw * static_cast<float>(sc0) * ds[2 * p]), acc);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw * static_cast<float>(sc1) * ds[2 * p + 1]),
+                            acc);
+      mins += (dmin * static_cast<float>(mn0)) * ds[2 * p] * static_cast<float>(ss[2 * p]);
+      mins += (dmin * static_cast<float>(mn1)) * ds[2 * p + 1] * static_cast<float>(ss[2 * p + 1]);
+    }
+  }
+  return hsum(acc) - mins;
+}
+
+KAIVAL_QAVX2 float dot_q6_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
+    const float dw = half_avx2(w + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h));
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h + 32));
+      // 16-bit shifts leak bits across bytes; the masks drop them.
+      const __m256i wq[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(hb, bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
+      };
+      for (int k = 0; k < 4; ++k) {
+        const int64_t blk = sb * 8 + 4 * h + k;
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + blk * 32));
+        // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
+        const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(wq[k], x), _mm256_maddubs_epi16(k32, x));
+        // Low 128-bit lane: first group of 16 (scale sc[2k]); high lane: second.
+        const __m256i scales =
+            _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scales)), _mm256_set1_ps(dw * d[blk]), acc);
+      }
+    }
+  }
+  return hsum(acc);
+}
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+void require_isa(Isa isa) {
+  if (isa == Isa::Avx2 && !cpu_has_avx2()) throw UnsupportedError("q8 dot", "this CPU has no AVX2+FMA+F16C");
+}
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) { return isa == Isa::Avx2 ? "avx2" : "portable"; }
+
+std::vector<Isa> isas() {
+  std::vector<Isa> out{Isa::Portable};
+  if (cpu_has_avx2()) out.push_back(Isa::Avx2);
+  return out;
+}
+
+Isa best_isa() {
+  static const Isa isa = cpu_has_avx2() ? Isa::Avx2 : Isa::Portable;  // immutable once chosen
+  return isa;
+}
+
+bool supported(weights::DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+}
+
+DotFn kernel(Isa isa, weights::DType type) {
+  const bool avx2 = isa == Isa::Avx2;
+  switch (type) {
+    case DType::Q8_0: return avx2 ? dot_q8_0_avx2 : dot_q8_0_portable;
+    case DType::Q4_0: return avx2 ? dot_q4_0_avx2 : dot_q4_0_portable;
+    case DType::Q4_K: return avx2 ? dot_q4_k_avx2 : dot_q4_k_portable;
+    case DType::Q6_K: return avx2 ? dot_q6_k_avx2 : dot_q6_k_portable;
+    default: return nullptr;
+  }
+}
+
+void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols) {
+  if (n < 0 || cols <= 0 || cols % kBlock != 0)
+    fail("q8 activations", "cannot quantize {} rows of {} values in blocks of {}", n, cols, kBlock);
+  require_isa(isa);
+  n_ = n;
+  cols_ = cols;
+  const int64_t blocks = n * cols / kBlock;
+  q_.resize(static_cast<size_t>(n * cols));
+  d_.resize(static_cast<size_t>(blocks));
+  sum_.resize(static_cast<size_t>(blocks));
+  (isa == Isa::Avx2 ? quantize_avx2 : quantize_portable)(x, blocks, q_.data(), d_.data(), sum_.data());
+}
+
+std::vector<float> Q8Rows::dequantized(int64_t row) const {
+  std::vector<float> out(static_cast<size_t>(cols_));
+  for (int64_t i = 0; i < cols_; ++i) out[i] = d(row)[i / kBlock] * static_cast<float>(q(row)[i]);
+  return out;
+}
+
+float dot(Isa isa, weights::DType type, const uint8_t* w, const Q8Rows& x, int64_t row) {
+  const DotFn fn = kernel(isa, type);
+  if (!fn) fail("q8 dot", "no integer kernel for {}", weights::dtype_name(type));
+  const auto& tr = weights::traits(type);
+  if (x.cols() % tr.block_elems != 0)
+    fail("q8 dot", "{} values are not whole {} blocks", x.cols(), weights::dtype_name(type));
+  if (row < 0 || row >= x.rows()) fail("q8 dot", "row {} of {}", row, x.rows());
+  require_isa(isa);
+  return fn(w, x.q(row), x.d(row), x.sum(row), x.cols());
+}
+
+}  // namespace kaival::engine::qdot
