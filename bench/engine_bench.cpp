@@ -26,6 +26,7 @@
 
 #include "engine/matmul.h"
 #include "engine/model.h"
+#include "engine/qdot.h"
 #include "weights/checkpoint.h"
 #include "weights/dequant.h"
 #include "weights/dtype.h"
@@ -303,10 +304,12 @@ int run(const std::string& file, int threads, int prompt, int gen, int rounds) {
       out = fmt::format(
           "{{\"file\":\"{}\",\"threads\":{},\"prompt\":{},\"gen\":{},\"load_s\":{:.3f},\"pp_tps\":{:.2f},"
           "\"tg_tps\":{:.2f},\"peak_rss_mb\":{:.1f},\"file_mb\":{:.1f},\"kv_mb\":{:.1f},\"weights_mb\":{:.1f},"
-          "\"base_rss_mb\":{:.1f},\"after_load_rss_mb\":{:.1f},\"after_load_peak_mb\":{:.1f},\"dot\":\"{}\",\"dequant\":\"{}\"}}\n",
+          "\"base_rss_mb\":{:.1f},\"after_load_rss_mb\":{:.1f},\"after_load_peak_mb\":{:.1f},\"dot\":\"{}\",\"dequant\":\"{}\","
+          "\"qdot\":\"{}\"}}\n",
           file, model.threads(), prompt, gen, load, pp, tg, ru.ru_maxrss / 1024.0, st.st_size / 1048576.0,
           kv_bytes / 1048576.0, model.weight_bytes() / 1048576.0, base_rss, loaded_rss, loaded_hwm, kaival::engine::dot_isa(),
-          kaival::weights::isa_name(kaival::weights::dequantize_isa()));
+          kaival::weights::isa_name(kaival::weights::dequantize_isa()),
+          kaival::engine::qdot::isa_name(kaival::engine::qdot::best_isa()));
     } catch (const std::exception& e) {
       out = fmt::format("{{\"file\":\"{}\",\"error\":\"{}\"}}\n", file, e.what());
     }

@@ -235,33 +235,53 @@ KAIVAL_QAVX2 float dot_q4_0_avx2(const uint8_t* w, const int8_t* q, const float*
   return hsum(acc);
 }
 
+// The eight 6-bit scales (or mins) of a Q4_K super-block as bytes of a
+// uint64, from the 12-byte packing read as three little-endian words: a holds
+// scales 0..3 (low 6 bits) and the top bits of scales 4..7, b the same for
+// the mins, c the low nibbles of scales 4..7 and mins 4..7.
+inline void k4_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
+  uint32_t a, b, c;
+  std::memcpy(&a, s, 4);
+  std::memcpy(&b, s + 4, 4);
+  std::memcpy(&c, s + 8, 4);
+  const uint32_t sc_lo = a & 0x3F3F3F3Fu, mn_lo = b & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
+  const uint32_t mn_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+  scales = sc_lo | (static_cast<uint64_t>(sc_hi) << 32);
+  mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
+}
+
 KAIVAL_QAVX2 float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum,
                                  int64_t cols) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
+  __m256 acc = _mm256_setzero_ps(), macc = acc;
   for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
-    const float dw = half_avx2(w), dmin = half_avx2(w + 2);
+    uint64_t scales, mins;
+    k4_scales_mins(w + 4, scales, mins);
+    // Per group g (lane g): d * sc_g * dx_g and dmin * mn_g * dx_g * sum(x)_g.
+    const __m256 dx = _mm256_loadu_ps(d + sb * 8);
+    const __m256 gscale = _mm256_mul_ps(_mm256_set1_ps(half_avx2(w)),
+                                        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
+                                                          static_cast<long long>(scales)))),
+                                                      dx));
+    const __m256 gmin = _mm256_mul_ps(
+        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)))),
+        _mm256_mul_ps(dx, _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + sb * 8)))));
+    macc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(w + 2)), gmin, macc);
     const uint8_t* qs = w + 16;
-    const float* ds = d + sb * 8;
-    const int32_t* ss = sum + sb * 8;
     const int8_t* x = q + sb * 256;
     for (int p = 0; p < 4; ++p, qs += 32, x += 64) {
-      int sc0, mn0, sc1, mn1;
-      scale_min_k4(2 * p, w + 4, sc0, mn0);
-      scale_min_k4(2 * p + 1, w + 4, sc1, mn1);
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
       const __m256i p0 = dot_u8(_mm256_and_si256(raw, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
       const __m256i p1 = dot_u8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dw * static_cast<float>(sc0) * ds[2 * p]), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dw * static_cast<float>(sc1) * ds[2 * p + 1]),
-                            acc);
-      mins += (dmin * static_cast<float>(mn0)) * ds[2 * p] * static_cast<float>(ss[2 * p]);
-      mins += (dmin * static_cast<float>(mn1)) * ds[2 * p + 1] * static_cast<float>(ss[2 * p + 1]);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0),
+                            _mm256_permutevar8x32_ps(gscale, _mm256_set1_epi32(2 * p)), acc);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1),
+                            _mm256_permutevar8x32_ps(gscale, _mm256_set1_epi32(2 * p + 1)), acc);
     }
   }
-  return hsum(acc) - mins;
+  return hsum(_mm256_sub_ps(acc, macc));
 }
 
 KAIVAL_QAVX2 float dot_q6_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
