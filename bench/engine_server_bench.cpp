@@ -1,14 +1,18 @@
 // Server under load: N concurrent streaming chat/completions clients against
 // an in-process OpenAIServer on 127.0.0.1 (ephemeral port).
-//   engine_server_bench MODEL [--streams 32] [--tokens 32] [--parallel 4]
-// Prints throughput (generated tokens/s over the wall time), and TTFT and
-// inter-token latency percentiles measured by the clients from SSE chunk
-// arrival times.
+//   engine_server_bench MODEL [--streams 32] [--tokens 32] [--parallel 32] [--batch 32]
+// Runs the load twice in the same process: without continuous batching
+// (--batch 1, requests take turns on the worker pool) as the baseline, then
+// with batches of up to --batch sequences. Prints, per run, throughput
+// (generated tokens/s over the wall time) and TTFT and inter-token latency
+// percentiles measured by the clients from SSE chunk arrival times, then the
+// batched/baseline throughput ratio.
 #include <httplib.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -29,31 +33,24 @@ double pct(std::vector<double> v, double p) {
   return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
-}  // namespace
+struct LoadResult {
+  int failed = 0;
+  double wall = 0, tps = 0;
+  std::vector<double> ttft, itl;
+};
 
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: engine_server_bench MODEL [--streams N] [--tokens N] [--parallel N]\n");
-    return 2;
-  }
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto opt = [&](const char* name, int def) {
-    for (size_t i = 0; i + 1 < args.size(); ++i)
-      if (args[i] == name) return std::stoi(args[i + 1]);
-    return def;
-  };
-  const int streams = opt("--streams", 32), tokens = opt("--tokens", 32), parallel = opt("--parallel", 4);
-  auto served = kaival::server::ServedModel::open(args[0]);
+LoadResult run_load(const std::shared_ptr<const kaival::server::ServedModel>& served, int streams, int tokens,
+                    int parallel, int batch) {
   kaival::server::ServerOptions o;
   o.max_running = parallel;
   o.max_waiting = streams;
+  o.max_batch = batch;
   kaival::server::OpenAIServer srv(served, o);
   const int port = srv.start();
 
   std::mutex mu;
-  std::vector<double> ttft, itl;
+  LoadResult out;
   int64_t generated = 0;
-  int failed = 0;
   const auto t0 = Clock::now();
   std::vector<std::thread> clients;
   for (int i = 0; i < streams; ++i)
@@ -67,7 +64,6 @@ int main(int argc, char** argv) {
       auto last = start;
       std::vector<double> my_itl;
       double my_ttft = -1;
-      int64_t chunks = 0;
       std::string buf;
       httplib::Request hreq;
       hreq.method = "POST";
@@ -85,7 +81,6 @@ int main(int argc, char** argv) {
           if (my_ttft < 0) my_ttft = std::chrono::duration<double>(now - start).count();
           else my_itl.push_back(std::chrono::duration<double>(now - last).count());
           last = now;
-          ++chunks;
         }
         return true;
       };
@@ -93,24 +88,54 @@ int main(int argc, char** argv) {
       std::lock_guard lock(mu);
       if (!res || res->status != 200) {
         std::fprintf(stderr, "stream %d: %s\n", i, res ? std::to_string(res->status).c_str() : httplib::to_string(res.error()).c_str());
-        ++failed;
+        ++out.failed;
         return;
       }
-      ttft.push_back(my_ttft);
-      itl.insert(itl.end(), my_itl.begin(), my_itl.end());
+      out.ttft.push_back(my_ttft);
+      out.itl.insert(out.itl.end(), my_itl.begin(), my_itl.end());
       generated += tokens;
     });
   for (auto& t : clients) t.join();
-  const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  out.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  out.tps = static_cast<double>(generated) / out.wall;
   srv.stop();
-  std::printf("%s\n",
-              fmt::format("{{\"model\":\"{}\",\"streams\":{},\"tokens_per_stream\":{},\"parallel\":{},\"threads\":{},"
-                          "\"failed\":{},\"wall_s\":{:.2f},\"throughput_tps\":{:.1f},\"ttft_p50_ms\":{:.1f},"
-                          "\"ttft_p90_ms\":{:.1f},\"ttft_p99_ms\":{:.1f},\"itl_p50_ms\":{:.2f},\"itl_p90_ms\":{:.2f},"
-                          "\"itl_p99_ms\":{:.2f}}}",
-                          args[0], streams, tokens, parallel, served->model.threads(), failed, wall,
-                          static_cast<double>(generated) / wall, pct(ttft, 0.5) * 1e3, pct(ttft, 0.9) * 1e3,
-                          pct(ttft, 0.99) * 1e3, pct(itl, 0.5) * 1e3, pct(itl, 0.9) * 1e3, pct(itl, 0.99) * 1e3)
-                  .c_str());
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: engine_server_bench MODEL [--streams N] [--tokens N] [--parallel N] [--batch N]\n");
+    return 2;
+  }
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto opt = [&](const char* name, int def) {
+    for (size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == name) return std::stoi(args[i + 1]);
+    return def;
+  };
+  const int streams = opt("--streams", 32), tokens = opt("--tokens", 32), parallel = opt("--parallel", 32),
+            batch = opt("--batch", 32);
+  auto served = kaival::server::ServedModel::open(args[0]);
+  int failed = 0;
+  double base_tps = 0;
+  for (const int b : {1, batch}) {
+    const auto r = run_load(served, streams, tokens, parallel, b);
+    failed += r.failed;
+    if (b == 1) base_tps = r.tps;
+    std::printf("%s\n",
+                fmt::format("{{\"model\":\"{}\",\"streams\":{},\"tokens_per_stream\":{},\"parallel\":{},\"batch\":{},"
+                            "\"threads\":{},\"failed\":{},\"wall_s\":{:.2f},\"throughput_tps\":{:.1f},"
+                            "\"ttft_p50_ms\":{:.1f},\"ttft_p90_ms\":{:.1f},\"ttft_p99_ms\":{:.1f},\"itl_p50_ms\":{:.2f},"
+                            "\"itl_p90_ms\":{:.2f},\"itl_p99_ms\":{:.2f},\"throughput_vs_unbatched\":{:.2f}}}",
+                            args[0], streams, tokens, parallel, b, served->model.threads(), r.failed, r.wall, r.tps,
+                            pct(r.ttft, 0.5) * 1e3, pct(r.ttft, 0.9) * 1e3, pct(r.ttft, 0.99) * 1e3,
+                            pct(r.itl, 0.5) * 1e3, pct(r.itl, 0.9) * 1e3, pct(r.itl, 0.99) * 1e3,
+                            base_tps > 0 ? r.tps / base_tps : 0.0)
+                    .c_str());
+    std::fflush(stdout);
+    if (batch <= 1) break;
+  }
   return failed ? 1 : 0;
 }

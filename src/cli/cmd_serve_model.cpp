@@ -1,9 +1,10 @@
-// kaival serve-model MODEL [--host 127.0.0.1] [--port N] [--ctx N] [--parallel N]
+// kaival serve-model MODEL [--host 127.0.0.1] [--port N] [--ctx N] [--parallel N] [--batch N]
 //                    [--queue N] [--name ID]
 // Serves a local model over an OpenAI-compatible HTTP API until SIGINT/SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -34,8 +35,9 @@ void run(const ServeCliOptions& o) {
   server::OpenAIServer srv(served, o.server);
   const int port = srv.start();
   std::fprintf(stderr, "%s\n",
-               fmt::format("kaival: serving '{}' on http://{}:{}/v1 (context {} tokens, {} parallel)", served->id,
-                           o.server.host, port, srv.context(), o.server.max_running)
+               fmt::format("kaival: serving '{}' on http://{}:{}/v1 (context {} tokens, {} parallel, batches of {})",
+                           served->id, o.server.host, port, srv.context(), o.server.max_running,
+                           std::max(1, o.server.max_batch))
                    .c_str());
   std::fflush(stderr);
   int sig = 0;
@@ -56,6 +58,9 @@ void register_serve_model(CLI::App& app) {
   cmd->add_option("--ctx", o->server.context, "context length per request; 0 = the model's (at most 4096)")
       ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--parallel", o->server.max_running, "requests generating at the same time")
+      ->capture_default_str()->check(CLI::Range(1, 256));
+  cmd->add_option("--batch", o->server.max_batch,
+                  "sequences decoded together in one step (continuous batching); 1 = off")
       ->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--queue", o->server.max_waiting, "requests that may wait for a slot (more get 503)")
       ->capture_default_str()->check(CLI::Range(0, 4096));

@@ -99,77 +99,101 @@ size_t StopMatcher::safe_length(std::string_view text, bool& stopped) const {
   return text.size() - hold;
 }
 
-GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
-                        const GenerateOptions& options, const TextCallback& on_text,
-                        const TokenCallback& on_token) {
+Generation::Generation(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+                       const GenerateOptions& options)
+    : model_(model), tok_(tok), options_(options), prompt_(prompt.begin(), prompt.end()), sampler_(options.sampling),
+      stops_(options.stop) {
   if (prompt.empty()) fail("generate", "empty prompt (no tokens)");
   if (options.max_tokens < 0) fail("generate", "max_tokens must be >= 0");
-  GenerateResult res;
-  Sampler sampler(options.sampling);
-  StopMatcher stops(options.stop);
-  const auto eos = tok.special().eos;
-  auto cache = model.new_cache(static_cast<int64_t>(prompt.size()) + options.max_tokens);
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  if (static_cast<int64_t>(prompt.size()) > cache.capacity())
-    fail("generate", "prompt of {} tokens exceeds the model's context of {}", prompt.size(), cache.capacity());
+  cache_ = model.new_cache(static_cast<int64_t>(prompt.size()) + options.max_tokens);
+  if (static_cast<int64_t>(prompt.size()) > cache_.capacity())
+    fail("generate", "prompt of {} tokens exceeds the model's context of {}", prompt.size(), cache_.capacity());
+  history_ = prompt_;
+}
 
-  const bool want_lp = options.logprobs >= 0;
-  std::vector<float> logits;
-  if (want_lp && options.prompt_logprobs) {
+void Generation::prefill() {
+  const std::span<const int32_t> prompt(prompt_);
+  if (options_.logprobs >= 0 && options_.prompt_logprobs) {
     // All-position logits in chunks, so that memory stays chunk x vocab.
     constexpr size_t kChunk = 64;
-    const int64_t vocab = model.config().vocab;
+    const int64_t vocab = model_.config().vocab;
     for (size_t at = 0; at < prompt.size(); at += kChunk) {
       const auto part = prompt.subspan(at, std::min(kChunk, prompt.size() - at));
-      const auto rows = model.forward(part, cache, true);
+      const auto rows = model_.forward(part, cache_, true);
       for (size_t r = 0; r < part.size(); ++r) {
         const std::span<const float> row(rows.data() + r * vocab, static_cast<size_t>(vocab));
         if (at + r + 1 < prompt.size())
-          res.prompt_logprobs.push_back(token_logprob(row, prompt[at + r + 1], options.logprobs));
+          res_.prompt_logprobs.push_back(token_logprob(row, prompt[at + r + 1], options_.logprobs));
         else
-          logits.assign(row.begin(), row.end());
+          logits_.assign(row.begin(), row.end());
       }
     }
   } else {
-    logits = model.forward(prompt, cache, false);
+    logits_ = model_.forward(prompt, cache_, false);
   }
-  size_t emitted = 0;
+}
+
+bool Generation::advance(const TextCallback& on_text, const TokenCallback& on_token) {
+  if (done_ || static_cast<int32_t>(res_.tokens.size()) >= options_.max_tokens) return false;
+  const bool want_lp = options_.logprobs >= 0;
+  const int32_t id = sampler_.sample(logits_, history_);
+  if (want_lp) res_.logprobs.push_back(token_logprob(logits_, id, options_.logprobs));
+  if (on_token) on_token(id, want_lp ? &res_.logprobs.back() : nullptr);
+  res_.tokens.push_back(id);
+  history_.push_back(id);
+  const auto eos = tok_.special().eos;
+  if (options_.stop_at_eos &&
+      ((eos && id == *eos) ||
+       std::find(options_.stop_tokens.begin(), options_.stop_tokens.end(), id) != options_.stop_tokens.end())) {
+    res_.finish = FinishReason::Eos;
+    return false;
+  }
+  const std::string text = tok_.decode(std::span<const int32_t>(res_.tokens), true);
+  bool stopped = false;
+  size_t safe = stops_.safe_length(text, stopped);
+  if (!stopped) safe = std::min(safe, complete_utf8(text));
   bool cancelled = false;
-  while (static_cast<int32_t>(res.tokens.size()) < options.max_tokens) {
-    const int32_t id = sampler.sample(logits, history);
-    if (want_lp) res.logprobs.push_back(token_logprob(logits, id, options.logprobs));
-    if (on_token) on_token(id, want_lp ? &res.logprobs.back() : nullptr);
-    res.tokens.push_back(id);
-    history.push_back(id);
-    if (options.stop_at_eos && ((eos && id == *eos) || std::find(options.stop_tokens.begin(),
-                                                                   options.stop_tokens.end(), id) != options.stop_tokens.end())) {
-      res.finish = FinishReason::Eos;
-      break;
-    }
-    const std::string text = tok.decode(std::span<const int32_t>(res.tokens), true);
-    bool stopped = false;
-    size_t safe = stops.safe_length(text, stopped);
-    if (!stopped) safe = std::min(safe, complete_utf8(text));
-    if (safe > emitted && on_text) cancelled = !on_text(std::string_view(text).substr(emitted, safe - emitted));
-    emitted = std::max(emitted, safe);
-    res.text = text.substr(0, stopped ? safe : text.size());
-    if (stopped) {
-      res.finish = FinishReason::Stop;
-      return res;
-    }
-    if (cancelled) return res;
-    if (static_cast<int32_t>(res.tokens.size()) >= options.max_tokens) break;
-    if (cache.size() >= cache.capacity()) {
-      res.finish = FinishReason::Context;
-      break;
-    }
-    const int32_t step[1] = {id};
-    logits = model.forward(step, cache, false);
+  if (safe > emitted_ && on_text) cancelled = !on_text(std::string_view(text).substr(emitted_, safe - emitted_));
+  emitted_ = std::max(emitted_, safe);
+  res_.text = text.substr(0, stopped ? safe : text.size());
+  if (stopped) {
+    res_.finish = FinishReason::Stop;
+    done_ = true;  // the text is final: finish() must not re-add the stop string
+    return false;
   }
-  // Flush what was held back (a partial stop-string prefix that never completed).
-  res.text = tok.decode(std::span<const int32_t>(res.tokens), true);
-  if (res.text.size() > emitted && on_text) on_text(std::string_view(res.text).substr(emitted));
-  return res;
+  if (cancelled) {
+    done_ = true;
+    return false;
+  }
+  if (static_cast<int32_t>(res_.tokens.size()) >= options_.max_tokens) return false;
+  if (cache_.size() >= cache_.capacity()) {
+    res_.finish = FinishReason::Context;
+    return false;
+  }
+  return true;
+}
+
+GenerateResult Generation::finish(const TextCallback& on_text) {
+  if (!done_) {
+    // Flush what was held back (a partial stop-string prefix that never completed).
+    res_.text = tok_.decode(std::span<const int32_t>(res_.tokens), true);
+    if (res_.text.size() > emitted_ && on_text) on_text(std::string_view(res_.text).substr(emitted_));
+    emitted_ = res_.text.size();
+    done_ = true;
+  }
+  return std::move(res_);
+}
+
+GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+                        const GenerateOptions& options, const TextCallback& on_text,
+                        const TokenCallback& on_token) {
+  Generation g(model, tok, prompt, options);
+  g.prefill();
+  while (g.advance(on_text, on_token)) {
+    const int32_t step[1] = {g.next_token()};
+    g.set_logits(model.forward(step, g.cache(), false));
+  }
+  return g.finish(on_text);
 }
 
 }  // namespace kaival::engine

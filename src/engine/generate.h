@@ -71,6 +71,7 @@ GenerateResult generate(const Model& model, const tokenizer::Tokenizer& tok, std
                         const GenerateOptions& options, const TextCallback& on_text = {},
                         const TokenCallback& on_token = {});
 
+
 // The tokenizer that goes with a checkpoint: GGUF metadata, or the
 // tokenizer.json in the model folder. Throws naming the checkpoint if none.
 std::unique_ptr<tokenizer::Tokenizer> open_tokenizer(const weights::Checkpoint& ckpt);
@@ -86,6 +87,44 @@ class StopMatcher {
 
  private:
   std::vector<std::string> stop_;
+};
+
+// One sequence's generation, step by step, so that a scheduler can run the
+// decode steps of many sequences in one batch (see batch.h). generate() is
+//   Generation g(...); g.prefill();
+//   while (g.advance(on_text, on_token)) g.set_logits(model.forward({g.next_token()}, g.cache(), false));
+//   return g.finish(on_text);
+class Generation {
+ public:
+  // Validates the options and allocates the KV cache (prompt + max_tokens).
+  Generation(const Model& model, const tokenizer::Tokenizer& tok, std::span<const int32_t> prompt,
+             const GenerateOptions& options);
+  // Runs the prompt through the model (prompt log-probabilities if asked).
+  void prefill();
+  // Samples a token from the current logits, reports it through the
+  // callbacks, and returns true when the sequence needs another decode step
+  // with next_token() as input; false when it is done (or a callback cancelled).
+  bool advance(const TextCallback& on_text, const TokenCallback& on_token);
+  int32_t next_token() const { return res_.tokens.back(); }
+  KvCache& cache() { return cache_; }
+  // Logits [vocab] of the decode step of next_token().
+  void set_logits(std::span<const float> logits) { logits_.assign(logits.begin(), logits.end()); }
+  // Emits text still held back and returns the result.
+  GenerateResult finish(const TextCallback& on_text);
+
+ private:
+  const Model& model_;
+  const tokenizer::Tokenizer& tok_;
+  GenerateOptions options_;
+  std::vector<int32_t> prompt_;
+  Sampler sampler_;
+  StopMatcher stops_;
+  KvCache cache_;
+  std::vector<int32_t> history_;
+  std::vector<float> logits_;
+  GenerateResult res_;
+  size_t emitted_ = 0;
+  bool done_ = false;
 };
 
 }  // namespace kaival::engine

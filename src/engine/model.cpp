@@ -280,20 +280,27 @@ void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0) const {
   }
 }
 
-void Model::attention(int64_t layer, const float* q, int64_t n, int64_t pos0, KvCache& cache, float* out) const {
-  const int64_t hd = cfg_.head_dim, group = cfg_.heads / cfg_.kv_heads, kvw = cfg_.kv_heads * hd;
+void Model::attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const {
+  const int64_t hd = cfg_.head_dim, heads = cfg_.heads, group = heads / cfg_.kv_heads, kvw = cfg_.kv_heads * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float* K = cache.k_[static_cast<size_t>(layer)].data();
-  const float* V = cache.v_[static_cast<size_t>(layer)].data();
-  // Heads are independent: spread them over the pool when there is enough work.
-  const int64_t work = n * (pos0 + n) * cfg_.heads * hd;
-  pool_->run(cfg_.heads, work > (int64_t{1} << 18) ? 1 : cfg_.heads, [&](int64_t h0, int64_t h1) {
-    std::vector<float> scores(static_cast<size_t>(pos0 + n));
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t len = pos0 + t + 1;  // causal: keys 0..pos0+t
-      for (int64_t h = h0; h < h1; ++h) {
-        const float* qh = q + (t * cfg_.heads + h) * hd;
-        const int64_t kvh = h / group;
+  const auto nseg = static_cast<int64_t>(segments.size());
+  // (segment, head) pairs are independent: spread them over the pool when
+  // there is enough work.
+  int64_t work = 0, longest = 0;
+  for (const auto& s : segments) {
+    work += s.n * (s.pos0 + s.n) * heads * hd;
+    longest = std::max(longest, s.pos0 + s.n);
+  }
+  pool_->run(nseg * heads, work > (int64_t{1} << 18) ? 1 : nseg * heads, [&](int64_t i0, int64_t i1) {
+    std::vector<float> scores(static_cast<size_t>(longest));
+    for (int64_t i = i0; i < i1; ++i) {
+      const Segment& s = segments[static_cast<size_t>(i / heads)];
+      const int64_t h = i % heads, kvh = h / group;
+      const float* K = s.cache->k_[static_cast<size_t>(layer)].data();
+      const float* V = s.cache->v_[static_cast<size_t>(layer)].data();
+      for (int64_t t = 0; t < s.n; ++t) {
+        const int64_t len = s.pos0 + t + 1;  // causal: keys 0..pos0+t
+        const float* qh = q + ((s.row0 + t) * heads + h) * hd;
         float mx = -INFINITY;
         for (int64_t j = 0; j < len; ++j) {
           scores[j] = dot(qh, K + j * kvw + kvh * hd, hd) * scale;
@@ -302,7 +309,7 @@ void Model::attention(int64_t layer, const float* q, int64_t n, int64_t pos0, Kv
         double sum = 0;
         for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
         const float inv = static_cast<float>(1.0 / sum);
-        float* oh = out + (t * cfg_.heads + h) * hd;
+        float* oh = out + ((s.row0 + t) * heads + h) * hd;
         std::fill(oh, oh + hd, 0.0f);
         for (int64_t j = 0; j < len; ++j) {
           const float p = scores[j] * inv;
@@ -314,16 +321,27 @@ void Model::attention(int64_t layer, const float* q, int64_t n, int64_t pos0, Kv
   });
 }
 
-void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* hs, float* logits,
+void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segments, HiddenStates* hs, float* logits,
                 bool all_logits) const {
   const auto& c = cfg_;
   const int64_t n = static_cast<int64_t>(tokens.size()), H = c.hidden, hd = c.head_dim;
-  const int64_t qw = c.heads * hd, kvw = c.kv_heads * hd, pos0 = cache.size_;
+  const int64_t qw = c.heads * hd, kvw = c.kv_heads * hd;
   if (n == 0) return;
-  if (cache.width_ != kvw || static_cast<int64_t>(cache.k_.size()) != c.layers)
-    fail(where_, "KV cache was made for a different model");
-  if (pos0 + n > cache.capacity_)
-    fail(where_, "sequence of {} tokens exceeds the context capacity {}", pos0 + n, cache.capacity_);
+  if (hs && segments.size() != 1) fail(where_, "hidden states are kept for one sequence at a time");
+  int64_t rows = 0;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const Segment& s = segments[i];
+    const KvCache& cache = *s.cache;
+    if (cache.width_ != kvw || static_cast<int64_t>(cache.k_.size()) != c.layers)
+      fail(where_, "KV cache was made for a different model");
+    if (s.pos0 + s.n > cache.capacity_)
+      fail(where_, "sequence of {} tokens exceeds the context capacity {}", s.pos0 + s.n, cache.capacity_);
+    for (size_t j = 0; j < i; ++j)
+      if (segments[j].cache == s.cache) fail(where_, "one KV cache appears twice in a batch");
+    if (s.row0 != rows || s.n <= 0) fail(where_, "batch segments must cover the rows in order");
+    rows += s.n;
+  }
+  if (rows != n) fail(where_, "batch segments cover {} rows but {} tokens were given", rows, n);
 
   std::vector<float> x(static_cast<size_t>(n * H));
   for (int64_t t = 0; t < n; ++t) {
@@ -352,13 +370,15 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
       rms_norm(q.data(), L.q_norm.data(), n * c.heads, hd, c.norm_eps, q.data());
       rms_norm(k.data(), L.k_norm.data(), n * c.kv_heads, hd, c.norm_eps, k.data());
     }
-    rope(q.data(), n, c.heads, pos0);
-    rope(k.data(), n, c.kv_heads, pos0);
-    for (int64_t t = 0; t < n; ++t) {
-      std::copy_n(k.data() + t * kvw, kvw, cache.k(l, pos0 + t));
-      std::copy_n(v.data() + t * kvw, kvw, cache.v(l, pos0 + t));
+    for (const auto& s : segments) {
+      rope(q.data() + s.row0 * qw, s.n, c.heads, s.pos0);
+      rope(k.data() + s.row0 * kvw, s.n, c.kv_heads, s.pos0);
+      for (int64_t t = 0; t < s.n; ++t) {
+        std::copy_n(k.data() + (s.row0 + t) * kvw, kvw, s.cache->k(l, s.pos0 + t));
+        std::copy_n(v.data() + (s.row0 + t) * kvw, kvw, s.cache->v(l, s.pos0 + t));
+      }
     }
-    attention(l, q.data(), n, pos0, cache, att.data());
+    attention(l, q.data(), segments, att.data());
     L.o.apply(att.data(), n, proj.data(), *pool_);
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
 
@@ -370,24 +390,56 @@ void Model::run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* h
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }
-  cache.size_ = pos0 + n;
+  for (const auto& s : segments) s.cache->size_ = s.pos0 + s.n;
 
   rms_norm(x.data(), final_norm_.data(), n, H, c.norm_eps, xn.data());
   if (hs) hs->final_norm.assign(xn.begin(), xn.end());
   if (!logits) return;
-  const float* rows = all_logits ? xn.data() : xn.data() + (n - 1) * H;
-  const int64_t nrows = all_logits ? n : 1;
+  // The rows whose logits are wanted, gathered when they are not contiguous.
+  const float* rows_in = xn.data();
+  int64_t nrows = n;
+  std::vector<float> last;
+  if (!all_logits) {
+    nrows = static_cast<int64_t>(segments.size());
+    if (nrows == n) {
+      rows_in = xn.data();
+    } else if (nrows == 1) {
+      rows_in = xn.data() + (n - 1) * H;
+    } else {
+      last.resize(static_cast<size_t>(nrows * H));
+      for (int64_t i = 0; i < nrows; ++i) {
+        const Segment& s = segments[static_cast<size_t>(i)];
+        std::copy_n(xn.data() + (s.row0 + s.n - 1) * H, H, last.data() + i * H);
+      }
+      rows_in = last.data();
+    }
+  }
   if (c.tied_embeddings) {
-    embedding_.matmul(rows, nrows, logits, *pool_);
+    embedding_.matmul(rows_in, nrows, logits, *pool_);
   } else {
-    head_.apply(rows, nrows, logits, *pool_);
+    head_.apply(rows_in, nrows, logits, *pool_);
   }
 }
 
 std::vector<float> Model::forward(std::span<const int32_t> tokens, KvCache& cache, bool all_logits,
                                   HiddenStates* hidden) const {
   std::vector<float> logits(static_cast<size_t>((all_logits ? tokens.size() : (tokens.empty() ? 0 : 1)) * cfg_.vocab));
-  run(tokens, cache, hidden, logits.data(), all_logits);
+  const Segment seg{&cache, 0, static_cast<int64_t>(tokens.size()), cache.size_};
+  run(tokens, std::span(&seg, tokens.empty() ? 0 : 1), hidden, logits.data(), all_logits);
+  return logits;
+}
+
+std::vector<float> Model::decode_batch(std::span<const int32_t> tokens, std::span<KvCache* const> caches) const {
+  if (tokens.size() != caches.size())
+    fail(where_, "decode batch has {} tokens for {} caches", tokens.size(), caches.size());
+  std::vector<Segment> segs;
+  segs.reserve(caches.size());
+  for (size_t i = 0; i < caches.size(); ++i) {
+    if (!caches[i]) fail(where_, "decode batch entry {} has no KV cache", i);
+    segs.push_back({caches[i], static_cast<int64_t>(i), 1, caches[i]->size_});
+  }
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(cfg_.vocab));
+  run(tokens, segs, nullptr, logits.data(), false);
   return logits;
 }
 
@@ -399,7 +451,8 @@ std::vector<float> Model::forward(std::span<const int32_t> tokens) const {
 HiddenStates Model::hidden_states(std::span<const int32_t> tokens) const {
   HiddenStates hs;
   auto cache = new_cache(std::max<int64_t>(1, static_cast<int64_t>(tokens.size())));
-  run(tokens, cache, &hs, nullptr, false);
+  const Segment seg{&cache, 0, static_cast<int64_t>(tokens.size()), 0};
+  run(tokens, std::span(&seg, tokens.empty() ? 0 : 1), &hs, nullptr, false);
   return hs;
 }
 

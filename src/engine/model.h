@@ -107,10 +107,24 @@ class Model {
   // Hidden states of a fresh sequence (no logits computed).
   HiddenStates hidden_states(std::span<const int32_t> tokens) const;
 
+  // One decode step for several sequences at once (continuous batching):
+  // appends tokens[i] to *caches[i] and returns the logits [n, vocab], row i
+  // for sequence i. Every weight row is read once for all n sequences, which
+  // is where batching wins: decoding is bound by memory traffic. The caches
+  // must be distinct.
+  std::vector<float> decode_batch(std::span<const int32_t> tokens, std::span<KvCache* const> caches) const;
+
  private:
-  void run(std::span<const int32_t> tokens, KvCache& cache, HiddenStates* hidden, float* logits,
+  // Rows [row0, row0 + n) of a batch belong to one sequence whose cache holds
+  // pos0 positions before them.
+  struct Segment {
+    KvCache* cache = nullptr;
+    int64_t row0 = 0, n = 0, pos0 = 0;
+  };
+  // Logits: every row when all_logits, else the last row of each segment.
+  void run(std::span<const int32_t> tokens, std::span<const Segment> segments, HiddenStates* hidden, float* logits,
            bool all_logits) const;
-  void attention(int64_t layer, const float* q, int64_t n, int64_t pos0, KvCache& cache, float* out) const;
+  void attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const;
   void rope(float* x, int64_t n, int64_t heads, int64_t pos0) const;
 
   std::string where_;

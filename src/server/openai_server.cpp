@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "engine/batch.h"
 #include "engine/chat.h"
 #include "engine/generate.h"
 #include "weights/checkpoint.h"
@@ -215,9 +216,17 @@ class Metrics {
     std::lock_guard lock(mu_);
     itl_.observe(seconds);
   }
-  std::string render(std::pair<int, int> load) const {
+  std::string render(std::pair<int, int> load, const engine::BatchStats& batch) const {
     std::lock_guard lock(mu_);
     std::string out;
+    out += "# HELP kaival_decode_steps_total Batched decode steps run.\n# TYPE kaival_decode_steps_total counter\n";
+    out += fmt::format("kaival_decode_steps_total {}\n", batch.steps);
+    out += "# HELP kaival_decode_batch_tokens_total Sequence-tokens decoded in batched steps (/ steps = mean batch).\n"
+           "# TYPE kaival_decode_batch_tokens_total counter\n";
+    out += fmt::format("kaival_decode_batch_tokens_total {}\n", batch.tokens);
+    out += "# HELP kaival_decode_batch_largest Largest number of sequences decoded in one step.\n"
+           "# TYPE kaival_decode_batch_largest gauge\n";
+    out += fmt::format("kaival_decode_batch_largest {}\n", batch.largest);
     out += "# HELP kaival_requests_total HTTP requests by endpoint and status.\n# TYPE kaival_requests_total counter\n";
     for (const auto& [key, n] : requests_)
       out += fmt::format("kaival_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
@@ -321,6 +330,7 @@ struct OpenAIServer::Impl {
   std::thread listener;
   SlotGate gate;
   Metrics metrics;
+  std::unique_ptr<engine::BatchScheduler> batcher;  // null when batching is off
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> next_id{1};
   std::mutex seed_mu;
@@ -337,6 +347,8 @@ struct OpenAIServer::Impl {
     const int64_t max_pos = served->model.config().max_position;
     ctx = opt.context > 0 ? opt.context : std::min<int64_t>(max_pos > 0 ? max_pos : 4096, 4096);
     if (max_pos > 0) ctx = std::min(ctx, max_pos);
+    if (opt.max_batch > 1)
+      batcher = std::make_unique<engine::BatchScheduler>(served->model, *served->tokenizer, opt.max_batch);
     routes();
   }
 
@@ -581,6 +593,7 @@ struct OpenAIServer::Impl {
       if (stopping) return false;
       return on_text ? on_text(s) : true;
     };
+    if (batcher) return batcher->generate(job.prompts[i], job.gen, text, tick);
     return engine::generate(served->model, tok(), job.prompts[i], job.gen, text, tick);
   }
 
@@ -755,7 +768,7 @@ struct OpenAIServer::Impl {
     });
     http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
       metrics.request(req.path, 200);
-      res.set_content(metrics.render(gate.load()), "text/plain; version=0.0.4");
+      res.set_content(metrics.render(gate.load(), batcher ? batcher->stats() : engine::BatchStats{}), "text/plain; version=0.0.4");
     });
     http.Post("/v1/completions",
               [this](const httplib::Request& req, httplib::Response& res) { generation_endpoint(req, res, false); });

@@ -6,6 +6,8 @@
 // Requests run on a bounded worker pool: at most `max_running` generate at
 // once (each with its own KV cache over the shared, read-only model), up to
 // `max_waiting` more wait for a slot, beyond that the server answers 503.
+// Concurrent requests are batched: each prefills its prompt, then one
+// scheduler decodes up to `max_batch` sequences per step (engine/batch.h).
 // Invalid requests get a 4xx with an OpenAI-style body
 // {"error": {"message", "type", "param", "code"}}.
 //
@@ -40,7 +42,8 @@ struct ServedModel {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;                           // 0: an ephemeral port, returned by start()
-  int max_running = 2;                    // requests generating at the same time
+  int max_running = 8;                    // sequences generating at the same time (each holds a KV cache)
+  int max_batch = 8;                      // sequences decoded together in one step; <= 1: no batching
   int max_waiting = 64;                   // requests queued for a slot; more get 503
   size_t max_body_bytes = size_t{8} << 20;  // larger bodies get 413
   int64_t context = 0;                    // tokens per sequence; 0: the model's max_position, else 4096

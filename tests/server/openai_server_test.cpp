@@ -398,6 +398,15 @@ TEST_F(ServerTest, ConcurrentRequestsMatchSequentialOnes) {
     EXPECT_FALSE(sequential[i].empty());
   }
   EXPECT_NE(sequential[0], sequential[2]);  // different seeds, different samples
+  // The concurrent ones shared decode steps (continuous batching, at most 3 running).
+  auto c = client();
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  const auto at = m->body.find("\nkaival_decode_batch_largest ");
+  ASSERT_NE(at, std::string::npos) << m->body;
+  const int largest = std::stoi(m->body.substr(at + 29));
+  EXPECT_GE(largest, 2) << m->body;
+  EXPECT_LE(largest, 3);
 }
 
 TEST_F(ServerTest, ChatCompletionRendersTheTemplateAndStreams) {
