@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "eval/json_split.h"
 #include "eval/lmeval_import.h"
 #include "eval/rubric.h"
 
@@ -465,8 +466,7 @@ struct SplitReader::Impl {
   std::ifstream in;
   size_t line = 0;                    // jsonl
   std::optional<CsvObjects> csv;      // csv | tsv
-  std::vector<OJson> records;         // json: the whole array (one document, parsed at once)
-  size_t next_record = 0;
+  std::optional<JsonArrayReader> json;  // json: the list, one element at a time
 };
 
 SplitReader::SplitReader(const TaskCard& card, const std::string& split, const LoadOptions& opt)
@@ -483,22 +483,13 @@ SplitReader::SplitReader(const TaskCard& card, const std::string& split, const L
   m.hash = sha256_file(m.path);
   if (!src.sha256.empty() && opt.local_dir.empty() && m.hash != src.sha256)
     fail(m.path, "SHA-256 {} does not match the card's {}", m.hash, src.sha256);
-  if (m.format == "json") {
-    auto j = OJson::parse(read_text(m.path), nullptr, false);
-    if (j.is_discarded()) fail(m.path, "not valid JSON");
-    if (!src.json_field.empty()) {
-      if (!j.is_object() || !j.contains(src.json_field)) fail(m.path, "no field '{}'", src.json_field);
-      OJson inner = std::move(j[src.json_field]);
-      j = std::move(inner);
-    }
-    if (!j.is_array()) fail(m.path, "expected a list of records (set 'field' for an enclosing object)");
-    m.records.reserve(j.size());
-    for (auto& r : j) m.records.push_back(std::move(r));
-    return;
-  }
   m.in.open(m.path, std::ios::binary);
   if (!m.in) fail<IoError>(m.path, "cannot open");
-  if (m.format != "jsonl") m.csv.emplace(m.in, m.format == "tsv" ? '\t' : ',', m.path);
+  if (m.format == "json") {
+    m.json.emplace(m.in, m.path, src.json_field);
+    m.json->locate();  // a wrong shape (no field, not a list) fails here, before any row
+  }
+  else if (m.format != "jsonl") m.csv.emplace(m.in, m.format == "tsv" ? '\t' : ',', m.path);
 }
 
 SplitReader::~SplitReader() = default;
@@ -521,7 +512,7 @@ std::optional<Doc> SplitReader::next() {
       row = std::move(j);
     }
   } else if (m.format == "json") {
-    if (m.next_record < m.records.size()) row = std::move(m.records[m.next_record++]);
+    row = m.json->next();
   } else {
     row = m.csv->next();
   }

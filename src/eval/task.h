@@ -88,9 +88,10 @@ struct LoadOptions {
 };
 
 // Reads one split a row at a time, so a run holds O(window) rows whatever the file's size:
-// JSONL line by line, CSV/TSV record by record. A JSON (array) file is parsed whole (one JSON
-// document; use JSONL for large splits). The file's SHA-256 is computed (and checked against
-// the card's) by a first streaming pass, before the first row.
+// JSONL line by line, CSV/TSV record by record, JSON element by element (the root list or the
+// `field` list is cut out of 64 KiB chunks and each element parsed when read, see
+// eval/json_split.h). The file's SHA-256 is computed (and checked against the card's) by a
+// first streaming pass, before the first row.
 class SplitReader {
  public:
   SplitReader(const TaskCard& card, const std::string& split, const LoadOptions& opt);
