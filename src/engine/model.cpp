@@ -130,8 +130,11 @@ Model Model::open(const std::string& path, int threads) { return load(weights::C
 
 size_t Model::weight_bytes() const {
   size_t n = embedding_.bytes() + head_.weight.bytes();
-  for (const auto& L : layers_)
-    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) n += l->weight.bytes();
+  for (const auto& L : layers_) {
+    for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down, &L.router}) n += l->weight.bytes();
+    for (const auto& e : L.experts)
+      for (const Linear* l : {&e.gate, &e.up, &e.down}) n += l->weight.bytes();
+  }
   return n;
 }
 
@@ -142,12 +145,16 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   m.where_ = ckpt.path();
   const auto& where = m.where_;
   const auto& a = ckpt.architecture();
-  static const char* const kFamilies[] = {"llama", "mistral", "qwen2", "qwen3", "exaone", "exaone4"};
+  if (a.num_experts > 0 && a.num_shared_experts > 0)
+    fail<UnsupportedError>(where, "mixture-of-experts models with shared experts ({}, as in Qwen2-MoE and DeepSeek) "
+                                  "are not supported by the engine yet",
+                           a.num_shared_experts);
+  static const char* const kFamilies[] = {"llama", "mistral",  "qwen2",  "qwen3",
+                                          "exaone", "exaone4", "mixtral", "qwen3_moe"};
   if (std::find(std::begin(kFamilies), std::end(kFamilies), a.family) == std::end(kFamilies))
     fail<UnsupportedError>(where, "the engine does not support model family \"{}\" (model_type \"{}\") yet; "
-                                  "supported: llama, mistral, qwen2, qwen3, exaone",
+                                  "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen3_moe",
                            a.family, a.model_type);
-  if (a.num_experts > 0) fail<UnsupportedError>(where, "mixture-of-experts models are not supported by the engine yet");
   if (a.norm_type != "rmsnorm") fail<UnsupportedError>(where, "norm type \"{}\" is not supported", a.norm_type);
   if (!a.activation.empty() && a.activation != "silu" && a.activation != "swish")
     fail<UnsupportedError>(where, "activation \"{}\" is not supported (SwiGLU with silu only)", a.activation);
@@ -163,6 +170,10 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   c.max_position = a.max_position;
   c.norm_eps = a.norm_eps;
   c.tied_embeddings = a.tied_embeddings;
+  c.experts = a.num_experts;
+  c.experts_per_token = a.experts_per_token;
+  c.expert_ffn = a.moe_intermediate_size;
+  c.norm_topk = a.norm_topk_prob;
   constexpr int64_t kMaxDim = int64_t{1} << 20;
   if (c.hidden <= 0 || c.hidden > kMaxDim || c.layers <= 0 || c.layers > 4096 || c.heads <= 0 ||
       c.heads > 4096 || c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.ffn <= 0 || c.ffn > kMaxDim)
@@ -176,8 +187,18 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   if (a.rope.theta <= 0 || c.rotary_dim <= 0 || c.rotary_dim > c.head_dim)
     fail<UnsupportedError>(where, "models without RoPE (theta {}) are not supported", a.rope.theta);
   m.inv_freq_ = rope_frequencies(a.rope, c.rotary_dim, where);
+  if (c.experts > 0) {
+    if (c.experts > 4096)
+      fail(where, "invalid num_experts {}", c.experts);
+    if (c.experts_per_token <= 0 || c.experts_per_token > c.experts)
+      fail(where, "num_experts_per_tok (top-k) is {} but must be between 1 and num_experts {}", c.experts_per_token,
+           c.experts);
+    if (c.expert_ffn <= 0 || c.expert_ffn > kMaxDim)
+      fail(where, "invalid expert width moe_intermediate_size {}", c.expert_ffn);
+  }
 
   m.layers_.resize(static_cast<size_t>(c.layers));
+  for (auto& L : m.layers_) L.experts.resize(static_cast<size_t>(c.experts));
   bool have_embedding = false, have_head = false, have_final = false;
   for (const auto& t : ckpt.tensors()) {
     const auto& role = t.role;
@@ -229,6 +250,27 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       case RoleKind::MlpGate: need_layer(); mat(L->gate, c.ffn, c.hidden); break;
       case RoleKind::MlpUp: need_layer(); mat(L->up, c.ffn, c.hidden); break;
       case RoleKind::MlpDown: need_layer(); mat(L->down, c.hidden, c.ffn); break;
+      case RoleKind::Router:
+        need_layer();
+        if (c.experts == 0) fail(where, "tensor {} is an MoE router but the config states no num_experts", t.name);
+        if (role.bias) fail<UnsupportedError>(where, "router bias {} is not supported", t.name);
+        mat(L->router, c.experts, c.hidden);
+        break;
+      case RoleKind::ExpertGate:
+      case RoleKind::ExpertUp:
+      case RoleKind::ExpertDown: {
+        need_layer();
+        if (role.expert < 0)
+          fail<UnsupportedError>(where, "tensor {} stacks all experts in one tensor (GGUF *_exps); the engine "
+                                        "reads only one tensor per expert (safetensors) yet", t.name);
+        if (role.expert >= c.experts)
+          fail(where, "tensor {} belongs to expert {} but the config states num_experts {}", t.name, role.expert,
+               c.experts);
+        auto& e = L->experts[static_cast<size_t>(role.expert)];
+        if (role.kind == RoleKind::ExpertDown) mat(e.down, c.hidden, c.expert_ffn);
+        else mat(role.kind == RoleKind::ExpertGate ? e.gate : e.up, c.expert_ffn, c.hidden);
+        break;
+      }
       default:
         fail<UnsupportedError>(where, "tensor {} (role {}) is not supported by the engine yet", t.name,
                                weights::role_name(role));
@@ -246,9 +288,29 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   }
   if (have_head) c.tied_embeddings = false;
   for (int64_t l = 0; l < c.layers; ++l) {
-    const auto& L = m.layers_[static_cast<size_t>(l)];
+    auto& L = m.layers_[static_cast<size_t>(l)];
+    // A layer is sparse when it has any expert tensor; then it needs them all.
+    bool any_expert = !L.router.empty();
+    for (const auto& e : L.experts) any_expert = any_expert || !e.gate.empty() || !e.up.empty() || !e.down.empty();
+    if (any_expert) {
+      if (!L.gate.empty() || !L.up.empty() || !L.down.empty())
+        fail<UnsupportedError>(where, "layer {} has both a dense MLP and experts (shared experts are not supported)", l);
+      auto missing = [&](RoleKind kind, int expert) {
+        weights::Role r{.kind = kind, .layer = static_cast<int>(l), .expert = expert};
+        fail(where, "MoE layer {} has no {} tensor", l, weights::role_name(r));
+      };
+      if (L.router.empty()) missing(RoleKind::Router, -1);
+      for (size_t e = 0; e < L.experts.size(); ++e) {
+        const auto& E = L.experts[e];
+        if (E.gate.empty()) missing(RoleKind::ExpertGate, static_cast<int>(e));
+        if (E.up.empty()) missing(RoleKind::ExpertUp, static_cast<int>(e));
+        if (E.down.empty()) missing(RoleKind::ExpertDown, static_cast<int>(e));
+      }
+    } else {
+      L.experts.clear();  // a dense layer of an MoE model (Qwen3-MoE mlp_only_layers)
+    }
     if (L.attn_norm.empty() || L.mlp_norm.empty() || L.q.empty() || L.k.empty() || L.v.empty() || L.o.empty() ||
-        L.gate.empty() || L.up.empty() || L.down.empty())
+        (!any_expert && (L.gate.empty() || L.up.empty() || L.down.empty())))
       fail(where, "layer {} is missing one of its norm, attention or MLP tensors", l);
     if ((L.q.bias.size() && L.q.bias.size() != static_cast<size_t>(L.q.out())) || L.q_norm.empty() != L.k_norm.empty())
       fail(where, "layer {} has inconsistent bias or QK-norm tensors", l);
@@ -321,6 +383,58 @@ void Model::attention(int64_t layer, const float* q, std::span<const Segment> se
   });
 }
 
+void Model::sparse_mlp(const LayerWeights& L, const float* xn, int64_t n, float* out) const {
+  const int64_t H = cfg_.hidden, E = cfg_.experts, K = cfg_.experts_per_token, F = cfg_.expert_ffn;
+  std::vector<float> scores(static_cast<size_t>(n * E));
+  L.router.apply(xn, n, scores.data(), *pool_);
+  // Per expert: the rows routed to it and their weights.
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));
+  std::vector<int64_t> order(static_cast<size_t>(E));
+  std::vector<double> prob(static_cast<size_t>(E));
+  for (int64_t r = 0; r < n; ++r) {
+    const float* s = scores.data() + r * E;
+    const float mx = *std::max_element(s, s + E);
+    double sum = 0;
+    for (int64_t e = 0; e < E; ++e) sum += (prob[e] = std::exp(static_cast<double>(s[e] - mx)));
+    for (auto& p : prob) p /= sum;
+    // Top-k by probability, ties to the lower index (a stable order).
+    for (int64_t e = 0; e < E; ++e) order[e] = e;
+    std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int64_t a, int64_t b) {
+      return prob[a] != prob[b] ? prob[a] > prob[b] : a < b;
+    });
+    double kept = 0;
+    for (int64_t i = 0; i < K; ++i) kept += prob[order[i]];
+    const double scale = cfg_.norm_topk ? 1.0 / kept : 1.0;
+    for (int64_t i = 0; i < K; ++i)
+      routed[order[i]].emplace_back(r, static_cast<float>(prob[order[i]] * scale));
+  }
+  // Each expert runs once over the rows routed to it (gathered), so its
+  // matrices are read once however many rows chose it.
+  std::fill(out, out + n * H, 0.0f);
+  std::vector<float> xe, g, u, y;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& rows = routed[static_cast<size_t>(e)];
+    if (rows.empty()) continue;
+    const auto m = static_cast<int64_t>(rows.size());
+    xe.resize(static_cast<size_t>(m * H));
+    g.resize(static_cast<size_t>(m * F));
+    u.resize(g.size());
+    y.resize(xe.size());
+    for (int64_t i = 0; i < m; ++i) std::copy_n(xn + rows[i].first * H, H, xe.data() + i * H);
+    const Expert& X = L.experts[static_cast<size_t>(e)];
+    X.gate.apply(xe.data(), m, g.data(), *pool_);
+    X.up.apply(xe.data(), m, u.data(), *pool_);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+    X.down.apply(g.data(), m, y.data(), *pool_);
+    for (int64_t i = 0; i < m; ++i) {
+      const auto [r, w] = rows[i];
+      float* o = out + r * H;
+      const float* yi = y.data() + i * H;
+      for (int64_t d = 0; d < H; ++d) o[d] += w * yi[d];
+    }
+  }
+}
+
 void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segments, HiddenStates* hs, float* logits,
                 bool all_logits) const {
   const auto& c = cfg_;
@@ -383,10 +497,14 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
 
     rms_norm(x.data(), L.mlp_norm.data(), n, H, c.norm_eps, xn.data());
-    L.gate.apply(xn.data(), n, g.data(), *pool_);
-    L.up.apply(xn.data(), n, u.data(), *pool_);
-    for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
-    L.down.apply(g.data(), n, proj.data(), *pool_);
+    if (L.sparse()) {
+      sparse_mlp(L, xn.data(), n, proj.data());
+    } else {
+      L.gate.apply(xn.data(), n, g.data(), *pool_);
+      L.up.apply(xn.data(), n, u.data(), *pool_);
+      for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+      L.down.apply(g.data(), n, proj.data(), *pool_);
+    }
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }

@@ -1,8 +1,9 @@
 #pragma once
 // A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
-// QK-norm, EXAONE) loaded from a Checkpoint, with a KV cache and batched
-// prompt processing. Matrices stay in their stored type (F16/BF16/GGUF block
-// types are decoded row by row inside the products, see matmul.h).
+// QK-norm, EXAONE, and the sparse mixture-of-experts Mixtral and Qwen3-MoE)
+// loaded from a Checkpoint, with a KV cache and batched prompt processing.
+// Matrices stay in their stored type (F16/BF16/GGUF block types are decoded
+// row by row inside the products, see matmul.h).
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -31,11 +32,20 @@ struct Linear {
   void apply(const float* x, int64_t n, float* y, WorkerPool& pool) const;
 };
 
+// One expert of a sparse MoE layer: a SwiGLU MLP of width expert_ffn.
+struct Expert {
+  Linear gate, up, down;
+};
+
 struct LayerWeights {
   std::vector<float> attn_norm, mlp_norm;
   std::vector<float> q_norm, k_norm;  // per-head RMSNorm over head_dim (Qwen3); empty if absent
   Linear q, k, v, o;
-  Linear gate, up, down;
+  Linear gate, up, down;        // dense MLP; empty in a sparse layer
+  Linear router;                // [experts, hidden]; empty in a dense layer
+  std::vector<Expert> experts;  // [experts] in a sparse layer
+
+  bool sparse() const { return !router.empty(); }
 };
 
 // Hyper-parameters the forward pass needs, validated at load.
@@ -46,6 +56,10 @@ struct ModelConfig {
   double norm_eps = 1e-6;
   int64_t rotary_dim = 0;    // leading dims of each head that RoPE rotates
   bool tied_embeddings = false;
+  // Sparse MoE (0 experts: dense model). Layers whose checkpoint has a dense
+  // MLP instead (Qwen3-MoE's mlp_only_layers) stay dense, of width ffn.
+  int64_t experts = 0, experts_per_token = 0, expert_ffn = 0;
+  bool norm_topk = false;  // renormalise the top-k routing weights to sum 1
 };
 
 // Keys and values of the positions processed so far, per layer.
@@ -84,8 +98,8 @@ struct HiddenStates {
 class Model {
  public:
   // Throws UnsupportedError for families or features not implemented
-  // (MoE, LayerNorm, Gemma's scaled embeddings, MLA, ...), FormatError for
-  // missing or mis-shaped tensors.
+  // (shared experts, packed GGUF experts, LayerNorm, Gemma's scaled
+  // embeddings, MLA, ...), FormatError for missing or mis-shaped tensors.
   // `threads`: worker threads for the matrix products (0: one per core).
   static Model load(const weights::Checkpoint& ckpt, int threads = 0);
   static Model open(const std::string& path, int threads = 0);
@@ -126,6 +140,10 @@ class Model {
            bool all_logits) const;
   void attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const;
   void rope(float* x, int64_t n, int64_t heads, int64_t pos0) const;
+  // Sparse MLP of layer L on n normed rows xn: out = sum over each row's
+  // top-k experts of weight * expert(row). Rows are grouped by expert so
+  // each expert's matrices are read once per call.
+  void sparse_mlp(const LayerWeights& L, const float* xn, int64_t n, float* out) const;
 
   std::string where_;
   ModelConfig cfg_;

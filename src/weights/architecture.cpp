@@ -365,6 +365,7 @@ void read_language_model(const ConfigReader& r, Architecture& a) {
     a.num_shared_experts = *v;
   if (auto v = r.integer({"shared_expert_intermediate_size"}, 0, kMaxDim); v && *v > 0 && a.num_shared_experts == 0)
     a.num_shared_experts = 1;  // Qwen2-MoE: one shared expert of that width
+  if (auto b = r.boolean({"norm_topk_prob"})) a.norm_topk_prob = *b;
 
   // Multi-head latent attention.
   if (auto v = r.integer({"q_lora_rank"}, 0, kMaxDim)) a.q_lora_rank = *v;
@@ -389,6 +390,7 @@ void apply_family_rules(const ConfigReader& r, Architecture& a) {
     if (r.boolean({"alibi"}).value_or(false)) a.rope.theta = 0.0;
   }
   if (fam == "mixtral" && a.moe_intermediate_size == 0) a.moe_intermediate_size = a.intermediate_size;
+  if (fam == "mixtral") a.norm_topk_prob = true;  // its router always renormalises
 }
 
 void derive(Architecture& a) {
@@ -403,6 +405,7 @@ void derive(Architecture& a) {
     a.experts_per_token = 0;
     a.moe_intermediate_size = 0;
     a.num_shared_experts = 0;
+    a.norm_topk_prob = false;
   }
 }
 
@@ -647,6 +650,8 @@ Architecture architecture_from_gguf(const GgufFile& gguf, const std::string& whe
   a.moe_intermediate_size = r.integer(p + "expert_feed_forward_length", 0, kMaxDim).value_or(0);
   a.num_shared_experts = r.integer(p + "expert_shared_count", 0, kMaxDim).value_or(0);
   if (a.family == "mixtral" && a.moe_intermediate_size == 0) a.moe_intermediate_size = a.intermediate_size;
+  // llama.cpp renormalises Mixtral's and Qwen3-MoE's top-k weights (no key says so).
+  a.norm_topk_prob = a.family == "mixtral" || a.family == "qwen3_moe";
 
   // MLA: newer converters write the per-head sizes as *_mla and the absorbed
   // (kv_lora_rank + rope) sizes as key_length.
@@ -726,6 +731,7 @@ nlohmann::json Architecture::to_json() const {
       {"experts_per_token", experts_per_token},
       {"moe_intermediate_size", moe_intermediate_size},
       {"num_shared_experts", num_shared_experts},
+      {"norm_topk_prob", norm_topk_prob},
       {"q_lora_rank", q_lora_rank},
       {"kv_lora_rank", kv_lora_rank},
       {"qk_rope_head_dim", qk_rope_head_dim},

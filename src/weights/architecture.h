@@ -61,6 +61,9 @@ struct Architecture {
   int64_t experts_per_token = 0;
   int64_t moe_intermediate_size = 0;
   int64_t num_shared_experts = 0;
+  // Top-k routing weights renormalised to sum 1 (Mixtral always; Qwen-MoE's
+  // norm_topk_prob).
+  bool norm_topk_prob = false;
   // Multi-head latent attention (DeepSeek-V2/V3)
   int64_t q_lora_rank = 0;
   int64_t kv_lora_rank = 0;
