@@ -23,6 +23,10 @@ struct BatchScheduler::Request {
       : gen(model, tok, prompt, options) {}
 
   Generation gen;  // touched by the scheduler only between hand-over and `done`
+  // Scheduler-side state: prompt tokens already in the cache, and whether the
+  // sequence has sampled its first token (then it needs decode steps).
+  size_t prefilled = 0;
+  bool decoding = false;
   std::atomic<bool> cancelled{false};
   std::mutex mu;
   std::condition_variable cv;
@@ -70,8 +74,10 @@ struct BatchScheduler::Request {
   }
 };
 
-BatchScheduler::BatchScheduler(const Model& model, const tokenizer::Tokenizer& tok, int max_batch)
-    : model_(model), tok_(tok), max_batch_(std::max(1, max_batch)) {
+BatchScheduler::BatchScheduler(const Model& model, const tokenizer::Tokenizer& tok, int max_batch,
+                               int64_t prefill_per_step)
+    : model_(model), tok_(tok), max_batch_(std::max(1, max_batch)),
+      prefill_per_step_(std::max<int64_t>(1, prefill_per_step)) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -92,10 +98,13 @@ BatchStats BatchScheduler::stats() const {
 GenerateResult BatchScheduler::generate(std::span<const int32_t> prompt, const GenerateOptions& options,
                                         const TextCallback& on_text, const TokenCallback& on_token) {
   auto req = std::make_shared<Request>(model_, tok_, prompt, options);
-  // Prefill here, on the caller's thread: the model's worker pool interleaves
-  // it with the scheduler's decode steps, so a long prompt slows the running
-  // streams but does not stop them.
-  req->gen.prefill();
+  if (req->gen.wants_prompt_logprobs()) {
+    // Every position's logits are needed: prefill here, on the caller's
+    // thread (the model's worker pool interleaves it with the scheduler's
+    // steps, so it slows the running streams but does not stop them).
+    req->gen.prefill();
+    req->prefilled = prompt.size();
+  }
   {
     std::lock_guard lock(mu_);
     if (quit_) fail("generate", "the batch scheduler is shutting down");
@@ -129,9 +138,14 @@ GenerateResult BatchScheduler::generate(std::span<const int32_t> prompt, const G
 }
 
 void BatchScheduler::loop() {
+  // Requests in arrival order, each prefilling or decoding.
   std::vector<std::shared_ptr<Request>> active;
-  std::vector<int32_t> tokens;
+  // One step's batch: a sequence's input tokens, its cache, its request, and
+  // how many prompt tokens it prefills (0 for a decode row).
+  std::vector<std::span<const int32_t>> inputs;
   std::vector<KvCache*> caches;
+  std::vector<size_t> members, chunk;
+  std::vector<int32_t> decode_tokens;
   for (;;) {
     std::vector<std::shared_ptr<Request>> joining;
     {
@@ -147,39 +161,76 @@ void BatchScheduler::loop() {
         incoming_.pop_front();
       }
     }
-    // A newcomer's first token comes from its prefill logits.
-    for (auto& r : joining)
-      if (r->step()) active.push_back(std::move(r));
+    for (auto& r : joining) {
+      if (r->prefilled < r->gen.prompt().size()) {
+        active.push_back(std::move(r));
+      } else if (r->step()) {  // prefilled by its caller: the first token comes from those logits
+        r->decoding = true;
+        active.push_back(std::move(r));
+      }
+    }
+    // A cancelled newcomer leaves before its prompt costs anything.
+    std::erase_if(active, [](const std::shared_ptr<Request>& r) {
+      if (r->decoding || !r->cancelled) return false;
+      r->close();
+      return true;
+    });
     if (active.empty()) continue;
 
-    tokens.clear();
+    inputs.clear();
     caches.clear();
-    for (auto& r : active) {
-      tokens.push_back(r->gen.next_token());
-      caches.push_back(&r->gen.cache());
+    members.clear();
+    chunk.clear();
+    decode_tokens.assign(active.size(), 0);
+    int64_t budget = prefill_per_step_;
+    uint64_t decoded = 0, prefill = 0;
+    for (size_t i = 0; i < active.size(); ++i) {
+      auto& r = *active[i];
+      size_t n = 0;
+      if (r.decoding) {
+        decode_tokens[i] = r.gen.next_token();
+        inputs.emplace_back(&decode_tokens[i], 1);
+        ++decoded;
+      } else {
+        const auto prompt = r.gen.prompt();
+        n = std::min<size_t>(prompt.size() - r.prefilled, static_cast<size_t>(budget));
+        if (n == 0) continue;  // the step's prompt budget is spent; next step
+        budget -= static_cast<int64_t>(n);
+        inputs.push_back(prompt.subspan(r.prefilled, n));
+        prefill += n;
+      }
+      caches.push_back(&r.gen.cache());
+      members.push_back(i);
+      chunk.push_back(n);
     }
     std::vector<float> logits;
     try {
-      logits = model_.decode_batch(tokens, caches);
+      logits = model_.forward_batch(inputs, caches);
     } catch (...) {
-      for (auto& r : active) r->close(std::current_exception());
-      active.clear();
+      for (const size_t i : members) active[i]->close(std::current_exception());
+      for (const size_t i : members) active[i].reset();
+      std::erase(active, nullptr);
       continue;
     }
     {
       std::lock_guard lock(mu_);
       ++stats_.steps;
-      stats_.tokens += active.size();
-      stats_.largest = std::max<int64_t>(stats_.largest, static_cast<int64_t>(active.size()));
+      stats_.tokens += decoded;
+      stats_.prefill_tokens += prefill;
+      stats_.largest = std::max<int64_t>(stats_.largest, static_cast<int64_t>(members.size()));
     }
     const auto vocab = static_cast<size_t>(model_.config().vocab);
-    std::vector<std::shared_ptr<Request>> still;
-    still.reserve(active.size());
-    for (size_t i = 0; i < active.size(); ++i) {
-      active[i]->gen.set_logits(std::span<const float>(logits.data() + i * vocab, vocab));
-      if (active[i]->step()) still.push_back(std::move(active[i]));
+    for (size_t m = 0; m < members.size(); ++m) {
+      auto& r = active[members[m]];
+      if (!r->decoding) {
+        r->prefilled += chunk[m];
+        if (r->prefilled < r->gen.prompt().size()) continue;  // more prompt chunks to come
+      }
+      r->gen.set_logits(std::span<const float>(logits.data() + m * vocab, vocab));
+      if (r->step()) r->decoding = true;
+      else r.reset();
     }
-    active.swap(still);
+    std::erase(active, nullptr);
   }
   for (auto& r : active)
     r->close(std::make_exception_ptr(Error("generate", "the batch scheduler shut down before the sequence finished")));

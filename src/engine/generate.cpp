@@ -104,6 +104,11 @@ Generation::Generation(const Model& model, const tokenizer::Tokenizer& tok, std:
     : model_(model), tok_(tok), options_(options), prompt_(prompt.begin(), prompt.end()), sampler_(options.sampling),
       stops_(options.stop) {
   if (prompt.empty()) fail("generate", "empty prompt (no tokens)");
+  // Checked here, not only in the forward pass, so that a bad id fails its
+  // own request and never a batch that other sequences share.
+  const int64_t vocab = model.config().vocab;
+  for (const int32_t id : prompt)
+    if (id < 0 || id >= vocab) fail("generate", "prompt token id {} is out of range (vocabulary {})", id, vocab);
   if (options.max_tokens < 0) fail("generate", "max_tokens must be >= 0");
   cache_ = model.new_cache(static_cast<int64_t>(prompt.size()) + options.max_tokens);
   if (static_cast<int64_t>(prompt.size()) > cache_.capacity())

@@ -106,8 +106,13 @@ class Generation {
   // with next_token() as input; false when it is done (or a callback cancelled).
   bool advance(const TextCallback& on_text, const TokenCallback& on_token);
   int32_t next_token() const { return res_.tokens.back(); }
+  std::span<const int32_t> prompt() const { return prompt_; }
+  // Prompt log-probabilities need every position's logits, so such a prompt
+  // is prefilled by prefill() alone, not in a scheduler's shared batch.
+  bool wants_prompt_logprobs() const { return options_.logprobs >= 0 && options_.prompt_logprobs; }
   KvCache& cache() { return cache_; }
-  // Logits [vocab] of the decode step of next_token().
+  // Logits [vocab] of the decode step of next_token(), or of the last prompt
+  // token when a scheduler prefilled the prompt into cache().
   void set_logits(std::span<const float> logits) { logits_.assign(logits.begin(), logits.end()); }
   // Emits text still held back and returns the result.
   GenerateResult finish(const TextCallback& on_text);

@@ -561,6 +561,25 @@ std::vector<float> Model::decode_batch(std::span<const int32_t> tokens, std::spa
   return logits;
 }
 
+std::vector<float> Model::forward_batch(std::span<const std::span<const int32_t>> inputs,
+                                        std::span<KvCache* const> caches) const {
+  if (inputs.size() != caches.size())
+    fail(where_, "batch has {} inputs for {} caches", inputs.size(), caches.size());
+  std::vector<int32_t> tokens;
+  std::vector<Segment> segs;
+  segs.reserve(caches.size());
+  for (size_t i = 0; i < caches.size(); ++i) {
+    if (!caches[i]) fail(where_, "batch entry {} has no KV cache", i);
+    if (inputs[i].empty()) fail(where_, "batch entry {} has no tokens", i);
+    segs.push_back({caches[i], static_cast<int64_t>(tokens.size()), static_cast<int64_t>(inputs[i].size()),
+                    caches[i]->size_});
+    tokens.insert(tokens.end(), inputs[i].begin(), inputs[i].end());
+  }
+  std::vector<float> logits(caches.size() * static_cast<size_t>(cfg_.vocab));
+  run(tokens, segs, nullptr, logits.data(), false);
+  return logits;
+}
+
 std::vector<float> Model::forward(std::span<const int32_t> tokens) const {
   auto cache = new_cache(std::max<int64_t>(1, static_cast<int64_t>(tokens.size())));
   return forward(tokens, cache, true);

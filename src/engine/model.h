@@ -127,6 +127,13 @@ class Model {
   // is where batching wins: decoding is bound by memory traffic. The caches
   // must be distinct.
   std::vector<float> decode_batch(std::span<const int32_t> tokens, std::span<KvCache* const> caches) const;
+  // One forward pass over several sequences with any number of new tokens
+  // each (decode rows and prompt chunks mixed, as a scheduler's step does):
+  // appends inputs[i] to *caches[i] and returns the logits of each
+  // sequence's last new token, [n, vocab]. Every input must be non-empty and
+  // the caches distinct.
+  std::vector<float> forward_batch(std::span<const std::span<const int32_t>> inputs,
+                                   std::span<KvCache* const> caches) const;
 
  private:
   // Rows [row0, row0 + n) of a batch belong to one sequence whose cache holds

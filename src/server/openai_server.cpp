@@ -224,6 +224,9 @@ class Metrics {
     out += "# HELP kaival_decode_batch_tokens_total Sequence-tokens decoded in batched steps (/ steps = mean batch).\n"
            "# TYPE kaival_decode_batch_tokens_total counter\n";
     out += fmt::format("kaival_decode_batch_tokens_total {}\n", batch.tokens);
+    out += "# HELP kaival_prefill_batch_tokens_total Prompt tokens prefilled in batched steps.\n"
+           "# TYPE kaival_prefill_batch_tokens_total counter\n";
+    out += fmt::format("kaival_prefill_batch_tokens_total {}\n", batch.prefill_tokens);
     out += "# HELP kaival_decode_batch_largest Largest number of sequences decoded in one step.\n"
            "# TYPE kaival_decode_batch_largest gauge\n";
     out += fmt::format("kaival_decode_batch_largest {}\n", batch.largest);

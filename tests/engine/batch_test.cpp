@@ -75,6 +75,39 @@ TEST_F(BatchTest, DecodeBatchMatchesOneSequenceSteps) {
   }
 }
 
+// One step mixing a decode row, a fresh prompt and a continued prompt gives
+// each sequence the last-row logits it gets alone.
+TEST_F(BatchTest, ForwardBatchMixesPrefillAndDecode) {
+  const auto a = ids("The quick fox jumps");
+  const auto b = ids("Alice went to the market and bought some bread");
+  const auto c = ids("In the morning the sun rose over the hills");
+  ASSERT_GT(a.size(), 2u);
+  ASSERT_GT(c.size(), 4u);
+  const int64_t vocab = model_->config().vocab;
+  auto ca = model_->new_cache(64), cb = model_->new_cache(64), cc = model_->new_cache(64);
+  model_->forward(std::span(a).first(a.size() - 1), ca, false);  // a decodes its last token
+  model_->forward(std::span(c).first(3), cc, false);             // c continues after 3 tokens
+  const std::span<const int32_t> inputs[3] = {std::span(a).last(1), std::span(b), std::span(c).subspan(3)};
+  KvCache* caches[3] = {&ca, &cb, &cc};
+  const auto logits = model_->forward_batch(inputs, caches);
+  ASSERT_EQ(logits.size(), 3 * static_cast<size_t>(vocab));
+  const std::vector<int32_t>* whole[3] = {&a, &b, &c};
+  for (size_t i = 0; i < 3; ++i) {
+    const auto ref = model_->forward(*whole[i]);  // all rows of the whole sequence alone
+    const float* last = ref.data() + (whole[i]->size() - 1) * vocab;
+    double worst = 0, scale = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      worst = std::max(worst, std::abs(static_cast<double>(logits[i * vocab + v]) - last[v]));
+      scale = std::max(scale, std::abs(static_cast<double>(last[v])));
+    }
+    EXPECT_LT(worst, 1e-4 * std::max(1.0, scale)) << "sequence " << i;
+    EXPECT_EQ(caches[i]->size(), static_cast<int64_t>(whole[i]->size()));
+  }
+  const std::span<const int32_t> empty[1] = {std::span<const int32_t>()};
+  KvCache* one[1] = {&ca};
+  EXPECT_THROW(model_->forward_batch(empty, one), Error);  // a sequence with no tokens
+}
+
 TEST_F(BatchTest, DecodeBatchRejectsMisuse) {
   auto a = model_->new_cache(8), b = model_->new_cache(8);
   const int32_t two[2] = {1, 2};
@@ -194,12 +227,75 @@ TEST_F(BatchTest, MoreCallersThanTheBatchWaitTheirTurn) {
   EXPECT_LE(sched.stats().largest, 2);
 }
 
+// Prompts longer than a step's prefill budget are prefilled in chunks, in
+// the same steps as other sequences' decoding, and every caller still gets
+// what engine::generate gives it alone (prompt log-probabilities included,
+// which are prefilled by their caller).
+TEST_F(BatchTest, LongPromptsArePrefilledInChunksAlongsideDecoding) {
+  std::string text;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 4; ++i) {
+    text += i % 2 ? " and the quick brown fox jumps over the lazy dog" : " Alice went to the market and bought bread";
+    prompts.push_back(ids(text));
+  }
+  ASSERT_GT(prompts.back().size(), 40u);
+  std::vector<GenerateOptions> opts(prompts.size());
+  for (size_t i = 0; i < opts.size(); ++i) {
+    opts[i].max_tokens = 12 + 3 * static_cast<int>(i);
+    opts[i].stop_at_eos = false;
+    opts[i].sampling.temperature = i % 2 ? 0.8f : 0.0f;
+    opts[i].sampling.seed = 11 + i;
+  }
+  opts[2].logprobs = 2;
+  opts[2].prompt_logprobs = true;
+  std::vector<GenerateResult> alone;
+  for (size_t i = 0; i < prompts.size(); ++i) alone.push_back(generate(*model_, *tok_, prompts[i], opts[i]));
+
+  constexpr int64_t kBudget = 16;
+  BatchScheduler sched(*model_, *tok_, 8, kBudget);
+  std::vector<GenerateResult> together(prompts.size());
+  std::barrier start(static_cast<std::ptrdiff_t>(prompts.size()));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      together[i] = sched.generate(prompts[i], opts[i]);
+    });
+  for (auto& t : threads) t.join();
+  uint64_t scheduler_prefilled = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(together[i].tokens, alone[i].tokens);
+    EXPECT_EQ(together[i].text, alone[i].text);
+    ASSERT_EQ(together[i].prompt_logprobs.size(), alone[i].prompt_logprobs.size());
+    for (size_t k = 0; k < alone[i].prompt_logprobs.size(); ++k)
+      EXPECT_NEAR(together[i].prompt_logprobs[k].logprob, alone[i].prompt_logprobs[k].logprob, 1e-4);
+    if (i != 2) scheduler_prefilled += prompts[i].size();
+  }
+  EXPECT_EQ(alone[2].prompt_logprobs.size(), prompts[2].size() - 1);
+  const auto st = sched.stats();
+  EXPECT_EQ(st.prefill_tokens, scheduler_prefilled);
+  // No step took more than the budget, so the prompts needed at least this many steps.
+  EXPECT_GE(st.steps, (scheduler_prefilled + kBudget - 1) / kBudget);
+  EXPECT_GE(st.largest, 2);
+}
+
 TEST_F(BatchTest, BadRequestsFailInTheCaller) {
   BatchScheduler sched(*model_, *tok_, 4);
   GenerateOptions o;
   EXPECT_THROW(sched.generate({}, o), Error);
-  o.max_tokens = -1;
   const auto p = ids("hi");
+  // An out-of-range id fails its own request, not a batch others share.
+  std::vector<int32_t> bad = p;
+  bad.push_back(static_cast<int32_t>(model_->config().vocab));
+  o.max_tokens = 30;
+  o.stop_at_eos = false;
+  GenerateResult fine;
+  std::thread other([&] { fine = sched.generate(ids("Once upon a time"), o); });
+  EXPECT_THROW(sched.generate(bad, o), Error);
+  other.join();
+  EXPECT_EQ(fine.tokens.size(), 30u);
+  o.max_tokens = -1;
   EXPECT_THROW(sched.generate(p, o), Error);
 }
 

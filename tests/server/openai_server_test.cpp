@@ -407,6 +407,10 @@ TEST_F(ServerTest, ConcurrentRequestsMatchSequentialOnes) {
   const int largest = std::stoi(m->body.substr(at + 29));
   EXPECT_GE(largest, 2) << m->body;
   EXPECT_LE(largest, 3);
+  // Their prompts went through the scheduler's batched prefill too.
+  const auto pre = m->body.find("\nkaival_prefill_batch_tokens_total ");
+  ASSERT_NE(pre, std::string::npos) << m->body;
+  EXPECT_GE(std::stoll(m->body.substr(pre + 35)), 2 * kRequests) << m->body;
 }
 
 TEST_F(ServerTest, ChatCompletionRendersTheTemplateAndStreams) {
