@@ -78,6 +78,14 @@ WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorI
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+// gelu with the tanh approximation (HF gelu_pytorch_tanh), Gemma's GeGLU.
+float gelu_tanh(float x) {
+  constexpr float kC = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.0f + std::tanh(kC * (x + 0.044715f * x * x * x)));
+}
+
+bool is_gemma(const std::string& family) { return family == "gemma2" || family == "gemma3"; }
+
 // Inverse RoPE frequencies for `dim` rotated dimensions, with the scaling
 // variants whose frequencies do not depend on the sequence length.
 std::vector<float> rope_frequencies(const weights::RopeConfig& rope, int64_t dim, const std::string& where) {
@@ -149,15 +157,21 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
     fail<UnsupportedError>(where, "mixture-of-experts models with shared experts ({}, as in Qwen2-MoE and DeepSeek) "
                                   "are not supported by the engine yet",
                            a.num_shared_experts);
-  static const char* const kFamilies[] = {"llama", "mistral",  "qwen2",  "qwen3",
-                                          "exaone", "exaone4", "mixtral", "qwen3_moe"};
+  static const char* const kFamilies[] = {"llama",   "mistral",   "qwen2",  "qwen3", "exaone",
+                                          "exaone4", "mixtral",   "qwen3_moe", "gemma2", "gemma3"};
   if (std::find(std::begin(kFamilies), std::end(kFamilies), a.family) == std::end(kFamilies))
     fail<UnsupportedError>(where, "the engine does not support model family \"{}\" (model_type \"{}\") yet; "
-                                  "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen3_moe",
+                                  "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen3_moe, gemma2, gemma3",
                            a.family, a.model_type);
   if (a.norm_type != "rmsnorm") fail<UnsupportedError>(where, "norm type \"{}\" is not supported", a.norm_type);
-  if (!a.activation.empty() && a.activation != "silu" && a.activation != "swish")
+  const bool gemma = is_gemma(a.family);
+  if (gemma) {
+    if (a.activation != "gelu_pytorch_tanh" && a.activation != "gelu_tanh" && a.activation != "gelu_new")
+      fail<UnsupportedError>(where, "activation \"{}\" is not supported for {} (GeGLU with tanh gelu only)",
+                             a.activation, a.family);
+  } else if (!a.activation.empty() && a.activation != "silu" && a.activation != "swish") {
     fail<UnsupportedError>(where, "activation \"{}\" is not supported (SwiGLU with silu only)", a.activation);
+  }
   if (a.parallel_residual) fail<UnsupportedError>(where, "parallel residual blocks are not supported");
 
   auto& c = m.cfg_;
@@ -187,6 +201,27 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   if (a.rope.theta <= 0 || c.rotary_dim <= 0 || c.rotary_dim > c.head_dim)
     fail<UnsupportedError>(where, "models without RoPE (theta {}) are not supported", a.rope.theta);
   m.inv_freq_ = rope_frequencies(a.rope, c.rotary_dim, where);
+  if (gemma) {
+    c.gelu = true;
+    // In the activation type, as HF multiplies by a tensor of that dtype.
+    c.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden)));
+    const double scalar = a.query_pre_attn_scalar > 0 ? a.query_pre_attn_scalar : static_cast<double>(c.head_dim);
+    c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
+    c.attn_softcap = a.attn_logit_softcapping;
+    c.final_softcap = a.final_logit_softcapping;
+    if (a.sliding_window > 0 && !a.sliding_layers.empty()) {
+      if (static_cast<int64_t>(a.sliding_layers.size()) != c.layers)
+        fail(where, "{} sliding-window layer flags for {} layers", a.sliding_layers.size(), c.layers);
+      c.sliding_window = a.sliding_window;
+      c.sliding_layers = a.sliding_layers;
+    }
+    // Gemma 3's local layers rotate with their own base and no scaling.
+    if (a.family == "gemma3" && a.rope.local_theta > 0) {
+      weights::RopeConfig local;
+      local.theta = a.rope.local_theta;
+      m.inv_freq_local_ = rope_frequencies(local, c.rotary_dim, where);
+    }
+  }
   if (c.experts > 0) {
     if (c.experts > 4096)
       fail(where, "invalid num_experts {}", c.experts);
@@ -241,6 +276,8 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       case RoleKind::FinalNorm: m.final_norm_ = vec(c.hidden); have_final = true; break;
       case RoleKind::AttnNorm: need_layer(); L->attn_norm = vec(c.hidden); break;
       case RoleKind::MlpNorm: need_layer(); L->mlp_norm = vec(c.hidden); break;
+      case RoleKind::PostAttnNorm: need_layer(); L->post_attn_norm = vec(c.hidden); break;
+      case RoleKind::PostMlpNorm: need_layer(); L->post_mlp_norm = vec(c.hidden); break;
       case RoleKind::AttnQNorm: need_layer(); L->q_norm = vec(c.head_dim); break;
       case RoleKind::AttnKNorm: need_layer(); L->k_norm = vec(c.head_dim); break;
       case RoleKind::AttnQ: need_layer(); mat(L->q, qw, c.hidden); break;
@@ -309,11 +346,28 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
     } else {
       L.experts.clear();  // a dense layer of an MoE model (Qwen3-MoE mlp_only_layers)
     }
+    // Post-norm-only layers (EXAONE 4, OLMo 2) are another design.
+    if (!gemma && (!L.post_attn_norm.empty() || !L.post_mlp_norm.empty()))
+      fail<UnsupportedError>(where, "layer {} has post-sublayer norms, which the engine supports for Gemma 2/3 only",
+                             l);
+    if (gemma && (L.post_attn_norm.empty() || L.post_mlp_norm.empty()))
+      fail(where, "{} layer {} lacks its post-attention or post-feedforward norm", a.family, l);
     if (L.attn_norm.empty() || L.mlp_norm.empty() || L.q.empty() || L.k.empty() || L.v.empty() || L.o.empty() ||
         (!any_expert && (L.gate.empty() || L.up.empty() || L.down.empty())))
       fail(where, "layer {} is missing one of its norm, attention or MLP tensors", l);
     if ((L.q.bias.size() && L.q.bias.size() != static_cast<size_t>(L.q.out())) || L.q_norm.empty() != L.k_norm.empty())
       fail(where, "layer {} has inconsistent bias or QK-norm tensors", l);
+  }
+  // HF Gemma norms compute x * (1 + w); llama.cpp's converter already added
+  // the 1 to every *norm.weight (QK-norms included), so GGUF weights are used
+  // as they are.
+  if (gemma && ckpt.format() != weights::Format::GGUF) {
+    auto shift = [](std::vector<float>& w) {
+      for (auto& v : w) v += 1.0f;
+    };
+    shift(m.final_norm_);
+    for (auto& L : m.layers_)
+      for (auto* w : {&L.attn_norm, &L.mlp_norm, &L.post_attn_norm, &L.post_mlp_norm, &L.q_norm, &L.k_norm}) shift(*w);
   }
   return m;
 }
@@ -324,13 +378,13 @@ KvCache Model::new_cache(int64_t capacity) const {
   return KvCache(cfg_.layers, capacity, cfg_.kv_heads * cfg_.head_dim);
 }
 
-void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0) const {
+void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0, const std::vector<float>& inv_freq) const {
   const int64_t hd = cfg_.head_dim, half = cfg_.rotary_dim / 2;
   for (int64_t t = 0; t < n; ++t) {
     const double pos = static_cast<double>(pos0 + t);
     for (int64_t i = 0; i < half; ++i) {
       // Angle in float like HF (inv_freq float32 times position), then cos/sin.
-      const float angle = static_cast<float>(pos) * inv_freq_[i];
+      const float angle = static_cast<float>(pos) * inv_freq[i];
       const float cs = std::cos(angle), sn = std::sin(angle);
       for (int64_t h = 0; h < heads; ++h) {
         float* v = x + (t * heads + h) * hd;
@@ -344,7 +398,10 @@ void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0) const {
 
 void Model::attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const {
   const int64_t hd = cfg_.head_dim, heads = cfg_.heads, group = heads / cfg_.kv_heads, kvw = cfg_.kv_heads * hd;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = cfg_.attn_scale > 0 ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
+  const auto cap = static_cast<float>(cfg_.attn_softcap);
+  // A sliding-window layer sees the last `window` positions, itself included.
+  const int64_t window = sliding(layer) ? cfg_.sliding_window : 0;
   const auto nseg = static_cast<int64_t>(segments.size());
   // (segment, head) pairs are independent: spread them over the pool when
   // there is enough work.
@@ -362,18 +419,20 @@ void Model::attention(int64_t layer, const float* q, std::span<const Segment> se
       const float* V = s.cache->v_[static_cast<size_t>(layer)].data();
       for (int64_t t = 0; t < s.n; ++t) {
         const int64_t len = s.pos0 + t + 1;  // causal: keys 0..pos0+t
+        const int64_t first = window > 0 ? std::max<int64_t>(0, len - window) : 0;
         const float* qh = q + ((s.row0 + t) * heads + h) * hd;
         float mx = -INFINITY;
-        for (int64_t j = 0; j < len; ++j) {
+        for (int64_t j = first; j < len; ++j) {
           scores[j] = dot(qh, K + j * kvw + kvh * hd, hd) * scale;
+          if (cap > 0) scores[j] = cap * std::tanh(scores[j] / cap);
           mx = std::max(mx, scores[j]);
         }
         double sum = 0;
-        for (int64_t j = 0; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+        for (int64_t j = first; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
         const float inv = static_cast<float>(1.0 / sum);
         float* oh = out + ((s.row0 + t) * heads + h) * hd;
         std::fill(oh, oh + hd, 0.0f);
-        for (int64_t j = 0; j < len; ++j) {
+        for (int64_t j = first; j < len; ++j) {
           const float p = scores[j] * inv;
           const float* vj = V + j * kvw + kvh * hd;
           for (int64_t d = 0; d < hd; ++d) oh[d] += p * vj[d];
@@ -463,6 +522,8 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     if (id < 0 || id >= c.vocab) fail(where_, "token id {} is out of range (vocabulary {})", id, c.vocab);
     embedding_.row(id, x.data() + t * H);
   }
+  if (c.embed_scale != 1.0f)
+    for (auto& v : x) v *= c.embed_scale;
   if (hs) {
     hs->layers = c.layers;
     hs->tokens = n;
@@ -484,9 +545,10 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
       rms_norm(q.data(), L.q_norm.data(), n * c.heads, hd, c.norm_eps, q.data());
       rms_norm(k.data(), L.k_norm.data(), n * c.kv_heads, hd, c.norm_eps, k.data());
     }
+    const auto& inv_freq = sliding(l) && !inv_freq_local_.empty() ? inv_freq_local_ : inv_freq_;
     for (const auto& s : segments) {
-      rope(q.data() + s.row0 * qw, s.n, c.heads, s.pos0);
-      rope(k.data() + s.row0 * kvw, s.n, c.kv_heads, s.pos0);
+      rope(q.data() + s.row0 * qw, s.n, c.heads, s.pos0, inv_freq);
+      rope(k.data() + s.row0 * kvw, s.n, c.kv_heads, s.pos0, inv_freq);
       for (int64_t t = 0; t < s.n; ++t) {
         std::copy_n(k.data() + (s.row0 + t) * kvw, kvw, s.cache->k(l, s.pos0 + t));
         std::copy_n(v.data() + (s.row0 + t) * kvw, kvw, s.cache->v(l, s.pos0 + t));
@@ -494,6 +556,7 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     }
     attention(l, q.data(), segments, att.data());
     L.o.apply(att.data(), n, proj.data(), *pool_);
+    if (!L.post_attn_norm.empty()) rms_norm(proj.data(), L.post_attn_norm.data(), n, H, c.norm_eps, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
 
     rms_norm(x.data(), L.mlp_norm.data(), n, H, c.norm_eps, xn.data());
@@ -502,9 +565,14 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     } else {
       L.gate.apply(xn.data(), n, g.data(), *pool_);
       L.up.apply(xn.data(), n, u.data(), *pool_);
-      for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+      if (c.gelu) {
+        for (size_t i = 0; i < g.size(); ++i) g[i] = gelu_tanh(g[i]) * u[i];
+      } else {
+        for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+      }
       L.down.apply(g.data(), n, proj.data(), *pool_);
     }
+    if (!L.post_mlp_norm.empty()) rms_norm(proj.data(), L.post_mlp_norm.data(), n, H, c.norm_eps, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }
@@ -536,6 +604,10 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     embedding_.matmul(rows_in, nrows, logits, *pool_);
   } else {
     head_.apply(rows_in, nrows, logits, *pool_);
+  }
+  if (c.final_softcap > 0) {
+    const auto cap = static_cast<float>(c.final_softcap);
+    for (int64_t i = 0; i < nrows * c.vocab; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
-// QK-norm, EXAONE, and the sparse mixture-of-experts Mixtral and Qwen3-MoE)
-// loaded from a Checkpoint, with a KV cache and batched prompt processing.
+// QK-norm, EXAONE, the sparse mixture-of-experts Mixtral and Qwen3-MoE, and
+// Gemma 2/3 with their sandwich norms, GeGLU, soft-capping and local/global
+// layers) loaded from a Checkpoint, with a KV cache and batched prompt processing.
 // Matrices stay in their stored type (F16/BF16/GGUF block types are decoded
 // row by row inside the products, see matmul.h).
 #include <cstdint>
@@ -39,6 +40,8 @@ struct Expert {
 
 struct LayerWeights {
   std::vector<float> attn_norm, mlp_norm;
+  // Gemma 2/3: norms of the attention and MLP outputs before the residual add; empty if absent
+  std::vector<float> post_attn_norm, post_mlp_norm;
   std::vector<float> q_norm, k_norm;  // per-head RMSNorm over head_dim (Qwen3); empty if absent
   Linear q, k, v, o;
   Linear gate, up, down;        // dense MLP; empty in a sparse layer
@@ -60,6 +63,14 @@ struct ModelConfig {
   // MLP instead (Qwen3-MoE's mlp_only_layers) stay dense, of width ffn.
   int64_t experts = 0, experts_per_token = 0, expert_ffn = 0;
   bool norm_topk = false;  // renormalise the top-k routing weights to sum 1
+  // Gemma 2/3. Norm weights are held as the factor applied (HF's 1 + w is
+  // folded in at load, as llama.cpp's converter does for GGUF).
+  bool gelu = false;         // GeGLU (tanh-approximated gelu) instead of SwiGLU
+  float embed_scale = 1.0f;  // embeddings times sqrt(hidden) for Gemma
+  float attn_scale = 0.0f;   // score scale: query_pre_attn_scalar^-0.5 (default head_dim^-0.5)
+  double attn_softcap = 0.0, final_softcap = 0.0;  // cap * tanh(x / cap); 0 = off
+  int64_t sliding_window = 0;        // keys within the last `window` positions (self included)
+  std::vector<bool> sliding_layers;  // [layers]: the window applies; empty = no layer
 };
 
 // Keys and values of the positions processed so far, per layer.
@@ -98,8 +109,8 @@ struct HiddenStates {
 class Model {
  public:
   // Throws UnsupportedError for families or features not implemented
-  // (shared experts, packed GGUF experts, LayerNorm, Gemma's scaled
-  // embeddings, MLA, ...), FormatError for missing or mis-shaped tensors.
+  // (shared experts, packed GGUF experts, LayerNorm, Gemma 1, MLA, ...),
+  // FormatError for missing or mis-shaped tensors.
   // `threads`: worker threads for the matrix products (0: one per core).
   static Model load(const weights::Checkpoint& ckpt, int threads = 0);
   static Model open(const std::string& path, int threads = 0);
@@ -146,7 +157,10 @@ class Model {
   void run(std::span<const int32_t> tokens, std::span<const Segment> segments, HiddenStates* hidden, float* logits,
            bool all_logits) const;
   void attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const;
-  void rope(float* x, int64_t n, int64_t heads, int64_t pos0) const;
+  bool sliding(int64_t layer) const {
+    return !cfg_.sliding_layers.empty() && cfg_.sliding_layers[static_cast<size_t>(layer)];
+  }
+  void rope(float* x, int64_t n, int64_t heads, int64_t pos0, const std::vector<float>& inv_freq) const;
   // Sparse MLP of layer L on n normed rows xn: out = sum over each row's
   // top-k experts of weight * expert(row). Rows are grouped by expert so
   // each expert's matrices are read once per call.
@@ -159,6 +173,7 @@ class Model {
   std::vector<float> final_norm_;
   Linear head_;                   // empty when tied to the embedding
   std::vector<float> inv_freq_;   // [rotary_dim / 2]
+  std::vector<float> inv_freq_local_;  // sliding-window layers (Gemma 3's local base); empty = inv_freq_
   std::shared_ptr<WorkerPool> pool_;  // shared by every forward pass of this model
 };
 

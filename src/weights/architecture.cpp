@@ -207,6 +207,27 @@ class ConfigReader {
     return f.value->get<std::string>();
   }
 
+  // Whether any of `keys` is written at all, null included (Gemma 2 states
+  // "no soft-capping" as null, while an absent key means the class default).
+  bool present(std::initializer_list<std::string_view> keys) const {
+    for (auto k : keys)
+      if (obj_->contains(k)) return true;
+    return outer_ && outer_->present(keys);
+  }
+
+  // An array of strings (layer_types), or nullopt when absent or null.
+  std::optional<std::vector<std::string>> strings(std::string_view key) const {
+    auto f = find({key});
+    if (!f.value) return std::nullopt;
+    if (!f.value->is_array()) fail(*where_, "key '{}': expected an array, got {}", f.key, f.value->type_name());
+    std::vector<std::string> out;
+    for (const auto& e : *f.value) {
+      if (!e.is_string()) fail(*where_, "key '{}': expected strings in the array, got {}", f.key, e.type_name());
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+
   // A nested object (rope_scaling, text_config, ...), or nullopt when absent or null.
   std::optional<ConfigReader> object(std::string_view key) const {
     auto f = find({key});
@@ -215,6 +236,8 @@ class ConfigReader {
       fail(*where_, "key '{}': expected an object, got {}", f.key, f.value->type_name());
     return ConfigReader(*f.value, f.key + ".", *where_);
   }
+
+  const std::string& where() const { return *where_; }
 
   // The same object, falling back on `outer` for keys it lacks.
   ConfigReader with_outer(const ConfigReader* outer) const {
@@ -269,8 +292,14 @@ void read_rope(const ConfigReader& r, Architecture& a) {
     a.rope.partial_rotary_factor = *p;
   if (auto l = r.number({"rope_local_base_freq"}, 0, kMaxTheta)) a.rope.local_theta = *l;
 
-  // transformers >= 5 folds theta and scaling into rope_parameters.
+  // transformers >= 5 folds theta and scaling into rope_parameters; Gemma 3
+  // keeps one set per layer type there.
   auto params = r.object("rope_parameters");
+  if (params) {
+    if (auto local = params->object("sliding_attention"))
+      if (auto t = local->number({"rope_theta"}, 0, kMaxTheta)) a.rope.local_theta = *t;
+    if (auto global = params->object("full_attention")) params = global;
+  }
   if (params) {
     if (auto t = params->number({"rope_theta"}, 0, kMaxTheta)) a.rope.theta = *t;
     if (auto p = params->number({"partial_rotary_factor"}, 0, 1))
@@ -353,6 +382,9 @@ void read_language_model(const ConfigReader& r, Architecture& a) {
   if (auto v = r.integer({"sliding_window"}, 0, kMaxPositions)) a.sliding_window = *v;
   if (r.boolean({"use_sliding_window"}) == false) a.sliding_window = 0;  // Qwen2 keeps the key but disables it
   read_rope(r, a);
+  if (auto v = r.number({"query_pre_attn_scalar"}, 0, 1e9)) a.query_pre_attn_scalar = *v;
+  if (auto v = r.number({"attn_logit_softcapping"}, 0, 1e9)) a.attn_logit_softcapping = *v;
+  if (auto v = r.number({"final_logit_softcapping"}, 0, 1e9)) a.final_logit_softcapping = *v;
 
   // Mixture of experts.
   if (auto v = r.integer({"num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"}, 0, kMaxDim))
@@ -391,6 +423,28 @@ void apply_family_rules(const ConfigReader& r, Architecture& a) {
   }
   if (fam == "mixtral" && a.moe_intermediate_size == 0) a.moe_intermediate_size = a.intermediate_size;
   if (fam == "mixtral") a.norm_topk_prob = true;  // its router always renormalises
+  if (fam == "gemma2" || fam == "gemma3") {
+    // Gemma2Config / Gemma3TextConfig defaults for keys left out (null in the
+    // file means "off" and is kept).
+    if (!r.present({"query_pre_attn_scalar"})) a.query_pre_attn_scalar = 256;
+    if (fam == "gemma2" && !r.present({"attn_logit_softcapping"})) a.attn_logit_softcapping = 50;
+    if (fam == "gemma2" && !r.present({"final_logit_softcapping"})) a.final_logit_softcapping = 30;
+    if (!r.present({"sliding_window"})) a.sliding_window = 4096;
+    // Which layers are local: layer_types when written, else the pattern
+    // (Gemma 2 alternates starting with a local layer; Gemma 3 has
+    // sliding_window_pattern - 1 local layers, then a global one).
+    a.sliding_layers.assign(static_cast<size_t>(a.num_layers), false);
+    if (auto types = r.strings("layer_types")) {
+      if (static_cast<int64_t>(types->size()) != a.num_layers)
+        fail(r.where(), "layer_types has {} entries for {} layers", types->size(), a.num_layers);
+      for (size_t i = 0; i < types->size(); ++i) a.sliding_layers[i] = (*types)[i] == "sliding_attention";
+    } else {
+      const int64_t pattern =
+          fam == "gemma2" ? 2 : r.integer({"sliding_window_pattern"}, 1, kMaxDim).value_or(6);
+      for (int64_t i = 0; i < a.num_layers; ++i) a.sliding_layers[static_cast<size_t>(i)] = (i + 1) % pattern != 0;
+    }
+    if (a.sliding_window == 0) a.sliding_layers.clear();
+  }
 }
 
 void derive(Architecture& a) {
@@ -644,6 +698,8 @@ Architecture architecture_from_gguf(const GgufFile& gguf, const std::string& whe
       o && !a.rope.scaling_type.empty())
     a.rope.original_max_position = *o;
   if (auto w = r.integer(p + "attention.sliding_window", 0, kMaxPositions)) a.sliding_window = *w;
+  if (auto v = r.number(p + "attn_logit_softcapping", 0, 1e9)) a.attn_logit_softcapping = *v;
+  if (auto v = r.number(p + "final_logit_softcapping", 0, 1e9)) a.final_logit_softcapping = *v;
 
   a.num_experts = experts.value_or(0);
   a.experts_per_token = r.integer(p + "expert_used_count", 0, kMaxDim).value_or(0);
@@ -685,6 +741,20 @@ Architecture architecture_from_gguf(const GgufFile& gguf, const std::string& whe
   }
 
   derive(a);
+  if ((a.family == "gemma2" || a.family == "gemma3") && a.num_heads > 0) {
+    // GGUF states neither the attention scale nor which layers are local;
+    // like llama.cpp: 1/sqrt(head_dim), except the 27B models (46 / 62
+    // layers) whose query_pre_attn_scalar is hidden / heads, and the local
+    // layer pattern of each family (alternating; five local, one global).
+    const bool is_27b = a.num_layers == (a.family == "gemma2" ? 46 : 62);
+    a.query_pre_attn_scalar =
+        static_cast<double>(is_27b ? a.hidden_size / a.num_heads : a.head_dim);
+    if (a.sliding_window > 0) {
+      const int64_t pattern = a.family == "gemma2" ? 2 : 6;
+      a.sliding_layers.assign(static_cast<size_t>(a.num_layers), false);
+      for (int64_t i = 0; i < a.num_layers; ++i) a.sliding_layers[static_cast<size_t>(i)] = (i + 1) % pattern != 0;
+    }
+  }
   if (rope_dims && a.kv_lora_rank == 0 && a.head_dim > 0 && *rope_dims > 0 && *rope_dims < a.head_dim)
     a.rope.partial_rotary_factor = static_cast<double>(*rope_dims) / static_cast<double>(a.head_dim);
 
@@ -726,6 +796,10 @@ nlohmann::json Architecture::to_json() const {
       {"activation", activation},
       {"tied_embeddings", tied_embeddings},
       {"sliding_window", sliding_window},
+      {"sliding_layers", sliding_layers},
+      {"query_pre_attn_scalar", query_pre_attn_scalar},
+      {"attn_logit_softcapping", attn_logit_softcapping},
+      {"final_logit_softcapping", final_logit_softcapping},
       {"parallel_residual", parallel_residual},
       {"num_experts", num_experts},
       {"experts_per_token", experts_per_token},

@@ -55,6 +55,14 @@ struct Architecture {
   std::string activation;             // "silu", "gelu", "gelu_pytorch_tanh", ...
   bool tied_embeddings = false;
   int64_t sliding_window = 0;      // 0 = full attention everywhere
+  // Layers that use the sliding window when only some do (Gemma 2: even
+  // layers; Gemma 3: five of every six); empty = every layer alike.
+  std::vector<bool> sliding_layers;
+  // Gemma 2/3: attention scores scaled by query_pre_attn_scalar^-0.5 (0 =
+  // head_dim), and tanh soft-capping of scores and final logits (0 = none).
+  double query_pre_attn_scalar = 0.0;
+  double attn_logit_softcapping = 0.0;
+  double final_logit_softcapping = 0.0;
   bool parallel_residual = false;  // attention and MLP read the same input (GPT-NeoX, Falcon)
   // Mixture of experts
   int64_t num_experts = 0;
