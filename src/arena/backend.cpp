@@ -46,6 +46,10 @@ eval::OpenAIClient& BackendPool::client(const ModelBackend& b) {
 }
 
 std::string BackendPool::ask(const CampaignModel& model, const std::string& prompt) {
+  return answer(model, prompt).text;
+}
+
+BackendPool::Answer BackendPool::answer(const CampaignModel& model, const std::string& prompt) {
   if (!model.backend) fail<IoError>(model.id, "model has no backend");
   json r;
   try {
@@ -61,7 +65,18 @@ std::string BackendPool::ask(const CampaignModel& model, const std::string& prom
   }
   if (!content || !content->is_string())
     fail<IoError>(model.id, "backend {} answered without choices[0].message.content", model.backend->base_url);
-  return content->get<std::string>();
+  Answer out{content->get<std::string>(), {}};
+  const json* u = r.contains("usage") && r["usage"].is_object() ? &r["usage"] : nullptr;
+  if (u && u->contains("completion_tokens") && (*u)["completion_tokens"].is_number_integer()) {
+    out.usage.completion_tokens = (*u)["completion_tokens"].get<int64_t>();
+    out.usage.prompt_tokens = u->value("prompt_tokens", int64_t{0});
+  } else {
+    // No usage: about four bytes a token, the usual rule of thumb for English text.
+    out.usage.counted = true;
+    out.usage.completion_tokens = static_cast<int64_t>((out.text.size() + 3) / 4);
+    out.usage.prompt_tokens = static_cast<int64_t>((model.backend->system.size() + prompt.size() + 3) / 4);
+  }
+  return out;
 }
 
 FillResult fill_answers(ArenaCampaign& campaign, const FillOptions& options) {

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arena/campaign.h"
+#include "arena/chat_stream.h"
 #include "eval/http_client.h"
 
 namespace kaival::arena {
@@ -36,6 +37,12 @@ class BackendPool {
   // (and the server's message; never the key) when it cannot answer, and
   // IoError when api_key_env names an unset variable.
   std::string ask(const CampaignModel& model, const std::string& prompt);
+  // The same with what it cost (the answer's `usage`, or counted when absent).
+  struct Answer {
+    std::string text;
+    TokenUsage usage;
+  };
+  Answer answer(const CampaignModel& model, const std::string& prompt);
 
  private:
   eval::OpenAIClient& client(const ModelBackend& b);

@@ -49,14 +49,15 @@ bool valid_env_name(const std::string& s) {
 ModelBackend parse_backend(const YAML::Node& n, const std::string& where, const std::string& w, const std::string& id) {
   if (!n.IsMap()) fail(where, "{}: expected a map (base_url, model, api_key_env, ...)", w);
   static const std::set<std::string> known{"base_url", "model", "api_key_env", "system", "temperature",
-                                           "top_p", "max_tokens", "timeout_s"};
+                                           "top_p", "max_tokens", "timeout_s",
+                                           "cost_per_1m_input", "cost_per_1m_output"};
   for (const auto& kv : n) {
     std::string key = kv.first.as<std::string>();
     if (key == "api_key")
       fail(where, "{}.api_key: never put a key in a campaign file; name the environment variable that holds it "
                   "in api_key_env", w);
     if (!known.count(key)) fail(where, "{}.{}: unknown field (expected one of base_url, model, api_key_env, system, "
-                                       "temperature, top_p, max_tokens, timeout_s)", w, key);
+                                       "temperature, top_p, max_tokens, timeout_s, cost_per_1m_input, cost_per_1m_output)", w, key);
   }
   ModelBackend b;
   b.base_url = str(n, where, "base_url", true, w + ".base_url");
@@ -85,7 +86,56 @@ ModelBackend parse_backend(const YAML::Node& n, const std::string& where, const 
     b.timeout_s = num(n["timeout_s"], where, w + ".timeout_s");
     if (!(b.timeout_s > 0 && b.timeout_s <= 3600)) fail(where, "{}.timeout_s: {} outside (0, 3600]", w, b.timeout_s);
   }
+  for (const char* k : {"cost_per_1m_input", "cost_per_1m_output"})
+    if (n[k]) {
+      double v = num(n[k], where, w + "." + k);
+      if (!(v >= 0 && v <= 1e6)) fail(where, "{}.{}: {} outside 0..1000000", w, k, v);
+      (std::string(k) == "cost_per_1m_input" ? b.cost_per_1m_input : b.cost_per_1m_output) = v;
+    }
   return b;
+}
+
+// `budget:` limits what live prompts may spend; prices give a money cap.
+void parse_budget(const YAML::Node& root, const std::string& where, ArenaCampaign& c) {
+  const YAML::Node n = root["budget"];
+  if (!n || n.IsNull()) return;
+  if (!n.IsMap()) fail(where, "budget: expected a map (max_completion_tokens, max_cost, ...)");
+  static const std::set<std::string> known{"max_completion_tokens", "max_completion_tokens_per_model", "max_cost",
+                                           "cost_per_1m_input", "cost_per_1m_output"};
+  for (const auto& kv : n) {
+    std::string key = kv.first.as<std::string>();
+    if (!known.count(key))
+      fail(where, "budget.{}: unknown field (expected one of max_completion_tokens, max_completion_tokens_per_model, "
+                  "max_cost, cost_per_1m_input, cost_per_1m_output)", key);
+  }
+  auto tokens = [&](const char* key) -> int64_t {
+    if (!n[key]) return 0;
+    double v = num(n[key], where, std::string("budget.") + key);
+    if (!(v >= 1 && v <= 1e15) || v != std::floor(v)) fail(where, "budget.{}: {} is not a positive integer", key, v);
+    return static_cast<int64_t>(v);
+  };
+  auto money = [&](const char* key) -> double {
+    if (!n[key]) return 0;
+    double v = num(n[key], where, std::string("budget.") + key);
+    if (!(v >= 0 && v <= 1e12)) fail(where, "budget.{}: {} outside 0..1e12", key, v);
+    return v;
+  };
+  LiveBudget& b = c.budget;
+  b.max_completion_tokens = tokens("max_completion_tokens");
+  b.max_completion_tokens_per_model = tokens("max_completion_tokens_per_model");
+  b.max_cost = money("max_cost");
+  b.cost_per_1m_input = money("cost_per_1m_input");
+  b.cost_per_1m_output = money("cost_per_1m_output");
+  if (n["max_cost"] && !(b.max_cost > 0)) fail(where, "budget.max_cost: must be above 0");
+  if (b.max_cost > 0) {
+    bool priced = b.cost_per_1m_input > 0 || b.cost_per_1m_output > 0;
+    for (const auto& m : c.models)
+      if (m.backend && (m.backend->cost_per_1m_input.value_or(0) > 0 || m.backend->cost_per_1m_output.value_or(0) > 0))
+        priced = true;
+    if (!priced)
+      fail(where, "budget.max_cost: needs a price (budget.cost_per_1m_input/output or "
+                  "models[i].backend.cost_per_1m_input/output)");
+  }
 }
 
 void check_count(const YAML::Node& seq, const std::string& where, const std::string& key) {
@@ -151,6 +201,7 @@ ArenaCampaign parse_arena(const YAML::Node& root, const std::string& where) {
                           return m.backend.has_value();
                         }) < 2)
     fail(where, "live_prompts: needs at least two models with a backend (models[i].backend.base_url)");
+  parse_budget(root, where, c);
   // A live-only campaign may have no prompt set.
   const YAML::Node prompts = root["prompts"];
   if (c.live_prompts && !prompts) {

@@ -4,6 +4,7 @@
 // fills missing answers (`kaival arena answer`) and answers voters' own prompts
 // when the campaign allows live prompts. A review campaign carries a rubric and items, each to
 // be assigned to at least k reviewers outside the item's affiliation.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -24,6 +25,17 @@ struct ModelBackend {
   std::optional<double> temperature, top_p;
   int max_tokens = 512;
   double timeout_s = 60;    // per request (the voter waits for it)
+  // Price per million tokens (prompt / completion); unset: the campaign budget's default.
+  std::optional<double> cost_per_1m_input, cost_per_1m_output;
+};
+
+// Spending limits on live prompts (campaign `budget:`); 0 means no limit.
+struct LiveBudget {
+  int64_t max_completion_tokens = 0;            // all backends together
+  int64_t max_completion_tokens_per_model = 0;  // each model's backend
+  double max_cost = 0;                          // in the prices' currency
+  double cost_per_1m_input = 0, cost_per_1m_output = 0;  // default price of every backend
+  bool limited() const { return max_completion_tokens > 0 || max_completion_tokens_per_model > 0 || max_cost > 0; }
 };
 
 struct CampaignModel {
@@ -53,6 +65,7 @@ struct ArenaCampaign {
   VoteCaps caps;
   bool live_prompts = false;    // voters may type their own prompt (needs two models with a backend)
   int max_prompt_chars = 2000;  // longest live prompt, in Unicode code points
+  LiveBudget budget;            // live prompts stop when it is spent
 };
 
 struct ReviewItem {

@@ -65,6 +65,9 @@ const std::vector<TableSpec>& tables() {
        {{"id", I}, {"item_id", I}, {"account_id", I}, {"criterion", T}, {"score", R}, {"rationale", T},
         {"created_ms", I}}},
       {"audit_log", true, {{"id", I}, {"time_ms", I}, {"actor", I}, {"action", T}, {"detail", T}}},
+      {"live_usage", true,
+       {{"id", I}, {"campaign_id", I}, {"model", T}, {"account_id", I}, {"time_ms", I}, {"prompt_tokens", I},
+        {"completion_tokens", I}, {"counted", I}}},
   };
   return kTables;
 }

@@ -83,6 +83,33 @@ struct LiveCampaign {
   int max_prompt_chars = 0;
   int per_account_per_hour = 0;
   std::vector<CampaignModel> models;  // the campaign's models that have a backend
+  LiveBudget budget;
+};
+
+// What one backend request of a live prompt cost (stored for budgets).
+struct LiveUsage {
+  std::string model;
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  bool counted = false;  // estimated by kaival: the backend sent no usage
+};
+
+// Spending on live prompts against the campaign's budget.
+struct BudgetStatus {
+  struct Model {
+    std::string model;
+    int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
+    double cost = 0;
+    std::optional<int64_t> remaining_tokens;  // per-model cap left (none: no cap)
+    bool spent = false;                       // its per-model cap is reached
+  };
+  LiveBudget limits;
+  std::vector<Model> models;  // the campaign's models with a backend
+  int64_t prompt_tokens = 0, completion_tokens = 0;
+  double cost = 0;
+  std::optional<int64_t> remaining_tokens;  // campaign cap left (none: no cap)
+  std::optional<double> remaining_cost;
+  bool exhausted = false;                   // a campaign-wide cap is reached
+  std::vector<std::string> available;       // models that may still answer
 };
 
 // One model's answer to a live prompt.
@@ -160,6 +187,9 @@ class ArenaStore {
                              const LiveAnswer& a, const LiveAnswer& b);
   void record_live_failure(int64_t campaign_id, int64_t account_id, const std::string& reason);
   int64_t live_attempts(int64_t account_id, std::chrono::milliseconds window);
+  // Usage of every live backend request (answered, failed or voided alike).
+  void record_live_usage(int64_t campaign_id, int64_t account_id, const LiveUsage& usage);
+  BudgetStatus live_budget(int64_t campaign_id);
   int64_t vote_count();
   std::vector<SuspectReport> detect_suspects(int64_t campaign_id, const SuspectRules& rules, int64_t by_account);
 

@@ -95,6 +95,19 @@ const std::map<std::string_view, Pair>& strings() {
       {"live_empty", {"Type a prompt first.", "먼저 질문을 입력해 주세요."}},
       {"live_long", {"The prompt is too long.", "질문이 너무 깁니다."}},
       {"live_off", {"This campaign does not take live prompts.", "이 캠페인은 직접 질문을 받지 않습니다."}},
+      {"live_budget", {"This campaign's budget for live prompts is spent, so no new pairs can be asked.",
+                       "이 캠페인의 직접 질문 예산이 모두 사용되어 새 질문을 할 수 없습니다."}},
+      {"live_streaming", {"Both hidden models are writing their answers…", "숨겨진 두 모델이 답을 쓰는 중입니다…"}},
+      {"live_ready", {"Both answers are complete. Which is better?", "두 답변이 완성되었습니다. 어느 쪽이 더 나은가요?"}},
+      {"live_side_failed", {"This answer broke off: the pair is void and will not be counted.",
+                            "이 답변이 중간에 끊겨 이 비교는 무효이며 집계되지 않습니다."}},
+      {"budget", {"Live budget", "직접 질문 예산"}},
+      {"completion_tokens", {"completion tokens", "생성 토큰"}},
+      {"remaining", {"left", "남음"}},
+      {"no_cap", {"no token cap", "토큰 한도 없음"}},
+      {"cost", {"cost", "비용"}},
+      {"requests", {"requests", "요청"}},
+      {"budget_spent", {"spent", "소진"}},
   };
   return m;
 }
@@ -251,6 +264,8 @@ label{display:block;margin:.5rem 0 .2rem}
 input,select,textarea{font-size:1rem;padding:.4rem;max-width:100%}
 textarea{width:100%}
 .error{color:#a00}.ok{color:#060}
+.buttons button[disabled]{opacity:.45;cursor:not-allowed;background:#fff;color:#000;outline:none}
+.answer .error{font-weight:bold;white-space:normal}
 )css";
 
 const char* const kScript = R"js(
@@ -259,6 +274,84 @@ document.addEventListener('keydown', function (e) {
   if (e.target && /INPUT|TEXTAREA|SELECT/.test(e.target.tagName)) return;
   var b = document.querySelector('button[data-key="' + e.key + '"]');
   if (b) { e.preventDefault(); b.click(); }
+});
+
+// Live prompts, streamed: both answers appear piece by piece (textContent only,
+// so model output is never parsed as HTML); the vote buttons stay disabled
+// until the server says the pair is stored. Without script the form posts.
+document.addEventListener('DOMContentLoaded', function () {
+  var form = document.getElementById('live-form');
+  var pair = document.getElementById('live-battle');
+  if (!form || !pair || !window.fetch || !window.TextDecoder) return;
+  form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    var prompt = form.querySelector('textarea').value;
+    var csrf = form.querySelector('input[name=csrf]').value;
+    var button = form.querySelector('button');
+    var status = document.getElementById('live-status');
+    var panes = {a: document.getElementById('live-a'), b: document.getElementById('live-b')};
+    var votes = pair.querySelectorAll('button[data-key]');
+    var old = document.getElementById('battle');
+    if (old) old.remove();
+    panes.a.textContent = ''; panes.b.textContent = '';
+    document.getElementById('live-battle-id').value = '';
+    votes.forEach(function (v) { v.disabled = true; });
+    var shown = document.getElementById('live-shown-prompt');
+    shown.textContent = prompt;
+    pair.hidden = false;
+    status.className = '';
+    status.textContent = pair.dataset.streaming;
+    button.disabled = true;
+    function fail(message) {
+      status.className = 'error';
+      status.textContent = message;
+      button.disabled = false;
+    }
+    var ended = false;  // a battle or void event came: the stream ended as it should
+    function handle(name, data) {
+      if (name === 'battle' || name === 'void') ended = true;
+      if (name === 'piece') panes[data.side].appendChild(document.createTextNode(data.text));
+      else if (name === 'error') {
+        var p = document.createElement('p');
+        p.className = 'error';
+        p.textContent = data.message;
+        panes[data.side].appendChild(p);
+      } else if (name === 'battle') {
+        document.getElementById('live-battle-id').value = data.battle;
+        votes.forEach(function (v) { v.disabled = false; });
+        status.textContent = pair.dataset.ready;
+        form.querySelector('textarea').value = '';
+        button.disabled = false;
+        if (votes.length) votes[0].focus();
+      } else if (name === 'void') fail(data.message);
+    }
+    fetch(form.dataset.stream, {method: 'POST', credentials: 'same-origin',
+        headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf},
+        body: JSON.stringify({prompt: prompt})}).then(function (res) {
+      if (!res.ok || !res.body) {
+        return res.json().then(function (j) { fail(j.message || j.error); }, function () { fail(pair.dataset.failed); });
+      }
+      var reader = res.body.getReader(), decoder = new TextDecoder(), buffer = '';
+      function pump() {
+        return reader.read().then(function (r) {
+          if (r.done) { if (!ended) fail(pair.dataset.failed); return; }
+          buffer += decoder.decode(r.value, {stream: true});
+          var end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            var frame = buffer.slice(0, end), name = 'message', data = '';
+            buffer = buffer.slice(end + 2);
+            frame.split('\n').forEach(function (line) {
+              if (line.indexOf('event: ') === 0) name = line.slice(7);
+              else if (line.indexOf('data: ') === 0) data += line.slice(6);
+            });
+            try { handle(name, JSON.parse(data)); } catch (err) { /* a malformed frame: skip it */ }
+          }
+          return pump();
+        });
+      }
+      return pump();
+    }).catch(function () { fail(pair.dataset.failed); });
+  });
 });
 )js";
 

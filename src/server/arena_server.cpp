@@ -2,9 +2,13 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -15,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arena/backend.h"
+#include "arena/chat_stream.h"
 #include "core/error.h"
 #include "server/arena_html.h"
 
@@ -136,6 +141,7 @@ struct ArenaServer::Impl {
   arena::BackendPool backends;
   std::mutex live_mu;
   std::set<int64_t> live_in_flight;  // accounts with a live prompt being answered
+  std::atomic<bool> stopping{false};  // streams in progress cancel their backend requests
 
   static arena::BackendPoolOptions live_pool_options(const ArenaServerOptions& o) {
     arena::BackendPoolOptions p;
@@ -347,16 +353,17 @@ struct ArenaServer::Impl {
   }
 
   // ---- arena ----
-  std::string vote_buttons(Lang l) {
+  // `disabled`: the streamed live pair, enabled by the page once both answers are complete.
+  std::string vote_buttons(Lang l, bool disabled = false) {
     return fmt::format(
-        "<div class=\"buttons\" role=\"group\" aria-label=\"{}\">"
-        "<button type=\"submit\" name=\"winner\" value=\"model_a\" data-key=\"1\" accesskey=\"1\">{}</button>"
-        "<button type=\"submit\" name=\"winner\" value=\"model_b\" data-key=\"2\" accesskey=\"2\">{}</button>"
-        "<button type=\"submit\" name=\"winner\" value=\"tie\" data-key=\"3\" accesskey=\"3\">{}</button>"
-        "<button type=\"submit\" name=\"winner\" value=\"both_bad\" data-key=\"4\" accesskey=\"4\">{}</button></div>"
-        "<p class=\"note\">{}</p>",
+        "<div class=\"buttons\" role=\"group\" aria-label=\"{0}\">"
+        "<button type=\"submit\" name=\"winner\" value=\"model_a\" data-key=\"1\" accesskey=\"1\"{5}>{1}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"model_b\" data-key=\"2\" accesskey=\"2\"{5}>{2}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"tie\" data-key=\"3\" accesskey=\"3\"{5}>{3}</button>"
+        "<button type=\"submit\" name=\"winner\" value=\"both_bad\" data-key=\"4\" accesskey=\"4\"{5}>{4}</button></div>"
+        "<p class=\"note\">{6}</p>",
         esc(t(l, "vote")), esc(t(l, "a_better")), esc(t(l, "b_better")), esc(t(l, "tie")), esc(t(l, "both_bad")),
-        esc(t(l, "keys")));
+        disabled ? " disabled" : "", esc(t(l, "keys")));
   }
 
   void arena_page(const httplib::Request& req, httplib::Response& res) {
@@ -384,36 +391,70 @@ struct ArenaServer::Impl {
   std::string battle_html(const Ctx& c, const arena::CampaignInfo& cp, const arena::BattleView& b) {
     Lang l = c.page.lang;
     return fmt::format(
-        "<p class=\"note\">{}</p><section aria-labelledby=\"ph\"><h2 id=\"ph\">{}</h2><div class=\"prompt\">{}</div></section>"
+        "<div id=\"battle\"><p class=\"note\">{}</p><section aria-labelledby=\"ph\"><h2 id=\"ph\">{}</h2><div class=\"prompt\">{}</div></section>"
         "<div class=\"pair\"><section aria-labelledby=\"ah\"><h2 id=\"ah\">{}</h2><div class=\"answer\" id=\"answer-a\">{}</div></section>"
         "<section aria-labelledby=\"bh\"><h2 id=\"bh\">{}</h2><div class=\"answer\" id=\"answer-b\">{}</div></section></div>"
         "<form method=\"post\" action=\"/arena/{}/vote\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
         "<input type=\"hidden\" name=\"battle\" value=\"{}\">{}</form>"
-        "<p><a href=\"/leaderboard/{}\">{}</a></p>",
+        "<p><a href=\"/leaderboard/{}\">{}</a></p></div>",
         esc(t(l, "blind")), esc(t(l, "prompt")), esc(b.prompt), esc(t(l, "answer_a")), esc(b.answer_a),
         esc(t(l, "answer_b")), esc(b.answer_b), esc(cp.name), esc(c.session->csrf), esc(b.id), vote_buttons(l),
         esc(cp.name), esc(t(l, "leaderboard")));
   }
 
-  // The "ask your own prompt" form, on campaigns that take live prompts.
+  // The "ask your own prompt" form, on campaigns that take live prompts. The
+  // page's script sends it to the stream endpoint and fills the hidden pair
+  // below piece by piece; without script the form posts and waits for both.
   std::string live_form(const Ctx& c, const arena::CampaignInfo& cp, const arena::LiveCampaign& live,
                         const std::string& prompt = "") {
     if (!live.enabled) return "";
     Lang l = c.page.lang;
-    return fmt::format(
+    std::string form = fmt::format(
         "<section aria-labelledby=\"lh\"><h2 id=\"lh\">{}</h2><p class=\"note\">{}</p>"
-        "<form method=\"post\" action=\"/arena/{}/live\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<form id=\"live-form\" method=\"post\" action=\"/arena/{}/live\" data-stream=\"/api/arena/{}/live/stream\">"
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">"
         "<label for=\"live-prompt\">{}</label><textarea id=\"live-prompt\" name=\"prompt\" rows=\"4\" "
         "maxlength=\"{}\" required>{}</textarea><p><button type=\"submit\">{}</button></p></form></section>",
-        esc(t(l, "live_heading")), esc(t(l, "live_note")), esc(cp.name), esc(c.session->csrf), esc(t(l, "prompt")),
-        live.max_prompt_chars, esc(prompt), esc(t(l, "ask")));
+        esc(t(l, "live_heading")), esc(t(l, "live_note")), esc(cp.name), esc(cp.name), esc(c.session->csrf),
+        esc(t(l, "prompt")), live.max_prompt_chars, esc(prompt), esc(t(l, "ask")));
+    std::string pair = fmt::format(
+        "<div id=\"live-battle\" hidden data-streaming=\"{}\" data-ready=\"{}\" data-failed=\"{}\">"
+        "<p class=\"note\">{}</p><section aria-labelledby=\"lph\"><h2 id=\"lph\">{}</h2><div class=\"prompt\" id=\"live-shown-prompt\"></div></section>"
+        "<div class=\"pair\"><section aria-labelledby=\"lah\"><h2 id=\"lah\">{}</h2><div class=\"answer\" id=\"live-a\" aria-live=\"polite\"></div></section>"
+        "<section aria-labelledby=\"lbh\"><h2 id=\"lbh\">{}</h2><div class=\"answer\" id=\"live-b\" aria-live=\"polite\"></div></section></div>"
+        "<p id=\"live-status\" role=\"status\"></p>"
+        "<form method=\"post\" action=\"/arena/{}/vote\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">"
+        "<input type=\"hidden\" name=\"battle\" id=\"live-battle-id\" value=\"\">{}</form></div>",
+        esc(t(l, "live_streaming")), esc(t(l, "live_ready")), esc(t(l, "live_failed")), esc(t(l, "blind")), esc(t(l, "prompt")),
+        esc(t(l, "answer_a")), esc(t(l, "answer_b")), esc(cp.name), esc(c.session->csrf), vote_buttons(l, true));
+    return pair + form;
   }
 
-  // A voter's own prompt: both models asked in parallel, then one transaction
-  // stores prompt, answers and battle (or nothing, when a backend failed).
-  // 0 = a battle in `out`, else an HTTP status with a UI string key in `error`.
-  int do_live(const Ctx& c, const arena::CampaignInfo& cp, const std::string& prompt, const std::string& ip,
-              std::optional<arena::BattleView>& out, std::string& error) {
+  // Holds an account's one live prompt in flight; released when the answers
+  // are stored or voided (for a stream: when the stream ends).
+  struct InFlight {
+    Impl& s;
+    int64_t account;
+    InFlight(Impl& s, int64_t a) : s(s), account(a) {}
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    ~InFlight() {
+      std::lock_guard lk(s.live_mu);
+      s.live_in_flight.erase(account);
+    }
+  };
+
+  // A live prompt that passed every check: the two models (random, random sides).
+  struct LiveStart {
+    arena::CampaignModel a, b;
+    std::shared_ptr<InFlight> in_flight;
+  };
+
+  // The checks before any backend is asked (live on, prompt, one in flight,
+  // hourly cap, budget). 0 = `out` is ready, else an HTTP status with a UI
+  // string key in `error`.
+  int start_live(const Ctx& c, const arena::CampaignInfo& cp, const std::string& prompt, LiveStart& out,
+                 std::string& error) {
     arena::LiveCampaign live = store.live_campaign(cp.id);
     if (!live.enabled || live.models.size() < 2) {
       error = "live_off";
@@ -436,31 +477,58 @@ struct ArenaServer::Impl {
         return 429;
       }
     }
-    struct Release {
-      Impl& s;
-      int64_t account;
-      ~Release() {
-        std::lock_guard lk(s.live_mu);
-        s.live_in_flight.erase(account);
-      }
-    } release{*this, account};
+    out.in_flight = std::make_shared<InFlight>(*this, account);
     if (store.live_attempts(account, std::chrono::hours(1)) >= live.per_account_per_hour) {
       error = "live_cap";
       return 429;
     }
+    // Only models with budget left may answer; fewer than two: the campaign's budget is spent.
+    std::vector<const arena::CampaignModel*> pool;
+    if (live.budget.limited()) {
+      arena::BudgetStatus budget = store.live_budget(cp.id);
+      for (const auto& m : live.models)
+        if (std::find(budget.available.begin(), budget.available.end(), m.id) != budget.available.end())
+          pool.push_back(&m);
+    } else {
+      for (const auto& m : live.models) pool.push_back(&m);
+    }
+    if (pool.size() < 2) {
+      error = "live_budget";
+      return 403;
+    }
     // Two different models, at random; which one is shown left is random too.
-    const auto n = static_cast<uint32_t>(live.models.size());
+    const auto n = static_cast<uint32_t>(pool.size());
     uint32_t i = randombytes_uniform(n), j = randombytes_uniform(n - 1);
     if (j >= i) ++j;
-    const arena::CampaignModel& ma = live.models[i];
-    const arena::CampaignModel& mb = live.models[j];
-    auto ask = [this, &prompt](const arena::CampaignModel& m) { return backends.ask(m, prompt); };
+    out.a = *pool[i];
+    out.b = *pool[j];
+    return 0;
+  }
+
+  void record_usage(int64_t campaign, int64_t account, const std::string& model, const arena::TokenUsage& u) {
+    store.record_live_usage(campaign, account, {model, u.prompt_tokens, u.completion_tokens, u.counted});
+  }
+
+  // A voter's own prompt: both models asked in parallel, then one transaction
+  // stores prompt, answers and battle (or nothing, when a backend failed).
+  // 0 = a battle in `out`, else an HTTP status with a UI string key in `error`.
+  int do_live(const Ctx& c, const arena::CampaignInfo& cp, const std::string& prompt, const std::string& ip,
+              std::optional<arena::BattleView>& out, std::string& error) {
+    LiveStart start;
+    if (int code = start_live(c, cp, prompt, start, error)) return code;
+    const int64_t account = c.session->account.id;
+    const arena::CampaignModel& ma = start.a;
+    const arena::CampaignModel& mb = start.b;
+    auto ask = [this, &prompt](const arena::CampaignModel& m) { return backends.answer(m, prompt); };
     auto fa = std::async(std::launch::async, ask, std::cref(ma));
     auto fb = std::async(std::launch::async, ask, std::cref(mb));
     std::string answer_a, answer_b, failure;
     for (auto* f : {&fa, &fb}) {
+      const arena::CampaignModel& m = f == &fa ? ma : mb;
       try {
-        (f == &fa ? answer_a : answer_b) = f->get();
+        arena::BackendPool::Answer got = f->get();
+        record_usage(cp.id, account, m.id, got.usage);
+        (f == &fa ? answer_a : answer_b) = std::move(got.text);
       } catch (const std::exception& e) {
         failure += (failure.empty() ? "" : "; ") + std::string(e.what());
       }
@@ -479,6 +547,152 @@ struct ArenaServer::Impl {
     }
     out = std::move(r.battle);
     return 0;
+  }
+
+  // ---- streamed live battles ----
+  // Both answers go to the page as server-sent events while the backends write
+  // them; events name sides (a, b), never models:
+  //   event: start  {"prompt"}            event: piece {"side", "text"}
+  //   event: done   {"side"}              event: error {"side", "message"}   (that answer broke off)
+  //   event: stopped {"side"}             cancelled: the other side broke off, or the voter left
+  //   event: battle {"battle"}            the pair is stored: the vote may start
+  //   event: void   {"error", "message"}  nothing to vote on (a failure or an identity leak)
+  struct LiveStream {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::string> frames;  // SSE frames not yet written
+    int finished = 0;                // sides done or failed
+    std::atomic<bool> cancel{false};
+    std::string text[2];
+    arena::TokenUsage usage[2];
+    std::string failure[2];  // why a side failed (logs and audit only)
+
+    void push(std::string frame, bool side_finished = false) {
+      {
+        std::lock_guard lk(mu);
+        frames.push_back(std::move(frame));
+        if (side_finished) ++finished;
+      }
+      cv.notify_all();
+    }
+  };
+
+  static std::string sse(const char* event, const json& data) {
+    // Model output need not be valid UTF-8.
+    return fmt::format("event: {}\ndata: {}\n\n", event, data.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+
+  void api_live_stream(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
+    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    json j = json::parse(req.body, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
+      return json_reply(res, 400, {{"error", "expected {\"prompt\"}"}});
+    std::string prompt = j["prompt"];
+    auto start = std::make_shared<LiveStart>();
+    std::string error;
+    Lang lang = c.page.lang;
+    if (int code = start_live(c, *cp, prompt, *start, error))
+      return json_reply(res, code, {{"error", error}, {"message", t(lang, error)}});
+    res.status = 200;
+    res.set_header("X-Accel-Buffering", "no");  // proxies must not hold the pieces back
+    const int64_t account = c.session->account.id;
+    const int64_t campaign = cp->id;
+    const std::string campaign_name = cp->name, ip = req.remote_addr;
+    // The provider runs once, after this handler returns, on the same worker thread.
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, start, prompt, account, campaign, campaign_name, ip, lang](size_t, httplib::DataSink& sink) {
+          try {
+            run_live_stream(*start, prompt, account, campaign, campaign_name, ip, lang, sink);
+          } catch (const std::exception& e) {
+            // The status line is sent already: end the stream with a void pair.
+            std::fprintf(stderr, "kaival serve: live stream in %s: %s\n", campaign_name.c_str(), e.what());
+            std::string frame = sse("void", {{"error", "live_failed"}, {"message", t(lang, "live_failed")}});
+            sink.write(frame.data(), frame.size());
+          }
+          sink.done();
+          return true;
+        });
+  }
+
+  void run_live_stream(const LiveStart& start, const std::string& prompt, int64_t account, int64_t campaign,
+                       const std::string& campaign_name, const std::string& ip, Lang lang, httplib::DataSink& sink) {
+    LiveStream st;
+    bool writable = true;
+    auto write = [&](const std::string& frame) {
+      if (writable && !(sink.is_writable() && sink.write(frame.data(), frame.size()))) writable = false;
+      if (!writable) st.cancel = true;  // the voter left: stop paying for answers nobody reads
+    };
+    write(sse("start", {{"prompt", prompt}}));
+    const arena::CampaignModel* models[2] = {&start.a, &start.b};
+    std::thread sides[2];
+    for (int k = 0; k < 2; ++k)
+      sides[k] = std::thread([this, &st, &prompt, k, lang, m = models[k]] {
+        const char* side = k == 0 ? "a" : "b";
+        arena::ChatStreamOptions o;
+        o.max_retries = std::max(0, opt.live_retries);
+        o.cancel = &st.cancel;
+        try {
+          arena::StreamedAnswer got = arena::stream_answer(
+              *m, prompt, [&](std::string_view piece) {
+                st.push(sse("piece", {{"side", side}, {"text", std::string(piece)}}));
+                return !st.cancel.load() && !stopping.load();
+              }, o);
+          st.text[k] = std::move(got.text);
+          st.usage[k] = got.usage;
+          st.push(sse("done", {{"side", side}}), true);
+        } catch (const arena::StreamFailure& e) {
+          st.usage[k] = e.usage;
+          st.failure[k] = e.what();
+          // Stopped because the pair is void already (or the voter left): not this side's fault.
+          if (e.cancelled) return st.push(sse("stopped", {{"side", side}}), true);
+          // The battle is void either way: the other side need not finish.
+          st.cancel = true;
+          st.push(sse("error", {{"side", side}, {"message", t(lang, "live_side_failed")}}), true);
+        } catch (const std::exception& e) {
+          st.failure[k] = e.what();
+          st.cancel = true;
+          st.push(sse("error", {{"side", side}, {"message", t(lang, "live_side_failed")}}), true);
+        }
+      });
+    for (;;) {
+      std::deque<std::string> frames;
+      bool all_done;
+      {
+        std::unique_lock lk(st.mu);
+        st.cv.wait_for(lk, std::chrono::milliseconds(500), [&] { return !st.frames.empty() || st.finished == 2; });
+        frames.swap(st.frames);
+        all_done = st.finished == 2;
+      }
+      for (const auto& f : frames) write(f);
+      if (stopping.load()) st.cancel = true;
+      if (all_done) break;  // a side's last frame is queued before it counts as finished
+    }
+    for (auto& th : sides) th.join();
+    for (int k = 0; k < 2; ++k)
+      if (st.usage[k].completion_tokens > 0 || st.usage[k].prompt_tokens > 0 || st.failure[k].empty())
+        record_usage(campaign, account, models[k]->id, st.usage[k]);
+    std::string failure;
+    for (int k = 0; k < 2; ++k)
+      if (!st.failure[k].empty()) failure += (failure.empty() ? "" : "; ") + st.failure[k];
+    if (!writable && failure.empty()) failure = "the voter left before both answers were complete";
+    if (!failure.empty()) {
+      std::fprintf(stderr, "kaival serve: live prompt in %s: %s\n", campaign_name.c_str(), failure.c_str());
+      store.record_live_failure(campaign, account, failure);
+      write(sse("void", {{"error", "live_failed"}, {"message", t(lang, "live_failed")}}));
+      return;
+    }
+    arena::LiveBattle r =
+        store.add_live_battle(campaign, account, ip, prompt, {*models[0], st.text[0]}, {*models[1], st.text[1]});
+    if (!r.battle) {
+      write(sse("void", {{"error", "live_leak"}, {"message", t(lang, "live_leak")}}));
+      return;
+    }
+    write(sse("battle", {{"battle", r.battle->id}}));
   }
 
   void arena_live(const httplib::Request& req, httplib::Response& res) {
@@ -722,10 +936,12 @@ struct ArenaServer::Impl {
     body += fmt::format("<h2>{}</h2><ul>", esc(t(l, "campaigns")));
     for (const auto& cp : store.campaigns()) {
       body += fmt::format("<li>{} ({})", esc(cp.name), esc(cp.kind));
-      if (cp.kind == "arena")
+      if (cp.kind == "arena") {
         body += fmt::format(" <form class=\"inline\" method=\"post\" action=\"/admin/suspects/{}\"><input type=\"hidden\" "
                             "name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
                             esc(cp.name), csrf, esc(t(l, "suspects")));
+        body += budget_html(l, cp);
+      }
       else
         body += fmt::format(" <form class=\"inline\" method=\"post\" action=\"/admin/assign/{}\"><input type=\"hidden\" "
                             "name=\"csrf\" value=\"{}\"><button type=\"submit\">assign</button></form>",
@@ -742,6 +958,65 @@ struct ArenaServer::Impl {
         "<p><button type=\"submit\">{3}</button></p></form>",
         esc(t(l, "upload")), csrf, esc(t(l, "submit")), esc(t(l, "invite")), esc(t(l, "role")), esc(t(l, "affiliation")));
     html(res, c, t(l, "admin"), body);
+  }
+
+  // Live spending against the budget, for the admin page.
+  std::string budget_html(Lang l, const arena::CampaignInfo& cp) {
+    arena::LiveCampaign live = store.live_campaign(cp.id);
+    if (live.models.empty()) return "";
+    arena::BudgetStatus b = store.live_budget(cp.id);
+    std::string out = fmt::format("<div class=\"budget\" id=\"budget-{}\"><strong>{}</strong>: {} {} · ", esc(cp.name),
+                                  esc(t(l, "budget")), esc(t(l, "completion_tokens")), b.completion_tokens);
+    if (b.remaining_tokens)
+      out += fmt::format("{} {}", esc(t(l, "remaining")), *b.remaining_tokens);
+    else
+      out += esc(t(l, "no_cap"));
+    if (b.limits.max_cost > 0 || b.cost > 0)
+      out += fmt::format(" · {} {:.4f}{}", esc(t(l, "cost")), b.cost,
+                         b.remaining_cost ? fmt::format(" ({} {:.4f})", esc(t(l, "remaining")), *b.remaining_cost) : "");
+    if (b.exhausted || b.available.size() < 2) out += fmt::format(" · <strong>{}</strong>", esc(t(l, "budget_spent")));
+    out += "<ul>";
+    for (const auto& m : b.models)
+      out += fmt::format("<li>{}: {} {} / {} {}{}{}</li>", esc(m.model), m.requests, esc(t(l, "requests")),
+                         m.completion_tokens, esc(t(l, "completion_tokens")),
+                         m.remaining_tokens ? fmt::format(" ({} {})", esc(t(l, "remaining")), *m.remaining_tokens) : "",
+                         m.spent ? fmt::format(" · {}", esc(t(l, "budget_spent"))) : "");
+    return out + "</ul></div>";
+  }
+
+  static json budget_json(const arena::BudgetStatus& b) {
+    json models = json::array();
+    for (const auto& m : b.models) {
+      json j = {{"model", m.model}, {"requests", m.requests}, {"prompt_tokens", m.prompt_tokens},
+                {"completion_tokens", m.completion_tokens}, {"cost", m.cost}, {"spent", m.spent}};
+      j["remaining_completion_tokens"] = m.remaining_tokens ? json(*m.remaining_tokens) : json(nullptr);
+      models.push_back(std::move(j));
+    }
+    json limits = {{"max_completion_tokens", b.limits.max_completion_tokens},
+                   {"max_completion_tokens_per_model", b.limits.max_completion_tokens_per_model},
+                   {"max_cost", b.limits.max_cost},
+                   {"cost_per_1m_input", b.limits.cost_per_1m_input},
+                   {"cost_per_1m_output", b.limits.cost_per_1m_output}};
+    return {{"limits", limits},
+            {"prompt_tokens", b.prompt_tokens},
+            {"completion_tokens", b.completion_tokens},
+            {"cost", b.cost},
+            {"remaining_completion_tokens", b.remaining_tokens ? json(*b.remaining_tokens) : json(nullptr)},
+            {"remaining_cost", b.remaining_cost ? json(*b.remaining_cost) : json(nullptr)},
+            {"exhausted", b.exhausted || b.available.size() < 2},
+            {"available_models", b.available},
+            {"models", models}};
+  }
+
+  void api_budget(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
+    if (c.session->account.role != Role::Admin) return json_reply(res, 403, {{"error", "admins only"}});
+    auto cp = find_campaign(req.matches[1], "arena");
+    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    json j = budget_json(store.live_budget(cp->id));
+    j["campaign"] = cp->name;
+    json_reply(res, 200, j);
   }
 
   bool admin_post_ok(const Ctx& c, const httplib::Request& req, httplib::Response& res) {
@@ -831,7 +1106,7 @@ struct ArenaServer::Impl {
     });
     http.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
       res.set_header("Content-Security-Policy",
-                     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+                     "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; "
                      "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
       res.set_header("X-Content-Type-Options", "nosniff");
       res.set_header("X-Frame-Options", "DENY");
@@ -866,6 +1141,8 @@ struct ArenaServer::Impl {
     http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/vote)", wrap(&Impl::api_vote));
     http.Post(R"(/arena/([A-Za-z0-9._-]+)/live)", wrap(&Impl::arena_live));
     http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/live)", wrap(&Impl::api_live));
+    http.Post(R"(/api/arena/([A-Za-z0-9._-]+)/live/stream)", wrap(&Impl::api_live_stream));
+    http.Get(R"(/api/admin/budget/([A-Za-z0-9._-]+))", wrap(&Impl::api_budget));
     http.Get(R"(/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::leaderboard));
     http.Get(R"(/api/leaderboard/([A-Za-z0-9._-]+))", wrap(&Impl::api_leaderboard));
     http.Get("/review", wrap(&Impl::review_list));
@@ -908,6 +1185,7 @@ void ArenaServer::stop() {
   std::lock_guard lk(s.stop_mu);
   if (s.stopped) return;
   s.stopped = true;
+  s.stopping = true;
   s.http.stop();
   if (s.listener.joinable()) s.listener.join();
 }

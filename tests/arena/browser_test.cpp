@@ -1,7 +1,8 @@
 // The arena in real Chromium (Debian's /usr/bin/chromium, headless), driven
 // over the DevTools protocol on a pipe (--remote-debugging-pipe): sign in with
 // the form, vote with the keyboard and with a click, open the leaderboard,
-// check the layout on desktop and phone widths, and check a screenshot.
+// check the layout on desktop and phone widths, and check a screenshot; then
+// a live prompt whose two answers stream into both panes before the vote opens.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -15,9 +16,11 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../eval/mock_server.h"
 #include "server/arena_server.h"
 
 namespace fs = std::filesystem;
@@ -279,6 +282,82 @@ TEST(ArenaBrowser, VoteInChromiumThenLeaderboardScreenshot) {
       std::fwrite(png_bytes.data(), 1, png_bytes.size(), f);
       std::fclose(f);
     }
+    srv.stop();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(ArenaBrowser, LiveAnswersStreamIntoBothPanesBeforeTheVoteOpens) {
+  if (!fs::exists(kChromium)) GTEST_SKIP() << "no " << kChromium;
+  fs::path dir = fs::temp_directory_path() / ("kaival-arena-browser-live-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "profile");
+  const std::string answer_a = "Recursion means a function calls itself on a smaller input until a base case ends it.";
+  const std::string answer_b = "<i>Think of two mirrors</i> facing each other: each image holds a smaller copy & so on.";
+  {
+    kaival::eval::testing::MockFaults slow;
+    slow.token_delay_ms = 40;  // about 30 pieces a side: more than a second of streaming
+    kaival::eval::testing::MockServer ma(slow), mb(slow);
+    ma.add_answer("", answer_a);
+    mb.add_answer("", answer_b);
+    ma.start();
+    mb.start();
+    kaival::arena::StoreOptions so;
+    so.fast_password_hashing = true;
+    auto store = kaival::arena::ArenaStore::open((dir / "arena.db").string(), so);
+    int64_t voter = store->create_account("voter", "voter password", kaival::arena::Role::Voter);
+    store->add_campaign(kaival::arena::parse_campaign(fmt::format(R"(kind: arena
+name: live-arena
+live_prompts: true
+models:
+  - id: team-a
+    backend: {{base_url: "{}", timeout_s: 10}}
+  - id: team-b
+    backend: {{base_url: "{}", timeout_s: 10}}
+)",
+                                                                  ma.url(), mb.url()),
+                                                      "live.yaml"),
+                        voter);
+    kaival::server::ArenaServer srv(*store);
+    const std::string base = "http://127.0.0.1:" + std::to_string(srv.start());
+
+    Browser b(dir / "profile");
+    ASSERT_TRUE(b.ok());
+    b.open_page();
+    b.navigate(base + "/login?lang=en");
+    ASSERT_TRUE(b.wait_for("document.readyState === 'complete' && !!document.querySelector('#name')"));
+    b.eval("document.querySelector('#name').value = 'voter';"
+           "document.querySelector('#password').value = 'voter password';"
+           "document.querySelector('form[action=\"/login\"]').submit(); true");
+    ASSERT_TRUE(b.wait_for("location.pathname === '/' && document.readyState === 'complete'"));
+    b.navigate(base + "/arena/live-arena");
+    ASSERT_TRUE(b.wait_for("document.readyState === 'complete' && !!document.querySelector('#live-form')"));
+    EXPECT_EQ(b.eval("document.querySelector('#live-battle').hidden"), json(true));
+    b.eval("document.querySelector('#live-prompt').value = 'Explain recursion';"
+           "document.querySelector('#live-form').requestSubmit(); true");
+    // Mid-stream: both panes hold part of their answer and every vote button is disabled.
+    const size_t shorter = std::min(answer_a.size(), answer_b.size());
+    ASSERT_TRUE(b.wait_for(fmt::format(
+        "(() => {{ const a = document.querySelector('#live-a').textContent.length,"
+        " c = document.querySelector('#live-b').textContent.length;"
+        " const votes = [...document.querySelectorAll('#live-battle button[data-key]')];"
+        " return a > 0 && c > 0 && a < {0} && c < {0} && votes.length === 4 && votes.every(v => v.disabled); }})()",
+        shorter / 2)))
+        << "no moment where both panes were partly written before the vote";
+    EXPECT_EQ(b.eval("document.querySelector('#live-battle-id').value"), "");
+    // Later: both complete, the pair stored, the buttons enabled.
+    ASSERT_TRUE(b.wait_for("document.querySelector('#live-battle-id').value.length === 32 && "
+                           "[...document.querySelectorAll('#live-battle button[data-key]')].every(v => !v.disabled)",
+                           20000));
+    std::set<std::string> shown{b.eval("document.querySelector('#live-a').textContent").get<std::string>(),
+                                b.eval("document.querySelector('#live-b').textContent").get<std::string>()};
+    EXPECT_EQ(shown, (std::set<std::string>{answer_a, answer_b}));
+    EXPECT_EQ(b.eval("document.querySelectorAll('#live-battle i').length"), 0) << "model output is text, not HTML";
+    EXPECT_EQ(b.eval("document.body.textContent.includes('team-a') || document.body.textContent.includes('team-b')"),
+              json(false));
+    b.eval("document.querySelector('#live-battle button[data-key=\"2\"]').click(); true");
+    ASSERT_TRUE(b.wait_for("document.readyState === 'complete' && location.search.includes('voted=1')"));
+    EXPECT_EQ(store->vote_count(), 1);
     srv.stop();
   }
   fs::remove_all(dir);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -217,14 +218,16 @@ struct LiveFixture {
   std::unique_ptr<server::ArenaServer> srv;
   int port = 0;
 
-  LiveFixture(const std::string& url_a, const std::string& url_b, int cap = 20, int timeout_s = 5) {
+  LiveFixture(const std::string& url_a, const std::string& url_b, int cap = 20, int timeout_s = 5)
+      : LiveFixture(live_campaign(url_a, url_b, cap, timeout_s)) {}
+  explicit LiveFixture(const std::string& campaign_yaml) {
     arena::StoreOptions so;
     so.fast_password_hashing = true;
     store = arena::ArenaStore::open(db(), so);
     int64_t admin = store->create_account("admin", "admin password", arena::Role::Admin);
     store->create_account("voter", "voter password", arena::Role::Voter);
     store->create_account("voter2", "voter password", arena::Role::Voter);
-    store->add_campaign(arena::parse_campaign(live_campaign(url_a, url_b, cap, timeout_s), "live.yaml"), admin);
+    store->add_campaign(arena::parse_campaign(campaign_yaml, "live.yaml"), admin);
     server::ArenaServerOptions o;
     o.live_retries = 0;
     srv = std::make_unique<server::ArenaServer>(*store, o);
@@ -247,8 +250,8 @@ struct LiveFixture {
 struct Voter {
   httplib::Client cli;
   std::string csrf, cookie;
-  Voter(int port, const std::string& name) : cli("127.0.0.1", port) {
-    auto r = cli.Post("/api/login", json{{"name", name}, {"password", "voter password"}}.dump(), "application/json");
+  Voter(int port, const std::string& name, const std::string& password = "voter password") : cli("127.0.0.1", port) {
+    auto r = cli.Post("/api/login", json{{"name", name}, {"password", password}}.dump(), "application/json");
     EXPECT_TRUE(r && r->status == 200);
     if (!r || r->status != 200) return;
     csrf = json::parse(r->body)["csrf"];
@@ -307,7 +310,7 @@ TEST(ArenaLive, PromptToTwoEscapedAnswersToVoteToLeaderboard) {
   auto other_page = other.cli.Get("/arena/live-arena");
   ASSERT_TRUE(other_page);
   EXPECT_EQ(other_page->body.find("recursion"), std::string::npos);
-  EXPECT_EQ(other_page->body.find("name=\"battle\""), std::string::npos);
+  EXPECT_EQ(field(other_page->body, "battle"), "") << "no pair served (the streamed pair's form is empty)";
   auto wrong = other.cli.Post("/arena/live-arena/vote",
                               httplib::Params{{"csrf", other.csrf}, {"battle", battle}, {"winner", "model_a"}});
   EXPECT_EQ(wrong->status, 403);
@@ -473,4 +476,364 @@ TEST(ArenaBackends, TheKeyComesFromTheNamedVariableAndIsNeverStored) {
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(bytes.find("sk-kaival-test-secret"), std::string::npos) << f.path();
   }
+}
+
+// ---- streamed live battles ----
+
+namespace {
+
+// One server-sent event as the voter's browser would see it, with its arrival time.
+struct Frame {
+  std::string event;
+  json data;
+  double at_s = 0;
+};
+
+struct StreamReply {
+  int status = 0;
+  std::string content_type, raw;
+  std::vector<Frame> frames;
+
+  std::string text(const std::string& side) const {
+    std::string t;
+    for (const auto& f : frames)
+      if (f.event == "piece" && f.data["side"] == side) t += f.data["text"].get<std::string>();
+    return t;
+  }
+  int count(const std::string& event, const std::string& side = "") const {
+    int n = 0;
+    for (const auto& f : frames) n += f.event == event && (side.empty() || f.data.value("side", "") == side);
+    return n;
+  }
+  // Index of the first frame of `event` (for `side`), or -1.
+  int index(const std::string& event, const std::string& side = "") const {
+    for (size_t i = 0; i < frames.size(); ++i)
+      if (frames[i].event == event && (side.empty() || frames[i].data.value("side", "") == side)) return static_cast<int>(i);
+    return -1;
+  }
+};
+
+StreamReply stream_live(Voter& v, const std::string& prompt, const std::string& campaign = "live-arena") {
+  StreamReply out;
+  std::string pending;
+  auto t0 = std::chrono::steady_clock::now();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/api/arena/" + campaign + "/live/stream";
+  req.headers = {{"X-CSRF-Token", v.csrf}, {"Cookie", v.cookie}, {"Content-Type", "application/json"}};
+  req.body = json{{"prompt", prompt}}.dump();
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    double at = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.raw.append(data, n);
+    pending.append(data, n);
+    size_t end;
+    while ((end = pending.find("\n\n")) != std::string::npos) {
+      std::string frame = pending.substr(0, end);
+      pending.erase(0, end + 2);
+      Frame f;
+      f.at_s = at;
+      std::istringstream lines(frame);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("event: ", 0) == 0) f.event = line.substr(7);
+        if (line.rfind("data: ", 0) == 0) f.data = json::parse(line.substr(6), nullptr, false);
+      }
+      out.frames.push_back(std::move(f));
+    }
+    return true;
+  };
+  auto r = v.cli.send(req);
+  if (r) {
+    out.status = r->status;
+    out.content_type = r->get_header_value("Content-Type");
+  }
+  return out;
+}
+
+std::string stream_campaign(const std::string& url_a, const std::string& url_b, const std::string& extra = "") {
+  return live_campaign(url_a, url_b) + extra;
+}
+
+int64_t scalar(const std::string& db, const std::string& sql) {
+  auto raw = store::SqlDb::open(db);
+  auto s = raw.prepare(sql);
+  s.step();
+  return s.int64(0);
+}
+
+const std::string kAnswerA = "Recursion is when a function calls itself until a base case stops it, step by step.";
+const std::string kAnswerB = "<i>A definition that refers to itself</i> & so on: factorial(n) = n * factorial(n-1).";
+
+}  // namespace
+
+TEST(ArenaLiveStream, PiecesArriveInOrderOnBothSidesWithHiddenModelsThenTheVoteOpens) {
+  eval::testing::MockFaults slow;
+  slow.token_delay_ms = 25;
+  MockServer a(slow), b(slow);
+  a.add_answer("", kAnswerA);
+  b.add_answer("", kAnswerB);
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+  StreamReply r = stream_live(v, "What is <b>recursion</b>?");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.content_type.rfind("text/event-stream", 0), 0u);
+  ASSERT_GE(r.frames.size(), 4u);
+  EXPECT_EQ(r.frames.front().event, "start");
+  EXPECT_EQ(r.frames.front().data["prompt"], "What is <b>recursion</b>?");
+  // Each side's pieces, joined in arrival order, are exactly one backend's answer.
+  std::set<std::string> texts{r.text("a"), r.text("b")};
+  EXPECT_EQ(texts, (std::set<std::string>{kAnswerA, kAnswerB}));
+  for (const std::string side : {"a", "b"}) {
+    EXPECT_GE(r.count("piece", side), 20) << "about three characters a piece";
+    EXPECT_EQ(r.count("done", side), 1);
+    EXPECT_EQ(r.count("error", side), 0);
+    // Nothing of a side after its done.
+    int done = r.index("done", side);
+    for (size_t i = static_cast<size_t>(done) + 1; i < r.frames.size(); ++i)
+      EXPECT_FALSE(r.frames[i].event == "piece" && r.frames[i].data["side"] == side);
+  }
+  // Side by side: each side has pieces before the other side is done.
+  EXPECT_LT(r.index("piece", "a"), r.index("done", "b"));
+  EXPECT_LT(r.index("piece", "b"), r.index("done", "a"));
+  // Streamed, not buffered: the first pieces arrived well before the end.
+  const Frame& last = r.frames.back();
+  ASSERT_EQ(last.event, "battle") << r.raw.substr(r.raw.size() > 300 ? r.raw.size() - 300 : 0);
+  EXPECT_GT(last.at_s - r.frames[static_cast<size_t>(r.index("piece"))].at_s, 0.3);
+  std::string battle = last.data["battle"];
+  EXPECT_EQ(battle.size(), 32u);
+  // No model identity (ids, organizations, addresses) anywhere in the stream.
+  for (const std::string secret : {"team-a", "team-b", "Alpha Labs", "Beta AI", "AlphaChat", "127.0.0.1", "model_a"})
+    EXPECT_EQ(r.raw.find(secret), std::string::npos) << secret;
+
+  // The pair is stored as streamed and takes the normal vote path.
+  auto vote = v.cli.Post("/api/arena/live-arena/vote", {{"X-CSRF-Token", v.csrf}},
+                         json{{"battle", battle}, {"winner", "model_b"}}.dump(), "application/json");
+  ASSERT_TRUE(vote);
+  EXPECT_EQ(vote->status, 200) << vote->body;
+  EXPECT_EQ(f.store->vote_count(), 1);
+  EXPECT_EQ(f.count("battles"), 1);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM answers WHERE identity_leak=0"), 2);
+  auto raw = store::SqlDb::open(f.db());
+  auto texts_stored = raw.prepare("SELECT text FROM answers ORDER BY id");
+  std::set<std::string> stored;
+  while (texts_stored.step()) stored.insert(texts_stored.text(0));
+  EXPECT_EQ(stored, texts);
+  // Usage: the mock sends none, so each side's pieces were counted as tokens.
+  auto usage = raw.prepare("SELECT sum(completion_tokens), sum(counted), count(*) FROM live_usage");
+  ASSERT_TRUE(usage.step());
+  EXPECT_EQ(usage.int64(0), r.count("piece"));
+  EXPECT_EQ(usage.int64(1), 2);
+  EXPECT_EQ(usage.int64(2), 2);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM audit_log WHERE action='live.battle'"), 1);
+}
+
+TEST(ArenaLiveStream, ABackendBreakingOffMidStreamIsShownAndVoidsThePair) {
+  eval::testing::MockFaults slow, cut;
+  slow.token_delay_ms = 20;
+  cut.token_delay_ms = 20;
+  cut.cut_stream_first = 1;  // half the answer, then the connection drops
+  MockServer a(slow), b(cut);
+  a.add_answer("", kAnswerA + " " + kAnswerA);
+  b.add_answer("", kAnswerB);
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+  StreamReply r = stream_live(v, "hello");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  ASSERT_EQ(r.count("error"), 1) << r.raw;
+  const Frame& err = r.frames[static_cast<size_t>(r.index("error"))];
+  const std::string side = err.data["side"];
+  EXPECT_EQ(err.data["message"], "This answer broke off: the pair is void and will not be counted.");
+  EXPECT_GT(r.count("piece", side), 0) << "it broke off mid-stream, after some pieces";
+  EXPECT_EQ(kAnswerB.rfind(r.text(side), 0), 0u) << "what arrived is the start of the answer";
+  EXPECT_LT(r.text(side).size(), kAnswerB.size());
+  ASSERT_EQ(r.frames.back().event, "void");
+  EXPECT_EQ(r.frames.back().data["error"], "live_failed");
+  EXPECT_EQ(r.count("battle"), 0);
+  EXPECT_EQ(r.raw.find("127.0.0.1"), std::string::npos) << "no backend address reaches the voter";
+  EXPECT_EQ(f.count("battles"), 0);
+  EXPECT_EQ(f.count("prompts"), 0);
+  EXPECT_EQ(f.count("answers"), 0);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM audit_log WHERE action='live.failed'"), 1);
+  // What the broken side streamed still cost tokens: it is in the usage.
+  EXPECT_GE(scalar(f.db(), "SELECT COALESCE(sum(completion_tokens), 0) FROM live_usage WHERE model='team-b'"),
+            r.count("piece", side));
+  EXPECT_EQ(f.store->ratings(f.store->campaign("live-arena")->id, 0, 1).battles, 0);
+  // The in-flight slot is free again: the next prompt streams.
+  b.set_faults(slow);
+  StreamReply again = stream_live(v, "hello again");
+  ASSERT_EQ(again.status, 200);
+  EXPECT_EQ(again.frames.back().event, "battle") << again.raw;
+}
+
+TEST(ArenaLiveStream, AnIdentityLeakFoundAfterStreamingVoidsThePair) {
+  MockServer a, b;
+  a.add_answer("", "I am AlphaChat, made by Alpha Labs.");
+  b.add_answer("", "I am a language model.");
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+  StreamReply r = stream_live(v, "Who made you?");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.count("done"), 2);
+  ASSERT_EQ(r.frames.back().event, "void") << r.raw;
+  EXPECT_EQ(r.frames.back().data["error"], "live_leak");
+  EXPECT_EQ(r.count("battle"), 0);
+  EXPECT_EQ(f.count("battles"), 0);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM answers WHERE identity_leak=1 AND model='team-a'"), 1);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM audit_log WHERE action='live.identity_leak'"), 1);
+}
+
+TEST(ArenaLiveStream, RefusalsComeAsJsonBeforeAnyBackendIsAsked) {
+  MockServer a, b;
+  a.start();
+  b.start();
+  LiveFixture f(a.url(), b.url());
+  Voter v(f.port, "voter");
+  httplib::Client anon("127.0.0.1", f.port);
+  auto r = anon.Post("/api/arena/live-arena/live/stream", json{{"prompt", "x"}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = v.cli.Post("/api/arena/live-arena/live/stream", {{"X-CSRF-Token", "wrong"}}, json{{"prompt", "x"}}.dump(),
+                 "application/json");
+  EXPECT_EQ(r->status, 403);
+  StreamReply empty = stream_live(v, "   ");
+  EXPECT_EQ(empty.status, 400);
+  EXPECT_EQ(json::parse(empty.raw)["error"], "live_empty");
+  EXPECT_EQ(a.posts() + b.posts(), 0);
+}
+
+// ---- spending budget ----
+
+TEST(ArenaBackends, BudgetBlocksAreValidated) {
+  std::string base = live_campaign("http://127.0.0.1:1", "http://127.0.0.1:2");
+  auto c = arena::parse_campaign(base + "budget: {max_completion_tokens: 1000, max_completion_tokens_per_model: 400, "
+                                        "max_cost: 2.5, cost_per_1m_input: 0.5, cost_per_1m_output: 1.5}\n",
+                                 "ok.yaml");
+  EXPECT_EQ(c.arena.budget.max_completion_tokens, 1000);
+  EXPECT_EQ(c.arena.budget.max_completion_tokens_per_model, 400);
+  EXPECT_DOUBLE_EQ(c.arena.budget.max_cost, 2.5);
+  EXPECT_DOUBLE_EQ(c.arena.budget.cost_per_1m_output, 1.5);
+  EXPECT_FALSE(arena::parse_campaign(base, "none.yaml").arena.budget.limited());
+  auto error = [&](const std::string& extra) -> std::string {
+    try {
+      arena::parse_campaign(base + extra, "bad.yaml");
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_EQ(error("budget: {max_completion_tokens: -5}\n"), "bad.yaml: budget.max_completion_tokens: -5 is not a positive integer");
+  EXPECT_EQ(error("budget: {max_cost: 10}\n"),
+            "bad.yaml: budget.max_cost: needs a price (budget.cost_per_1m_input/output or "
+            "models[i].backend.cost_per_1m_input/output)");
+  EXPECT_EQ(error("budget: {max_tokens: 10}\n").substr(0, 47), "bad.yaml: budget.max_tokens: unknown field (exp");
+  std::string priced = base;
+  priced.replace(priced.find("timeout_s: 5}"), 13, "timeout_s: 5, cost_per_1m_output: 3}");
+  EXPECT_EQ(arena::parse_campaign(priced + "budget: {max_cost: 1}\n", "ok.yaml").arena.models[0].backend->cost_per_1m_output,
+            3.0)
+      << "a backend's own price is enough for a money cap";
+}
+
+TEST(ArenaLiveBudget, LiveBattlesAreRefusedOnceTheCampaignBudgetIsSpent) {
+  // Each backend streams exactly max_tokens pieces and reports usage.
+  eval::testing::MockFaults metered;
+  metered.stream_max_tokens = true;
+  MockServer a(metered), b(metered);
+  a.start();
+  b.start();
+  std::string yaml = live_campaign(a.url(), b.url()) + "budget: {max_completion_tokens: 10}\n";
+  for (size_t at; (at = yaml.find("timeout_s: 5}")) != std::string::npos;) yaml.replace(at, 13, "timeout_s: 5, max_tokens: 6 }");
+  LiveFixture f(yaml);
+  Voter v(f.port, "voter");
+  Voter admin(f.port, "admin", "admin password");
+  auto budget = [&] {
+    auto r = admin.cli.Get("/api/admin/budget/live-arena");
+    EXPECT_TRUE(r && r->status == 200);
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  json before = budget();
+  EXPECT_EQ(before["remaining_completion_tokens"], 10);
+  EXPECT_EQ(before["exhausted"], false);
+
+  StreamReply first = stream_live(v, "count to six");
+  ASSERT_EQ(first.status, 200);
+  ASSERT_EQ(first.frames.back().event, "battle") << first.raw;
+  EXPECT_EQ(first.text("a"), " tok tok tok tok tok tok");
+  // The backends' own usage (6 each), not counted pieces.
+  EXPECT_EQ(scalar(f.db(), "SELECT sum(completion_tokens) FROM live_usage"), 12);
+  EXPECT_EQ(scalar(f.db(), "SELECT sum(counted) FROM live_usage"), 0);
+  EXPECT_EQ(scalar(f.db(), "SELECT sum(prompt_tokens) FROM live_usage"), 2 * 3) << "the mock's prompt tokens";
+
+  json after = budget();
+  EXPECT_EQ(after["completion_tokens"], 12);
+  EXPECT_EQ(after["remaining_completion_tokens"], 0);
+  EXPECT_EQ(after["exhausted"], true);
+  ASSERT_EQ(after["models"].size(), 2u);
+  EXPECT_EQ(after["models"][0]["completion_tokens"], 6);
+
+  // Spent: streamed, JSON and form requests are refused before any backend is asked.
+  const int64_t asked = a.posts() + b.posts();
+  StreamReply refused = stream_live(v, "again");
+  EXPECT_EQ(refused.status, 403);
+  json j = json::parse(refused.raw);
+  EXPECT_EQ(j["error"], "live_budget");
+  EXPECT_EQ(j["message"], "This campaign's budget for live prompts is spent, so no new pairs can be asked.");
+  auto api = v.live("again");
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->status, 403);
+  auto form = v.cli.Post("/arena/live-arena/live", httplib::Params{{"csrf", v.csrf}, {"prompt", "again"}});
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 403);
+  EXPECT_NE(form->body.find("budget for live prompts is spent"), std::string::npos);
+  EXPECT_EQ(a.posts() + b.posts(), asked);
+  // Refusals are not attempts: they cost nothing and do not eat the hourly cap.
+  EXPECT_EQ(f.store->live_attempts(f.store->account_by_name("voter")->id, std::chrono::hours(1)), 1);
+
+  // The admin page shows what is left; voters may not read the budget.
+  auto page = admin.cli.Get("/admin");
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->body.find("id=\"budget-live-arena\""), std::string::npos);
+  EXPECT_NE(page->body.find("left 0"), std::string::npos) << page->body.substr(0, 3000);
+  auto denied = v.cli.Get("/api/admin/budget/live-arena");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403);
+}
+
+TEST(ArenaLiveBudget, ModelsOverTheirOwnCapStopAnsweringAndUsageIsAccounted) {
+  // Three backends; the two that answer first spend their per-model cap, the
+  // third cannot make a pair alone. Non-streamed answers: usage from the JSON body.
+  MockServer a, b, c;
+  a.add_answer("", "one two three");
+  b.add_answer("", "four five six");
+  c.add_answer("", "seven eight nine");
+  a.start();
+  b.start();
+  c.start();
+  std::string yaml = live_campaign(a.url(), b.url()) +
+                     fmt::format("  - id: team-c\n    backend: {{base_url: \"{}\", timeout_s: 5}}\n"
+                                 "budget: {{max_completion_tokens_per_model: 3}}\n",
+                                 c.url());
+  LiveFixture f(yaml);
+  Voter v(f.port, "voter");
+  auto first = v.live("first");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  const int64_t cid = f.store->campaign("live-arena")->id;
+  arena::BudgetStatus st = f.store->live_budget(cid);
+  EXPECT_EQ(st.completion_tokens, 6) << "three tokens each, from the backends' usage";
+  ASSERT_EQ(st.available.size(), 1u);
+  int spent = 0;
+  for (const auto& m : st.models) spent += m.spent;
+  EXPECT_EQ(spent, 2);
+  EXPECT_FALSE(st.exhausted) << "no campaign-wide cap";
+  const int64_t asked = a.posts() + b.posts() + c.posts();
+  auto second = v.live("second");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 403);
+  EXPECT_EQ(json::parse(second->body)["error"], "live_budget");
+  EXPECT_EQ(a.posts() + b.posts() + c.posts(), asked);
 }

@@ -236,18 +236,18 @@ TEST_P(ArenaStoreOn, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnl
     EXPECT_THROW(db.exec("TRUNCATE audit_log"), kaival::IoError);
     auto v = db.prepare("SELECT max(version) FROM kaival_migrations WHERE component='arena'");
     ASSERT_TRUE(v.step());
-    EXPECT_EQ(v.int64(0), 2);
+    EXPECT_EQ(v.int64(0), 3);
   } else {
     auto v = db.prepare("PRAGMA user_version");
     v.step();
-    EXPECT_EQ(v.int64(0), 3);
+    EXPECT_EQ(v.int64(0), 4);
   }
 }
 
 TEST_P(ArenaStoreOn, LivePromptMigrationUpgradesAStoreWithData) {
-  // A store at the schema before live prompts, holding a campaign prompt with two answers.
+  // A store at the schema before live prompts (SQLite 3, PostgreSQL 2), holding a campaign prompt with two answers.
   auto all = ArenaStore::schema_migrations(postgres());
-  auto before = all.first(all.size() - 1);
+  auto before = all.first(postgres() ? 1 : 2);
   if (postgres()) {
     auto pg = kaival::store::PgDb::connect(target());
     kaival::store::migrate(pg, "arena", before);
@@ -289,11 +289,84 @@ TEST_P(ArenaStoreOn, LivePromptMigrationUpgradesAStoreWithData) {
   s->record_live_failure(cid, voter, "m1: backend did not answer");
   EXPECT_EQ(s->live_attempts(voter, std::chrono::hours(1)), 3);
   EXPECT_EQ(s->ratings(cid, 0, 1).battles, 1);
+  // Spending (the migration after live prompts) works on the upgraded store too.
+  s->record_live_usage(cid, voter, {"m1", 10, 20, false});
+  EXPECT_EQ(s->live_budget(cid).completion_tokens, 20);
   kaival::store::SqlDb db = raw();
   auto v = db.prepare(postgres() ? "SELECT max(version) FROM kaival_migrations WHERE component='arena'"
                                  : "PRAGMA user_version");
   ASSERT_TRUE(v.step());
   EXPECT_EQ(v.int64(0), static_cast<int64_t>(all.size()));
+}
+
+TEST_P(ArenaStoreOn, LiveUsageIsStoredAndCountedAgainstTheBudget) {
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t voter = s->create_account("voter", "voter password", Role::Voter);
+  auto file = parse_campaign(R"(kind: arena
+name: spend
+live_prompts: true
+budget:
+  max_completion_tokens: 100
+  max_completion_tokens_per_model: 40
+  max_cost: 1.0
+  cost_per_1m_input: 1000
+  cost_per_1m_output: 10000
+models:
+  - id: m1
+    backend: {base_url: 'http://127.0.0.1:1'}
+  - id: m2
+    backend: {base_url: 'http://127.0.0.1:2'}
+  - id: m3
+    backend: {base_url: 'http://127.0.0.1:3', cost_per_1m_output: 0}
+)",
+                             "spend.yaml");
+  int64_t cid = s->add_campaign(file, admin);
+  BudgetStatus fresh = s->live_budget(cid);
+  EXPECT_EQ(fresh.completion_tokens, 0);
+  EXPECT_EQ(fresh.remaining_tokens.value_or(-1), 100);
+  EXPECT_FALSE(fresh.exhausted);
+  EXPECT_EQ(fresh.available, (std::vector<std::string>{"m1", "m2", "m3"}));
+  EXPECT_EQ(s->live_campaign(cid).budget.max_completion_tokens_per_model, 40);
+
+  s->record_live_usage(cid, voter, {"m1", 50, 30, false});
+  s->record_live_usage(cid, voter, {"m1", 10, 10, true});  // counted: the backend sent no usage
+  s->record_live_usage(cid, voter, {"m3", 100, 25, false});
+  BudgetStatus b = s->live_budget(cid);
+  ASSERT_EQ(b.models.size(), 3u);
+  EXPECT_EQ(b.models[0].model, "m1");
+  EXPECT_EQ(b.models[0].requests, 2);
+  EXPECT_EQ(b.models[0].prompt_tokens, 60);
+  EXPECT_EQ(b.models[0].completion_tokens, 40);
+  EXPECT_TRUE(b.models[0].spent) << "40 of 40 per model";
+  EXPECT_EQ(b.models[0].remaining_tokens.value_or(-1), 0);
+  EXPECT_NEAR(b.models[0].cost, (60 * 1000.0 + 40 * 10000.0) / 1e6, 1e-12);
+  EXPECT_EQ(b.models[1].requests, 0);
+  EXPECT_EQ(b.models[2].remaining_tokens.value_or(-1), 15);
+  EXPECT_NEAR(b.models[2].cost, 100 * 1000.0 / 1e6, 1e-12) << "m3's own output price (0) overrides the default";
+  EXPECT_EQ(b.completion_tokens, 65);
+  EXPECT_EQ(b.remaining_tokens.value_or(-1), 35);
+  EXPECT_NEAR(b.cost, 0.56, 1e-9);
+  ASSERT_TRUE(b.remaining_cost);
+  EXPECT_NEAR(*b.remaining_cost, 0.44, 1e-9);
+  EXPECT_FALSE(b.exhausted);
+  EXPECT_EQ(b.available, (std::vector<std::string>{"m2", "m3"}));
+
+  // The money cap: 0.44 left, m2 spends 0.5 more.
+  s->record_live_usage(cid, voter, {"m2", 0, 50, false});
+  b = s->live_budget(cid);
+  EXPECT_TRUE(b.exhausted);
+  EXPECT_EQ(b.remaining_cost.value_or(-1), 0.0);
+  EXPECT_TRUE(b.available.empty());
+  EXPECT_TRUE(b.models[1].spent) << "50 over the per-model 40";
+
+  kaival::store::SqlDb db = raw();
+  auto rows = db.prepare("SELECT count(*), sum(counted), sum(completion_tokens) FROM live_usage WHERE campaign_id=?1");
+  rows.bind(1, cid);
+  ASSERT_TRUE(rows.step());
+  EXPECT_EQ(rows.int64(0), 4);
+  EXPECT_EQ(rows.int64(1), 1);
+  EXPECT_EQ(rows.int64(2), 115);
 }
 
 TEST_P(ArenaStoreOn, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
