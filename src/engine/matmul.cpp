@@ -229,6 +229,9 @@ const DotKernel& dot_kernel() {
 // row next to its dots.
 constexpr int64_t kTileMinRows = 4;
 constexpr int64_t kTileRows = 16;
+// Integer path: weight rows per tile, activation rows per kernel call.
+constexpr int64_t kQTileRows = 16;
+constexpr int64_t kQGroup = 4;
 
 }  // namespace
 
@@ -284,19 +287,29 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
                   in, 0.0f, y, out);
     return;
   }
-  if (n < kTileMinRows && qdot::supported(type_)) {
-    // Decode with integer dots: the activations are quantized to 8 bits once,
-    // then each packed weight row is multiplied without decoding it (about a
-    // quarter of the F32 path's instructions). Error: the activations'
-    // rounding, at most half a step of max|x| / 127 per block of 32.
+  if (qdot::supported(type_)) {
+    // Integer dots, any number of rows: the activations are quantized to 8
+    // bits once, then each packed weight row is multiplied without decoding
+    // it (about a quarter of the F32 path's instructions), against up to four
+    // activation rows per pass. A worker takes kQTileRows weight rows (a few
+    // KiB, L1/L2-resident) and sweeps all activation rows over them, so each
+    // group of activations is loaded once per tile. A row's result does not
+    // depend on n (see qdot::rows_kernel). Error: the activations' rounding,
+    // at most half a step of max|x| / 127 per block of 32.
     const qdot::Isa isa = qdot::best_isa();
-    const qdot::DotFn kernel = qdot::kernel(isa, type_);
+    const qdot::RowsFn kernel = qdot::rows_kernel(isa, type_);
     qdot::Q8Rows xq;
     xq.quantize(isa, x, n, cols_);
+    // Chunks of at least ~64K weights: smaller ones cost more to hand out than to compute.
     pool.run(rows_, std::max<int64_t>(16, (int64_t{1} << 16) / cols_), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const uint8_t* w = packed_.data() + static_cast<size_t>(r) * row_bytes_;
-        for (int64_t t = 0; t < n; ++t) y[t * rows_ + r] = kernel(w, xq.q(t), xq.d(t), xq.sum(t), cols_);
+      for (int64_t r0 = begin; r0 < end; r0 += kQTileRows) {
+        const int64_t r1 = std::min(end, r0 + kQTileRows);
+        for (int64_t t = 0; t < n; t += kQGroup) {
+          const int64_t tn = std::min(kQGroup, n - t);
+          for (int64_t r = r0; r < r1; ++r)
+            kernel(packed_.data() + static_cast<size_t>(r) * row_bytes_, xq.q(t), xq.d(t), xq.sum(t), cols_, tn,
+                   y + t * rows_ + r, rows_);
+        }
       }
     });
     return;

@@ -4,9 +4,10 @@
 // decoded on the fly next to the dot products, so a GGUF model takes about its
 // file size in memory instead of 4 bytes per weight. Work is spread over a
 // persistent worker pool; the dot kernels pick AVX-512 / AVX2+FMA / portable
-// code at run time. Decode-sized products (n < 4 rows) over Q8_0, Q4_0, Q4_K
-// and Q6_K weights quantize x to 8 bits and use integer dots instead
-// (engine/qdot.h): their results carry the activations' rounding error.
+// code at run time. Products over Q8_0, Q4_0, Q4_K and Q6_K weights (any
+// number of rows) quantize x to 8 bits and use integer dots instead
+// (engine/qdot.h): their results carry the activations' rounding error, and
+// each row's result is the same whatever n is.
 #include <condition_variable>
 #include <cstdint>
 #include <functional>

@@ -203,37 +203,12 @@ KAIVAL_QAVX2_INLINE __m256i dot_u8(__m256i w, __m256i x) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
 
-KAIVAL_QAVX2 float dot_q8_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
-  const int64_t nb = cols / 32;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, w += 68, q += 64) {
-    const __m256i p0 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-    const __m256i p1 = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36)),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(half_avx2(w) * d[b]), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(half_avx2(w + 34) * d[b + 1]), acc1);
-  }
-  for (; b < nb; ++b, w += 34, q += 32) {
-    const __m256i p = dot_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2)),
-                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(half_avx2(w) * d[b]), acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
-}
-
-KAIVAL_QAVX2 float dot_q4_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  __m256 acc = _mm256_setzero_ps();
-  for (int64_t b = 0; b < cols / 32; ++b, w += 18, q += 32) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
-    const __m256i p = dot_i8(_mm256_sub_epi8(nib, eight), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(half_avx2(w) * d[b]), acc);
-  }
-  return hsum(acc);
-}
+// The AVX2 kernels take one packed weight row and N (1..4) activation rows
+// (row i at q + i * cols, d and sum + i * cols / 32) and write out[i * os].
+// The weight row is loaded and unpacked once per block and dotted with every
+// activation row while both are in registers. Each activation row has its
+// own accumulators and goes through the same instructions in the same order
+// for every N, so a row's result does not depend on its neighbours.
 
 // The eight 6-bit scales (or mins) of a Q4_K super-block as bytes of a
 // uint64, from the 12-byte packing read as three little-endian words: a holds
@@ -251,42 +226,121 @@ inline void k4_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
   mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
-KAIVAL_QAVX2 float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum,
-                                 int64_t cols) {
+// Any number of activation rows: groups of four, then the rest.
+template <template <int> class K>
+void rows_by_four(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols, int64_t n,
+                  float* out, int64_t os) {
+  const int64_t nb = cols / 32;
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4) K<4>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os);
+  switch (n - t) {
+    case 3: K<3>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
+    case 2: K<2>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
+    case 1: K<1>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
+    default: break;
+  }
+}
+
+template <int N>
+KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
+  const int64_t nb = cols / 32;
+  __m256 acc0[N], acc1[N];
+  for (int i = 0; i < N; ++i) acc0[i] = acc1[i] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 68) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
+    const float s0 = half_avx2(w), s1 = half_avx2(w + 34);
+    for (int i = 0; i < N; ++i) {
+      const int8_t* x = q + i * cols + b * 32;
+      const float* dx = d + i * nb;
+      const __m256i p0 = dot_i8(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+      const __m256i p1 = dot_i8(w1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
+      acc0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(s0 * dx[b]), acc0[i]);
+      acc1[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(s1 * dx[b + 1]), acc1[i]);
+    }
+  }
+  for (; b < nb; ++b, w += 34) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const float s0 = half_avx2(w);
+    for (int i = 0; i < N; ++i) {
+      const __m256i p = dot_i8(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
+      acc0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s0 * d[i * nb + b]), acc0[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(_mm256_add_ps(acc0[i], acc1[i]));
+}
+
+template <int N>
+KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  const int64_t nb = cols / 32;
+  __m256 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, w += 18) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+    const __m256i wq =
+        _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4), eight);
+    const float s = half_avx2(w);
+    for (int i = 0; i < N; ++i) {
+      const __m256i p = dot_i8(wq, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s * d[i * nb + b]), acc[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
+}
+
+template <int N>
+KAIVAL_QAVX2 void q4_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols,
+                                 float* out, int64_t os) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps(), macc = acc;
+  const int64_t nb = cols / 32;
+  // Low- and high-nibble groups accumulate separately: two short F32
+  // dependency chains per row instead of one long one.
+  __m256 acc[N], acc_hi[N], macc[N];
+  for (int i = 0; i < N; ++i) acc[i] = acc_hi[i] = macc[i] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
     uint64_t scales, mins;
     k4_scales_mins(w + 4, scales, mins);
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))));
+    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins))));
+    const __m256 dw = _mm256_set1_ps(half_avx2(w)), dmin = _mm256_set1_ps(half_avx2(w + 2));
     // Per group g (lane g): d * sc_g * dx_g and dmin * mn_g * dx_g * sum(x)_g.
-    const __m256 dx = _mm256_loadu_ps(d + sb * 8);
-    const __m256 gscale = _mm256_mul_ps(_mm256_set1_ps(half_avx2(w)),
-                                        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
-                                                          static_cast<long long>(scales)))),
-                                                      dx));
-    const __m256 gmin = _mm256_mul_ps(
-        _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins)))),
-        _mm256_mul_ps(dx, _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + sb * 8)))));
-    macc = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(w + 2)), gmin, macc);
+    // Kept in memory: broadcasting a lane from there is a load, not a shuffle.
+    alignas(32) float gscale[N][8];
+    for (int i = 0; i < N; ++i) {
+      const __m256 dx = _mm256_loadu_ps(d + i * nb + sb * 8);
+      const __m256 xs =
+          _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + i * nb + sb * 8)));
+      _mm256_store_ps(gscale[i], _mm256_mul_ps(dw, _mm256_mul_ps(sc, dx)));
+      macc[i] = _mm256_fmadd_ps(dmin, _mm256_mul_ps(mn, _mm256_mul_ps(dx, xs)), macc[i]);
+    }
     const uint8_t* qs = w + 16;
-    const int8_t* x = q + sb * 256;
-    for (int p = 0; p < 4; ++p, qs += 32, x += 64) {
+    for (int p = 0; p < 4; ++p, qs += 32) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-      const __m256i p0 = dot_u8(_mm256_and_si256(raw, low4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-      const __m256i p1 = dot_u8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0),
-                            _mm256_permutevar8x32_ps(gscale, _mm256_set1_epi32(2 * p)), acc);
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1),
-                            _mm256_permutevar8x32_ps(gscale, _mm256_set1_epi32(2 * p + 1)), acc);
+      const __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+      for (int i = 0; i < N; ++i) {
+        const int8_t* x = q + i * cols + sb * 256 + 64 * p;
+        const __m256i p0 = dot_u8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+        const __m256i p1 = dot_u8(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
+        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(&gscale[i][2 * p]), acc[i]);
+        acc_hi[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(&gscale[i][2 * p + 1]), acc_hi[i]);
+      }
     }
   }
-  return hsum(_mm256_sub_ps(acc, macc));
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(_mm256_sub_ps(_mm256_add_ps(acc[i], acc_hi[i]), macc[i]));
 }
 
-KAIVAL_QAVX2 float dot_q6_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+
+template <int N>
+KAIVAL_QAVX2 void q6_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
-  __m256 acc = _mm256_setzero_ps();
+  const int64_t nb = cols / 32;
+  __m256 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
   for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
     const float dw = half_avx2(w + 208);
     const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
@@ -304,17 +358,270 @@ KAIVAL_QAVX2 float dot_q6_k_avx2(const uint8_t* w, const int8_t* q, const float*
       };
       for (int k = 0; k < 4; ++k) {
         const int64_t blk = sb * 8 + 4 * h + k;
-        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + blk * 32));
-        // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
-        const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(wq[k], x), _mm256_maddubs_epi16(k32, x));
         // Low 128-bit lane: first group of 16 (scale sc[2k]); high lane: second.
         const __m256i scales =
             _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scales)), _mm256_set1_ps(dw * d[blk]), acc);
+        for (int i = 0; i < N; ++i) {
+          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + blk * 32));
+          // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
+          const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(wq[k], x), _mm256_maddubs_epi16(k32, x));
+          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scales)),
+                                   _mm256_set1_ps(dw * d[i * nb + blk]), acc[i]);
+        }
       }
     }
   }
-  return hsum(acc);
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
+}
+
+// Entry points per type and level: NAME_all_LEVEL (a RowsFn, any n) and
+// NAME_one_LEVEL (the one-row DotFn), both over NAME_rows_LEVEL<N>.
+#define KAIVAL_QENTRY(name, level)                                                                           \
+  template <int N>                                                                                           \
+  struct name##_k_##level {                                                                                  \
+    static void run(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c, float* o, \
+                    int64_t os) {                                                                            \
+      name##_rows_##level<N>(w, q, d, s, c, o, os);                                                          \
+    }                                                                                                        \
+  };                                                                                                         \
+  void name##_all_##level(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c,    \
+                          int64_t n, float* o, int64_t os) {                                                 \
+    rows_by_four<name##_k_##level>(w, q, d, s, c, n, o, os);                                                 \
+  }                                                                                                          \
+  float name##_one_##level(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c) { \
+    float o;                                                                                                 \
+    name##_rows_##level<1>(w, q, d, s, c, &o, 1);                                                            \
+    return o;                                                                                                \
+  }
+KAIVAL_QENTRY(q8_0, avx2)
+KAIVAL_QENTRY(q4_0, avx2)
+KAIVAL_QENTRY(q4_k, avx2)
+KAIVAL_QENTRY(q6_k, avx2)
+
+// AVX-512 VNNI level: 512-bit registers (two blocks of 32 per instruction)
+// and vpdpbusd instead of maddubs + madd. Same integer sums as the AVX2
+// level; the F32 additions are grouped differently (lanes of two blocks), so
+// results differ from AVX2 by F32 rounding, and are again the same for every N.
+#define KAIVAL_QVNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define KAIVAL_QVNNI_INLINE \
+  inline __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+
+KAIVAL_QVNNI_INLINE __m256i dot_i8_vnni(__m256i w, __m256i x) {
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
+
+// Q4_K at the VNNI level in 512-bit registers: a super-block's pair p of
+// groups (low and high nibbles of 32 bytes) meets its 64 activation bytes in
+// one vpdpbusd; lanes 0-7 hold group 2p, lanes 8-15 group 2p+1, and one F32
+// multiply-add scales both. Half the instructions of the 256-bit kernel; the
+// F32 additions are grouped differently, so results differ from the AVX2
+// level by F32 rounding (still the same for every N).
+template <int N>
+KAIVAL_QVNNI void q4_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum,
+                                 int64_t cols, float* out, int64_t os) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m512i upper = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+  const int64_t nb = cols / 32;
+  __m512 acc[N];
+  __m256 macc[N];
+  for (int i = 0; i < N; ++i) {
+    acc[i] = _mm512_setzero_ps();
+    macc[i] = _mm256_setzero_ps();
+  }
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
+    uint64_t scales, mins;
+    k4_scales_mins(w + 4, scales, mins);
+    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))));
+    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins))));
+    const __m256 dw = _mm256_set1_ps(half_avx2(w)), dmin = _mm256_set1_ps(half_avx2(w + 2));
+    __m512 gs[N][4];  // per pair p: d * sc_g * dx_g, groups 2p (lanes 0-7) and 2p+1 (8-15)
+    for (int i = 0; i < N; ++i) {
+      const __m256 dx = _mm256_loadu_ps(d + i * nb + sb * 8);
+      const __m256 xs =
+          _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + i * nb + sb * 8)));
+      const __m512 g = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_mul_ps(sc, dx)));
+      for (int p = 0; p < 4; ++p) gs[i][p] = _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(2 * p), upper), g);
+      macc[i] = _mm256_fmadd_ps(dmin, _mm256_mul_ps(mn, _mm256_mul_ps(dx, xs)), macc[i]);
+    }
+    const uint8_t* qs = w + 16;
+    for (int p = 0; p < 4; ++p, qs += 32) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+      const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, low4)),
+                                            _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), 1);
+      for (int i = 0; i < N; ++i) {
+        const __m512i x = _mm512_loadu_si512(q + i * cols + sb * 256 + 64 * p);
+        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, x);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), gs[i][p], acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < N; ++i) {
+    const __m256 both = _mm256_add_ps(_mm512_castps512_ps256(acc[i]),
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
+    out[i * os] = hsum(_mm256_sub_ps(both, macc[i]));
+  }
+}
+
+// Signed weight bytes against activation bytes in 512-bit registers:
+// vpdpbusd takes |w| and x with w's sign (there is no 512-bit vpsignb).
+KAIVAL_QVNNI_INLINE __m512i dot_i8_zmm(__m512i wabs, __mmask64 wneg, __m512i x) {
+  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
+                             _mm512_mask_sub_epi8(x, wneg, _mm512_setzero_si512(), x));
+}
+
+// Lanes 0-7 = a, lanes 8-15 = b.
+KAIVAL_QVNNI_INLINE __m512 pair_ps(float a, float b) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_set1_ps(a))),
+                                             _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+
+KAIVAL_QVNNI_INLINE float hsum_zmm(__m512 v, __m256 extra) {
+  const __m256 lo = _mm512_castps512_ps256(v);
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  return hsum(_mm256_add_ps(_mm256_add_ps(lo, hi), extra));
+}
+
+// Q8_0 / Q4_0 at the VNNI level: two blocks per 512-bit register (lanes
+// 0-7 block b, 8-15 block b+1), each scaled by its own w_d * x_d; an odd last
+// block goes through the 256-bit form.
+template <int N>
+KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
+  const int64_t nb = cols / 32;
+  __m512 acc[N];
+  __m256 tail[N];
+  for (int i = 0; i < N; ++i) {
+    acc[i] = _mm512_setzero_ps();
+    tail[i] = _mm256_setzero_ps();
+  }
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 68) {
+    const __m512i wz = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36)), 1);
+    const __m512i wabs = _mm512_abs_epi8(wz);
+    const __mmask64 wneg = _mm512_movepi8_mask(wz);
+    const float s0 = half_avx2(w), s1 = half_avx2(w + 34);
+    for (int i = 0; i < N; ++i) {
+      const __m512i p = dot_i8_zmm(wabs, wneg, _mm512_loadu_si512(q + i * cols + b * 32));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_ps(s0 * d[i * nb + b], s1 * d[i * nb + b + 1]), acc[i]);
+    }
+  }
+  for (; b < nb; ++b, w += 34) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+    const float s0 = half_avx2(w);
+    for (int i = 0; i < N; ++i) {
+      const __m256i p = dot_i8_vnni(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
+      tail[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s0 * d[i * nb + b]), tail[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], tail[i]);
+}
+
+KAIVAL_QVNNI_INLINE __m256i q4_0_block_vnni(const uint8_t* w) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+  return _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)),
+                         _mm256_set1_epi8(8));
+}
+
+template <int N>
+KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
+  const int64_t nb = cols / 32;
+  __m512 acc[N];
+  __m256 tail[N];
+  for (int i = 0; i < N; ++i) {
+    acc[i] = _mm512_setzero_ps();
+    tail[i] = _mm256_setzero_ps();
+  }
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, w += 36) {
+    const __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(q4_0_block_vnni(w)), q4_0_block_vnni(w + 18), 1);
+    const __m512i wabs = _mm512_abs_epi8(wz);
+    const __mmask64 wneg = _mm512_movepi8_mask(wz);
+    const float s0 = half_avx2(w), s1 = half_avx2(w + 18);
+    for (int i = 0; i < N; ++i) {
+      const __m512i p = dot_i8_zmm(wabs, wneg, _mm512_loadu_si512(q + i * cols + b * 32));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_ps(s0 * d[i * nb + b], s1 * d[i * nb + b + 1]), acc[i]);
+    }
+  }
+  for (; b < nb; ++b, w += 18) {
+    const __m256i w0 = q4_0_block_vnni(w);
+    const float s0 = half_avx2(w);
+    for (int i = 0; i < N; ++i) {
+      const __m256i p = dot_i8_vnni(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
+      tail[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s0 * d[i * nb + b]), tail[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], tail[i]);
+}
+
+// Q6_K at the VNNI level: blocks k, k+1 of a half super-block per 512-bit
+// register; its four 128-bit lanes are the four groups of 16 with their own
+// 8-bit scale (i16 multiply), lanes 0-7 / 8-15 of the sums blocks k / k+1.
+template <int N>
+KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+                                 float* out, int64_t os) {
+  static constexpr int16_t kSpread[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+  const __m512i spread = _mm512_loadu_si512(kSpread);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  const __m512i k32 = _mm512_set1_epi8(32);
+  const __m512i upper = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
+  const int64_t nb = cols / 32;
+  __m512 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
+    const __m256 dw = _mm256_set1_ps(half_avx2(w + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    __m512 ds[N][4];  // pair j: w_d * x_d of blocks 2j (lanes 0-7) and 2j+1 (8-15)
+    for (int i = 0; i < N; ++i) {
+      const __m512 g = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(d + i * nb + sb * 8)));
+      for (int j = 0; j < 4; ++j) ds[i][j] = _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(2 * j), upper), g);
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h));
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h + 32));
+      const __m256i wq[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 4), bits45)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_and_si256(_mm256_slli_epi16(hb, 2), bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_and_si256(hb, bits45)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
+      };
+      for (int k = 0; k < 4; k += 2) {
+        const __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(wq[k]), wq[k + 1], 1);
+        int32_t s4;
+        std::memcpy(&s4, sc + 8 * h + 2 * k, 4);
+        const __m512i scales =
+            _mm512_permutexvar_epi16(spread, _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(s4))));
+        for (int i = 0; i < N; ++i) {
+          const __m512i x = _mm512_loadu_si512(q + i * cols + (sb * 8 + 4 * h + k) * 32);
+          // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
+          const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(wz, x), _mm512_maddubs_epi16(k32, x));
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(p16, scales)), ds[i][2 * h + k / 2], acc[i]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], _mm256_setzero_ps());
+}
+
+KAIVAL_QENTRY(q8_0, vnni)
+KAIVAL_QENTRY(q4_0, vnni)
+KAIVAL_QENTRY(q4_k, vnni)
+KAIVAL_QENTRY(q6_k, vnni)
+#undef KAIVAL_QENTRY
+
+// The portable multi-row kernel is the one-row kernel per row (it defines
+// the semantics; speed comes from the AVX2 level).
+template <DotFn F>
+void portable_rows(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols, int64_t n,
+                   float* out, int64_t os) {
+  const int64_t nb = cols / 32;
+  for (int64_t t = 0; t < n; ++t) out[t * os] = F(w, q + t * cols, d + t * nb, sum + t * nb, cols);
 }
 
 bool cpu_has_avx2() {
@@ -322,22 +629,36 @@ bool cpu_has_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 
+bool cpu_has_vnni() {
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
 void require_isa(Isa isa) {
   if (isa == Isa::Avx2 && !cpu_has_avx2()) throw UnsupportedError("q8 dot", "this CPU has no AVX2+FMA+F16C");
+  if (isa == Isa::Avx512Vnni && !cpu_has_vnni())
+    throw UnsupportedError("q8 dot", "this CPU has no AVX-512 BW+VL+VNNI");
 }
 
 }  // namespace
 
-std::string_view isa_name(Isa isa) { return isa == Isa::Avx2 ? "avx2" : "portable"; }
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512Vnni: return "avx512vnni";
+    default: return "portable";
+  }
+}
 
 std::vector<Isa> isas() {
   std::vector<Isa> out{Isa::Portable};
   if (cpu_has_avx2()) out.push_back(Isa::Avx2);
+  if (cpu_has_vnni()) out.push_back(Isa::Avx512Vnni);
   return out;
 }
 
 Isa best_isa() {
-  static const Isa isa = cpu_has_avx2() ? Isa::Avx2 : Isa::Portable;  // immutable once chosen
+  static const Isa isa = isas().back();  // immutable once chosen
   return isa;
 }
 
@@ -346,12 +667,41 @@ bool supported(weights::DType t) {
 }
 
 DotFn kernel(Isa isa, weights::DType type) {
+  if (isa == Isa::Avx512Vnni) {
+    switch (type) {
+      case DType::Q8_0: return q8_0_one_vnni;
+      case DType::Q4_0: return q4_0_one_vnni;
+      case DType::Q4_K: return q4_k_one_vnni;
+      case DType::Q6_K: return q6_k_one_vnni;
+      default: return nullptr;
+    }
+  }
   const bool avx2 = isa == Isa::Avx2;
   switch (type) {
-    case DType::Q8_0: return avx2 ? dot_q8_0_avx2 : dot_q8_0_portable;
-    case DType::Q4_0: return avx2 ? dot_q4_0_avx2 : dot_q4_0_portable;
-    case DType::Q4_K: return avx2 ? dot_q4_k_avx2 : dot_q4_k_portable;
-    case DType::Q6_K: return avx2 ? dot_q6_k_avx2 : dot_q6_k_portable;
+    case DType::Q8_0: return avx2 ? q8_0_one_avx2 : dot_q8_0_portable;
+    case DType::Q4_0: return avx2 ? q4_0_one_avx2 : dot_q4_0_portable;
+    case DType::Q4_K: return avx2 ? q4_k_one_avx2 : dot_q4_k_portable;
+    case DType::Q6_K: return avx2 ? q6_k_one_avx2 : dot_q6_k_portable;
+    default: return nullptr;
+  }
+}
+
+RowsFn rows_kernel(Isa isa, weights::DType type) {
+  if (isa == Isa::Avx512Vnni) {
+    switch (type) {
+      case DType::Q8_0: return q8_0_all_vnni;
+      case DType::Q4_0: return q4_0_all_vnni;
+      case DType::Q4_K: return q4_k_all_vnni;
+      case DType::Q6_K: return q6_k_all_vnni;
+      default: return nullptr;
+    }
+  }
+  const bool avx2 = isa == Isa::Avx2;
+  switch (type) {
+    case DType::Q8_0: return avx2 ? q8_0_all_avx2 : portable_rows<dot_q8_0_portable>;
+    case DType::Q4_0: return avx2 ? q4_0_all_avx2 : portable_rows<dot_q4_0_portable>;
+    case DType::Q4_K: return avx2 ? q4_k_all_avx2 : portable_rows<dot_q4_k_portable>;
+    case DType::Q6_K: return avx2 ? q6_k_all_avx2 : portable_rows<dot_q6_k_portable>;
     default: return nullptr;
   }
 }
@@ -366,7 +716,7 @@ void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols) {
   q_.resize(static_cast<size_t>(n * cols));
   d_.resize(static_cast<size_t>(blocks));
   sum_.resize(static_cast<size_t>(blocks));
-  (isa == Isa::Avx2 ? quantize_avx2 : quantize_portable)(x, blocks, q_.data(), d_.data(), sum_.data());
+  (isa == Isa::Portable ? quantize_portable : quantize_avx2)(x, blocks, q_.data(), d_.data(), sum_.data());
 }
 
 std::vector<float> Q8Rows::dequantized(int64_t row) const {

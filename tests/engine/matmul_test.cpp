@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -88,12 +89,12 @@ TEST_P(PackedMatmulTest, EqualsTheDequantizedProduct) {
 
   WorkerPool pool(3);
   std::uniform_real_distribution<float> u(-1, 1);
-  for (int64_t n : {1, 3, 8, 21}) {  // decode-style rows and the tiled GEMM path
+  for (int64_t n : {1, 3, 8, 21}) {  // decode-style rows and prompt-sized batches
     std::vector<float> x(static_cast<size_t>(n * cols)), y(static_cast<size_t>(n * rows));
     for (auto& v : x) v = u(rng);
     m.matmul(x.data(), n, y.data(), pool);
-    // Decode-sized products over these types use 8-bit activations.
-    const bool q8 = n < 4 && qdot::supported(type);
+    // Products over these types use 8-bit activations, whatever n is.
+    const bool q8 = qdot::supported(type);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t r = 0; r < rows; ++r) {
         double ref = 0, mag = 0;
@@ -218,7 +219,8 @@ TEST_P(QdotTest, MatchesDequantizedReference) {
           << "vs F32 activations r=" << r;
     }
   }
-  // The decode path of matmul is this kernel (best ISA), bit for bit.
+  // matmul over these types is this kernel (best ISA), bit for bit, for
+  // decode-sized and prompt-sized products.
   const auto m = WeightMatrix::packed(type, rows, cols, data);
   WorkerPool pool(2);
   std::vector<float> y(static_cast<size_t>(n * rows));
@@ -237,6 +239,54 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) {
       return std::string(weights::dtype_name(info.param.type)) + "_" + std::to_string(info.param.cols);
     });
+
+// A row's result must not depend on the other rows of the product: a
+// sequence's logits are the same alone or inside a batched decode step, and
+// a prompt token's the same as if it were decoded alone. For each ISA the
+// multi-row kernel equals the one-row kernel bit for bit, and matmul with
+// n = 7 (one group of four, one of three) equals seven n = 1 products, with
+// any number of threads.
+TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
+  const auto [type, cols] = GetParam();
+  const int64_t rows = 37, n = 7;
+  std::mt19937 rng(static_cast<unsigned>(cols) * 13 + static_cast<unsigned>(type));
+  const auto data = random_rows(type, rows, cols, rng);
+  const auto x = random_activations(n, cols, rng);
+  const size_t row_bytes = data.size() / rows;
+  for (auto isa : qdot::isas()) {
+    qdot::Q8Rows xq;
+    xq.quantize(isa, x.data(), n, cols);
+    const auto one = qdot::kernel(isa, type);
+    const auto many = qdot::rows_kernel(isa, type);
+    ASSERT_NE(many, nullptr);
+    for (int64_t r = 0; r < rows; r += 5) {
+      const uint8_t* w = data.data() + r * row_bytes;
+      for (int64_t first = 0; first < n; ++first)
+        for (int64_t count = 1; first + count <= n; ++count) {
+          std::vector<float> out(static_cast<size_t>(2 * count), -1.0f);
+          many(w, xq.q(first), xq.d(first), xq.sum(first), cols, count, out.data(), 2);
+          for (int64_t t = 0; t < count; ++t) {
+            const float alone = one(w, xq.q(first + t), xq.d(first + t), xq.sum(first + t), cols);
+            ASSERT_EQ(std::bit_cast<uint32_t>(out[2 * t]), std::bit_cast<uint32_t>(alone))
+                << qdot::isa_name(isa) << " r=" << r << " rows " << first << "+" << count << " t=" << t;
+            ASSERT_EQ(out[2 * t + 1], -1.0f);  // the stride is respected
+          }
+        }
+    }
+  }
+  const auto m = WeightMatrix::packed(type, rows, cols, data);
+  for (int threads : {1, 3}) {
+    WorkerPool pool(threads);
+    std::vector<float> batch(static_cast<size_t>(n * rows));
+    m.matmul(x.data(), n, batch.data(), pool);
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<float> alone(static_cast<size_t>(rows));
+      m.matmul(x.data() + t * cols, 1, alone.data(), pool);
+      ASSERT_EQ(std::memcmp(alone.data(), batch.data() + t * rows, alone.size() * 4), 0)
+          << "threads=" << threads << " t=" << t;
+    }
+  }
+}
 
 TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
   std::mt19937 rng(5);

@@ -33,7 +33,11 @@ struct Case {
   // weights, so only float32 rounding in our forward separates us from it;
   // the largest diff measured over the 4 sequences was 2.1e-6..3.0e-6 for
   // every file (logits span about +-15); the bound leaves a margin of ~30x.
+  // Q8_0 / Q4_K weights are multiplied with 8-bit activations (engine/qdot.h),
+  // which the reference does not round: measured max 0.048 (logits), 7.2e-3
+  // (relative hidden norms); their bounds leave ~3x.
   double logit_tol;
+  double norm_tol = 1e-5;  // relative, hidden-state and final-norm norms
 };
 
 std::string case_name(const testing::TestParamInfo<Case>& info) {
@@ -73,7 +77,13 @@ TEST_P(ReferenceTest, LogitsHiddenNormsAndGreedyMatch) {
     worst_logit = std::max(worst_logit, diff);
 
     const auto arg = seq["argmax_per_position"].get<std::vector<int32_t>>();
-    for (int64_t p = 0; p < n; ++p) EXPECT_EQ(argmax(logits.data() + p * V, V), arg[p]) << "position " << p;
+    for (int64_t p = 0; p < n; ++p) {
+      // A different argmax is only allowed for a near tie: the reference's
+      // token within the logit tolerance of our top logit.
+      const float* row = logits.data() + p * V;
+      const int32_t got = argmax(row, V);
+      if (got != arg[p]) EXPECT_LT(row[got] - row[arg[p]], c.logit_tol) << "position " << p;
+    }
 
     const auto hs = model.hidden_states(ids);
     const auto norms = seq["hidden_norms"].get<std::vector<std::vector<double>>>();
@@ -83,14 +93,14 @@ TEST_P(ReferenceTest, LogitsHiddenNormsAndGreedyMatch) {
         double ss = 0;
         for (float x : hs.at(l, p)) ss += static_cast<double>(x) * x;
         const double rel = std::abs(std::sqrt(ss) - norms[l][p]) / norms[l][p];
-        EXPECT_LT(rel, 1e-5) << "layer entry " << l << " position " << p;
+        EXPECT_LT(rel, c.norm_tol) << "layer entry " << l << " position " << p;
         worst_norm = std::max(worst_norm, rel);
       }
     const auto fnorms = seq["final_norm_norms"].get<std::vector<double>>();
     for (int64_t p = 0; p < n; ++p) {
       double ss = 0;
       for (int64_t i = 0; i < hs.hidden; ++i) ss += static_cast<double>(hs.final_norm[p * hs.hidden + i]) * hs.final_norm[p * hs.hidden + i];
-      EXPECT_LT(std::abs(std::sqrt(ss) - fnorms[p]) / fnorms[p], 1e-5) << "position " << p;
+      EXPECT_LT(std::abs(std::sqrt(ss) - fnorms[p]) / fnorms[p], c.norm_tol) << "position " << p;
     }
 
     // Greedy decoding through the KV cache, one token per step (the
@@ -113,8 +123,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceTest,
                          testing::Values(Case{"base-a", "base-a/reference_logits.json", 1e-4},
                                          Case{"finetune-a", "finetune-a/reference_logits.json", 1e-4},
                                          Case{"base-a-gguf/base-a-F16.gguf", "base-a-gguf/reference_logits_F16.json", 1e-4},
-                                         Case{"base-a-gguf/base-a-Q8_0.gguf", "base-a-gguf/reference_logits_Q8_0.json", 1e-4},
-                                         Case{"base-a-gguf/base-a-Q4_K.gguf", "base-a-gguf/reference_logits_Q4_K.json", 1e-4}),
+                                         Case{"base-a-gguf/base-a-Q8_0.gguf", "base-a-gguf/reference_logits_Q8_0.json", 0.15, 0.03},
+                                         Case{"base-a-gguf/base-a-Q4_K.gguf", "base-a-gguf/reference_logits_Q4_K.json", 0.15, 0.03}),
                          case_name);
 
 // Features the trained fixtures lack, against tools/gen_engine_ref.py's
