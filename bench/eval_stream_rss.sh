@@ -2,8 +2,9 @@
 # Peak RSS of `kaival eval` on a generated generate_until task of ROWS JSONL rows against the
 # mock server (bench/eval_mock_serve.cpp, built here with -O2), for each --window given:
 # the default window (streaming) and a window larger than the dataset (every row and request
-# held at once, as the runner did before it streamed).
-# Usage: bench/eval_stream_rss.sh KAIVAL_BIN GENERATED_DIR [ROWS] [WINDOW...]
+# held at once, as the runner did before it streamed). A window written N:noprefetch runs with
+# --no-prefetch (one window in memory; the default reads the next window while one is scored).
+# Usage: bench/eval_stream_rss.sh KAIVAL_BIN GENERATED_DIR [ROWS] [WINDOW[:noprefetch]...]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$1 gen=$2 rows=${3:-200000}
@@ -31,13 +32,15 @@ PY
 echo "dataset: $rows rows, $(du -h "$work/rows.jsonl" | cut -f1)"
 coproc MOCK { "$work/mock" --keep-alive; }
 read -r url <&"${MOCK[0]}"
-for w in "${windows[@]}"; do
+for spec in "${windows[@]}"; do
+  w=${spec%%:*} extra=()
+  [[ $spec == *:noprefetch ]] && extra=(--no-prefetch)
   rm -rf "$work/out"
   /usr/bin/time -f "%M %e" -o "$work/time" "$bin" eval --model "$url" --task "$work/task.yaml" --out "$work/out" \
-    --concurrency 8 --window "$w" --no-progress > "$work/table"
+    --concurrency 8 --window "$w" --no-progress "${extra[@]}" > "$work/table"
   read -r kb secs < "$work/time"
   em=$(python3 -c "import json;print(json.load(open('$work/out/results.json'))['results']['stream_rss']['exact_match,none'])")
-  echo "window $w: peak RSS $((kb / 1024)) MiB, $secs s, exact_match $em, samples $(wc -l < "$work/out/samples_stream_rss.jsonl")"
+  echo "window $spec: peak RSS $((kb / 1024)) MiB, $secs s, exact_match $em, samples $(wc -l < "$work/out/samples_stream_rss.jsonl")"
 done
 exec {MOCK[1]}>&-
 wait

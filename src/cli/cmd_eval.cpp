@@ -1,6 +1,7 @@
 // kaival eval --model URL --task CARD [--task CARD]... [--limit N] [--concurrency N]
 //             [--out DIR] [--cache FILE] [--model-id NAME] [--served-model NAME]
 //             [--timeout S] [--max-retries N] [--data-cache DIR] [--data-dir DIR] [--no-progress] [--window N]
+//             [--no-prefetch]
 //             [--judge URL] [--judge-model NAME] [--store postgresql://... [--run NAME] [--no-work]]
 // Runs task cards against an OpenAI-compatible server; prints a table and
 // writes results.json, samples_<task>.jsonl and results.html under DIR.
@@ -45,7 +46,10 @@ void register_eval(CLI::App& app) {
                   "postgresql://... : queue the requests there for `kaival worker` processes on any machine");
   cmd->add_option("--window", o->run.window,
                   "rows read, sent and scored at a time; memory is O(window) (default max(64, 8 x concurrency))");
-  cmd->add_option("--run", o->run.run_name, "queue run name (default: a hash of the model URL and the requests)");
+  cmd->add_flag("--no-prefetch", [o](int64_t) { o->run.prefetch = false; },
+                "do not read the next window while this one is sent and scored (one window in memory, not two)");
+  cmd->add_option("--run", o->run.run_name,
+                  "queue run name (default: a hash of the model URL, the cards and the datasets)");
   cmd->add_flag("--no-work", [o](int64_t) { o->run.work_here = false; },
                 "with --store: only enqueue, wait and score; workers answer every request");
   cmd->callback([o] {

@@ -223,6 +223,7 @@ ConversationRun run_conversations(const TaskCard& card, std::vector<Conversation
       std::string reply = reply_text(calls[at].response);
       JudgeVerdict v = parse_judge_reply(rubric, reply);
       c.scores.push_back(v.score);
+      run.judge_failures += !v.score.has_value();
       c.criteria.push_back(v.criteria);
       c.rationales.push_back(reply);
       c.judge_errors.push_back(v.error);
@@ -276,10 +277,7 @@ nlohmann::ordered_json task_result_extras(const TaskCard& card, const Conversati
   nlohmann::ordered_json s = nlohmann::ordered_json::object();
   std::vector<std::string> warnings = card.warnings;
   if (run && is_judged(card)) {
-    int64_t failures = 0;
-    for (const auto& c : run->items)
-      for (const auto& x : c.scores) failures += !x.has_value();
-    s["judge_failures"] = failures;
+    s["judge_failures"] = run->judge_failures;
     s["judge_model"] = run->judge_model;
     s["judge_rubric"] = run->rubric_name;
     s["judge_rubric_sha256"] = run->rubric_sha256;
@@ -287,6 +285,16 @@ nlohmann::ordered_json task_result_extras(const TaskCard& card, const Conversati
   if (run) warnings.insert(warnings.end(), run->warnings.begin(), run->warnings.end());
   if (!warnings.empty()) s["warnings"] = warnings;
   return s;
+}
+
+void merge_conversation_run(ConversationRun& total, const ConversationRun& window) {
+  if (total.judge_model.empty()) total.judge_model = window.judge_model;
+  if (total.rubric_name.empty()) total.rubric_name = window.rubric_name;
+  if (total.rubric_sha256.empty()) total.rubric_sha256 = window.rubric_sha256;
+  for (const auto& w : window.warnings)
+    if (std::find(total.warnings.begin(), total.warnings.end(), w) == total.warnings.end()) total.warnings.push_back(w);
+  total.requests += window.requests;
+  total.judge_failures += window.judge_failures;
 }
 
 bool is_judged(const TaskCard& card) {

@@ -43,7 +43,12 @@ struct ConversationRun {
   std::string rubric_name, rubric_sha256;
   std::vector<std::string> warnings;
   int64_t requests = 0;  // later-phase requests, cached or not
+  int64_t judge_failures = 0;  // judged turns whose verdict could not be read
 };
+
+// Folds one window's run into a task's running total (a streamed task runs its later phases per
+// window of rows): counts add up, warnings are kept once, items are not kept.
+void merge_conversation_run(ConversationRun& total, const ConversationRun& window);
 
 // Whether a card needs the later phases (follow-up turns or the judge metric).
 bool needs_conversation(const TaskCard& card);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -121,6 +122,38 @@ std::map<std::string, json> RequestQueue::responses(const std::string& run) {
   return out;
 }
 
+namespace {
+// A list of hashes as one JSON parameter ($2), for `hash IN (SELECT jsonb_array_elements_text($2::jsonb))`.
+std::string hash_list(const std::vector<std::string>& hashes) { return json(hashes).dump(); }
+}  // namespace
+
+QueueProgress RequestQueue::progress(const std::string& run, const std::vector<std::string>& hashes, int max_attempts) {
+  auto rows = impl_->db.query(
+      "SELECT count(*), count(*) FILTER (WHERE state = 'done'), "
+      "count(*) FILTER (WHERE state = 'failed' OR (state = 'claimed' AND lease_until < now() AND attempts >= $3)), "
+      "count(*) FILTER (WHERE state = 'claimed') FROM eval_requests WHERE run = $1 AND "
+      "hash IN (SELECT jsonb_array_elements_text($2::jsonb))",
+      {run, hash_list(hashes), std::to_string(max_attempts)});
+  QueueProgress p;
+  p.total = to_i64(rows.at(0)[0]);
+  p.done = to_i64(rows.at(0)[1]);
+  p.failed = to_i64(rows.at(0)[2]);
+  p.claimed = to_i64(rows.at(0)[3]);
+  return p;
+}
+
+std::map<std::string, json> RequestQueue::responses(const std::string& run, const std::vector<std::string>& hashes) {
+  std::map<std::string, json> out;
+  for (auto& row : impl_->db.query("SELECT hash, response FROM eval_requests WHERE run = $1 AND state = 'done' AND "
+                                   "hash IN (SELECT jsonb_array_elements_text($2::jsonb))",
+                                   {run, hash_list(hashes)})) {
+    auto j = json::parse(row[1].value_or(""), nullptr, false);
+    if (j.is_discarded()) fail(impl_->db.where(), "run '{}': stored response of {} is not JSON", run, row[0].value_or(""));
+    out.emplace(row[0].value_or(""), std::move(j));
+  }
+  return out;
+}
+
 std::vector<std::string> RequestQueue::failures(const std::string& run, int limit) {
   std::vector<std::string> out;
   for (auto& row : impl_->db.query("SELECT hash, COALESCE(error, 'lease expired after the last attempt') FROM "
@@ -223,58 +256,103 @@ WorkerStats run_worker(const WorkerOptions& opt) {
   return stats;
 }
 
-std::map<std::string, json> execute_on_queue(const std::string& store_url, const std::string& run,
-                                             const std::string& model_url, const ClientOptions& client,
-                                             const std::vector<QueuedRequest>& reqs, bool work_here, bool progress) {
-  RequestQueue q(store_url);
-  QueueProgress p = q.enqueue(run, model_url, client, reqs);
+struct QueueRun::Impl {
+  Impl(const std::string& url, std::string run_, std::string model_url_, const ClientOptions& c, bool progress_)
+      : store_url(url), run(std::move(run_)), model_url(std::move(model_url_)), client(c), progress(progress_), q(url) {}
+  std::string store_url, run, model_url;
+  ClientOptions client;
+  bool progress;
+  std::mutex mu;  // one connection, used by the reading thread (enqueue) and the waiting one
+  RequestQueue q;
   std::atomic<bool> stop{false};
   std::thread helper;
+  std::mutex error_mu;
   std::exception_ptr helper_error;
+
+  void rethrow_helper_error() {
+    std::lock_guard<std::mutex> lk(error_mu);
+    if (helper_error) std::rethrow_exception(helper_error);
+  }
+};
+
+QueueRun::QueueRun(const std::string& store_url, const std::string& run, const std::string& model_url,
+                   const ClientOptions& client, bool work_here, bool progress)
+    : impl_(std::make_unique<Impl>(store_url, run, model_url, client, progress)) {
+  // The run exists before the helper looks for work (and a name clash fails here, early).
+  impl_->q.enqueue(run, model_url, client, {});
   if (work_here) {
-    helper = std::thread([&] {
+    Impl* im = impl_.get();
+    im->helper = std::thread([im] {
       try {
         WorkerOptions wo;
-        wo.store_url = store_url;
-        wo.run = run;
-        wo.concurrency = client.concurrency;
-        wo.stop = &stop;
+        wo.store_url = im->store_url;
+        wo.run = im->run;
+        wo.concurrency = im->client.concurrency;
+        wo.poll_s = 0.05;
+        wo.stop = &im->stop;
         run_worker(wo);
       } catch (...) {
-        helper_error = std::current_exception();
+        std::lock_guard<std::mutex> lk(im->error_mu);
+        im->helper_error = std::current_exception();
       }
     });
   }
-  auto finish = [&] {
-    stop = true;
-    if (helper.joinable()) helper.join();
+}
+
+QueueRun::~QueueRun() {
+  impl_->stop = true;
+  if (impl_->helper.joinable()) impl_->helper.join();
+}
+
+void QueueRun::enqueue(const std::vector<QueuedRequest>& reqs) {
+  std::lock_guard<std::mutex> lk(impl_->mu);
+  impl_->q.enqueue(impl_->run, impl_->model_url, impl_->client, reqs);
+}
+
+std::map<std::string, json> QueueRun::wait(const std::vector<std::string>& hashes) {
+  Impl& im = *impl_;
+  auto locked = [&](auto f) {
+    std::lock_guard<std::mutex> lk(im.mu);
+    return f();
   };
-  try {
-    int64_t shown = -1;
-    while (p.done + p.failed < p.total) {
-      if (helper_error) std::rethrow_exception(helper_error);
-      if (progress && p.done != shown) {
-        fmt::print(stderr, "\rqueue {}: {}/{} answered ({} claimed)   ", run, p.done, p.total, p.claimed);
-        shown = p.done;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      p = q.progress(run);
+  QueueProgress p = locked([&] { return im.q.progress(im.run, hashes); });
+  if (p.total < static_cast<int64_t>(std::set<std::string>(hashes.begin(), hashes.end()).size()))
+    fail(store::redact_url(im.store_url), "run '{}': {} of the requests waited for were never enqueued", im.run,
+         static_cast<int64_t>(hashes.size()) - p.total);
+  int64_t shown = -1;
+  while (p.done + p.failed < p.total) {
+    im.rethrow_helper_error();
+    if (im.progress && p.done != shown) {
+      QueueProgress all = locked([&] { return im.q.progress(im.run); });
+      fmt::print(stderr, "\rqueue {}: {}/{} answered ({} claimed)   ", im.run, all.done, all.total, all.claimed);
+      shown = p.done;
     }
-    if (progress) fmt::print(stderr, "\rqueue {}: {}/{} answered                 \n", run, p.done, p.total);
-    finish();
-  } catch (...) {
-    finish();
-    throw;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    p = locked([&] { return im.q.progress(im.run, hashes); });
   }
-  if (helper_error) std::rethrow_exception(helper_error);
+  im.rethrow_helper_error();
   if (p.failed > 0) {
     std::string list;
-    for (const auto& f : q.failures(run)) list += "\n  " + f;
-    fail<IoError>(store::redact_url(store_url), "run '{}': {} of {} requests failed:{}", run, p.failed, p.total, list);
+    for (const auto& f : locked([&] { return im.q.failures(im.run); })) list += "\n  " + f;
+    fail<IoError>(store::redact_url(im.store_url), "run '{}': {} of {} requests failed:{}", im.run, p.failed, p.total,
+                  list);
   }
-  auto out = q.responses(run);
-  for (const auto& r : reqs)
-    if (!out.count(r.hash)) fail<IoError>(store::redact_url(store_url), "run '{}': no answer stored for {}", run, r.hash);
+  auto out = locked([&] { return im.q.responses(im.run, hashes); });
+  for (const auto& h : hashes)
+    if (!out.count(h)) fail<IoError>(store::redact_url(im.store_url), "run '{}': no answer stored for {}", im.run, h);
+  return out;
+}
+
+std::map<std::string, json> execute_on_queue(const std::string& store_url, const std::string& run,
+                                             const std::string& model_url, const ClientOptions& client,
+                                             const std::vector<QueuedRequest>& reqs, bool work_here, bool progress) {
+  QueueRun q(store_url, run, model_url, client, work_here, progress);
+  q.enqueue(reqs);
+  std::vector<std::string> hashes;
+  hashes.reserve(reqs.size());
+  for (const auto& r : reqs) hashes.push_back(r.hash);
+  auto out = q.wait(hashes);
+  if (progress) fmt::print(stderr, "\rqueue {}: {} answered                 \n", run, out.size());
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,12 @@ class RequestQueue {
   QueueProgress enqueue(const std::string& run, const std::string& model_url, const ClientOptions& client,
                         const std::vector<QueuedRequest>& reqs);
   QueueProgress progress(const std::string& run, int max_attempts = 3);
+  // Progress over the given requests of the run only (a window of a streamed run).
+  QueueProgress progress(const std::string& run, const std::vector<std::string>& hashes, int max_attempts = 3);
   // hash -> response of every answered request of the run.
   std::map<std::string, nlohmann::json> responses(const std::string& run);
+  // hash -> response of the given requests that are answered.
+  std::map<std::string, nlohmann::json> responses(const std::string& run, const std::vector<std::string>& hashes);
   // "hash: error" of failed requests (at most `limit`).
   std::vector<std::string> failures(const std::string& run, int limit = 5);
 
@@ -78,7 +83,31 @@ class RequestQueue {
 // Claims and answers requests until `stop`, or until idle for idle_exit_s.
 WorkerStats run_worker(const WorkerOptions& opt);
 
-// Coordinator side: enqueue, optionally work in this process too, wait until every request
+// Coordinator side of one run, kept across the windows of a streamed run (eval/runner.cpp): each
+// window's requests are enqueued as the window is read, and wait() returns the answers of just
+// those requests, so the coordinator holds O(window) rows and answers, never the run. A queue row
+// carries its request (endpoint and body): workers need no dataset and hold one claimed shard at
+// a time. With work_here a worker thread in this process answers too, for the whole run.
+// enqueue() may be called from another thread than wait() (the runner's read-ahead thread
+// enqueues the next window while this one is waited on and scored).
+class QueueRun {
+ public:
+  QueueRun(const std::string& store_url, const std::string& run, const std::string& model_url,
+           const ClientOptions& client, bool work_here, bool progress);
+  ~QueueRun();  // stops and joins the in-process worker
+  QueueRun(const QueueRun&) = delete;
+  QueueRun& operator=(const QueueRun&) = delete;
+  void enqueue(const std::vector<QueuedRequest>& reqs);
+  // Waits until every given request is answered (or failed: IoError naming them) and returns
+  // hash -> response for them.
+  std::map<std::string, nlohmann::json> wait(const std::vector<std::string>& hashes);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Coordinator side in one call: enqueue, optionally work in this process too, wait until every request
 // is answered (progress bar), and return hash -> response. Throws IoError naming failed requests.
 std::map<std::string, nlohmann::json> execute_on_queue(const std::string& store_url, const std::string& run,
                                                        const std::string& model_url, const ClientOptions& client,

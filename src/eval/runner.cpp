@@ -8,6 +8,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <ctime>
+#include <future>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -183,21 +184,68 @@ json generation_body(const TaskCard& c, const std::string& model, const std::str
   return body;
 }
 
-// One task across the windows of a run: its reader and templates, the current window's items,
-// and what the aggregates need (per-item scores, small).
+// Rows and requests alive at once, over the window being scored and the one read ahead on the
+// prefetch thread; the maxima are the streaming bound that RunStats reports.
+class HeldCounter {
+ public:
+  void add(size_t rows, size_t reqs) {
+    std::lock_guard<std::mutex> lk(mu_);
+    rows_ += rows;
+    reqs_ += reqs;
+    max_rows_ = std::max(max_rows_, rows_);
+    max_reqs_ = std::max(max_reqs_, reqs_);
+  }
+  void sub(size_t rows, size_t reqs) {
+    std::lock_guard<std::mutex> lk(mu_);
+    rows_ -= rows;
+    reqs_ -= reqs;
+  }
+  size_t max_rows() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return max_rows_;
+  }
+  size_t max_reqs() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return max_reqs_;
+  }
+
+ private:
+  std::mutex mu_;
+  size_t rows_ = 0, reqs_ = 0, max_rows_ = 0, max_reqs_ = 0;
+};
+
+// One window of a task: its items and their requests. Counted in a HeldCounter while alive;
+// never moved (held by unique_ptr), so the counts are given back exactly once.
+struct Window {
+  explicit Window(HeldCounter& h) : held(h) {}
+  ~Window() { held.sub(rows_counted, reqs_counted); }
+  Window(const Window&) = delete;
+  Window& operator=(const Window&) = delete;
+  void count(size_t rows, size_t reqs_added) {
+    held.add(rows, reqs_added);
+    rows_counted += rows;
+    reqs_counted += reqs_added;
+  }
+  HeldCounter& held;
+  std::vector<Item> items;
+  std::vector<Request> reqs;
+  size_t rows_counted = 0, reqs_counted = 0;
+};
+
+// One task across the windows of a run: its reader and templates, and what the aggregates need
+// (per-item scores, small).
 struct TaskState {
   explicit TaskState(TaskCard c) : card(std::move(c)), tpl(card) {}
   TaskCard card;
   CardTemplates tpl;  // refers to `card`: a TaskState never moves (held by unique_ptr)
   std::optional<SplitReader> reader;
   std::map<std::string, std::string> dataset_sha256;
-  std::string prefix;       // description + few-shot examples, before every prompt
-  std::vector<Item> items;  // the current window's
+  std::string prefix;  // description + few-shot examples, before every prompt
   std::map<std::string, std::vector<double>> scores;
   std::vector<std::string> metric_order;
   size_t n = 0;  // items scored
   std::ofstream samples;
-  std::optional<ConversationRun> conversation;
+  std::optional<ConversationRun> conversation;  // later phases' totals (items not kept), over windows
 };
 
 // ---------------------------------------------------------------- progress
@@ -537,8 +585,11 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     tasks.push_back(std::move(t));
   }
 
-  // Reads up to `max_docs` rows of a task into items and appends their requests to `reqs`.
-  auto fill = [&](TaskState& t, size_t max_docs, std::vector<Request>& reqs) {
+  // Reads up to `max_docs` rows of a task into the window's items and requests. Runs on the
+  // prefetch thread while the previous window is scored: it touches only the task's reader and
+  // (read-only) its card, templates and prefix.
+  auto fill = [&](TaskState& t, size_t max_docs, Window& w) {
+    std::vector<Request>& reqs = w.reqs;
     const TaskCard& c = t.card;
     const CardTemplates& tpl = t.tpl;
     const std::string& path = c.file;
@@ -547,6 +598,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
       auto d = t.reader->next();
       if (!d) break;
       ++added;
+      const size_t reqs_before = reqs.size();
       Item it;
       it.doc = std::move(d->fields);
       std::vector<std::string> ch;
@@ -590,7 +642,8 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         it.prompt = t.prefix + tpl.prompt_.render(ctx);
         add_request(c.chat ? "chat/completions" : "completions", generation_body(c, served, it.prompt));
       }
-      t.items.push_back(std::move(it));
+      w.items.push_back(std::move(it));
+      w.count(1, reqs.size() - reqs_before);
     }
     return added;
   };
@@ -634,8 +687,10 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   std::vector<OJson> manifest_inputs;
   if (!opt.out_dir.empty()) fs::create_directories(opt.out_dir);
 
-  // Scores the task's current items (answers in `reqs`) and appends their sample lines.
-  auto score_items = [&](TaskState& t, const std::vector<Request>& reqs) {
+  // Scores a window's items (answers in its requests; later turns and verdicts in `conv`) and
+  // appends their sample lines.
+  auto score_items = [&](TaskState& t, const Window& w, const ConversationRun* conv) {
+    const std::vector<Request>& reqs = w.reqs;
     const TaskCard& c = t.card;
     auto& scores = t.scores;
     auto& metric_order = t.metric_order;
@@ -645,7 +700,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
       per[m] = v;
     };
     auto labels_all = [&](size_t n) { return labels_for(c, n); };
-    for (const auto& it : t.items) {
+    for (const auto& it : w.items) {
       ++t.n;
       OJson per = OJson::object();
       OJson rec = OJson::object();
@@ -726,8 +781,8 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
             per["inst_level_strict_acc"] = ids.empty() ? 1.0 : double(ok) / double(ids.size());
           }
         }
-        if (t.conversation)
-          for (const auto& [m, v] : conversation_metrics(t.conversation->items[static_cast<size_t>(&it - t.items.data())],
+        if (conv)
+          for (const auto& [m, v] : conversation_metrics(conv->items[static_cast<size_t>(&it - w.items.data())],
                                                          is_judged(c), per, rec))
             add_metric(m, v, per);
         rec["target"] = it.target;
@@ -789,78 +844,111 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     t.reader.reset();
   };
 
-  // Locally, each task streams through windows of rows: build, send, score, write, forget. A
-  // distributed run enqueues all requests of all tasks at once (its run name hashes them all, so a
-  // rerun resumes), and tasks with follow-up turns or a judge take all their rows in one window
-  // (the judge phase needs every answer).
+  // Each task streams through windows of rows: read, send, score, write, forget. The next window
+  // is read (and, with a store, enqueued) on a background thread while this one is sent and
+  // scored, so at most two windows are alive. Multi-turn and judged tasks run their later turns
+  // and the judge per window (each item's conversation needs only its own answers). A
+  // distributed run enqueues each window as it is read and waits for that window's answers; its
+  // default name hashes what determines the requests, so a rerun resumes.
   const bool queued_run = !opt.store_url.empty();
-  const size_t window = queued_run ? SIZE_MAX
-                        : opt.window > 0 ? opt.window
-                                         : std::max<size_t>(64, 8 * static_cast<size_t>(std::max(1, opt.client.concurrency)));
+  const size_t window = opt.window > 0 ? opt.window
+                                       : std::max<size_t>(64, 8 * static_cast<size_t>(std::max(1, opt.client.concurrency)));
   RunStats stats;
+  HeldCounter held;
   std::string queue_run;
   size_t total_requests = 0;
   Progress bar(0, opt.progress && !queued_run);
   std::optional<WorkerPool> pool;
-  if (!queued_run) pool.emplace(client, cache_path, opt.client.concurrency, bar);
-  std::vector<std::vector<TaskState*>> phases;
-  for (auto& t : tasks) {
-    if (queued_run && !phases.empty()) phases.back().push_back(t.get());
-    else phases.push_back({t.get()});
-  }
-  for (const auto& phase : phases) {
-    for (bool first = true;; first = false) {
-      std::vector<Request> reqs;
-      size_t docs = 0;
-      for (TaskState* t : phase) docs += fill(*t, needs_conversation(t->card) ? SIZE_MAX : window, reqs);
-      if (docs == 0 && !first) break;
-      stats.max_items_held = std::max(stats.max_items_held, docs);
-      stats.max_requests_held = std::max(stats.max_requests_held, reqs.size());
-      ++stats.chunks;
-      total_requests += reqs.size();
-      if (queued_run) {
-        std::vector<QueuedRequest> queued;
-        queued.reserve(reqs.size());
-        std::string all = client.base_url();
-        for (const auto& r : reqs) {
-          queued.push_back({r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace)});
-          all += r.hash;
-        }
-        queue_run = opt.run_name.empty() ? "run-" + sha256_hex(all).substr(0, 16) : opt.run_name;
-        auto answers = execute_on_queue(opt.store_url, queue_run, client.base_url(), opt.client, queued, opt.work_here,
-                                        opt.progress);
-        for (auto& r : reqs) r.response = answers.at(r.hash);
-      } else {
-        pool->run(reqs);
+  std::optional<QueueRun> queue;
+  if (queued_run) {
+    queue_run = opt.run_name;
+    if (queue_run.empty()) {
+      std::string key = client.base_url() + "\n" + served + "\nlimit " + std::to_string(opt.limit);
+      for (const auto& t : tasks) {
+        key += "\n" + t->card.sha256;
+        for (const auto& [split, h] : t->dataset_sha256) key += " " + split + ":" + h;
       }
-      for (TaskState* t : phase) {
-        const TaskCard& c = t->card;
-        if (first && !t->samples.is_open() && !opt.out_dir.empty()) {
-          t->samples.open(fs::path(opt.out_dir) / ("samples_" + c.name + ".jsonl"), std::ios::binary);
-          if (!t->samples) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
-        }
-        // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
-        if (needs_conversation(c) && !t->conversation) {
-          std::vector<Conversation> convs;
-          for (const auto& it : t->items) {
-            Conversation cv;
-            cv.context = template_context(it.doc, {}, {});
-            cv.questions = {it.prompt};
-            cv.answers = {response_text(reqs[it.reqs[0]].response)};
-            cv.answer_hashes = {reqs[it.reqs[0]].hash};
-            convs.push_back(std::move(cv));
-          }
-          JudgeSettings js{opt.judge_url, opt.judge_model, opt.client, cache_path, opt.client.concurrency};
-          t->conversation = run_conversations(c, std::move(convs), client, served, js);
-        }
-        score_items(*t, reqs);
-        t->items.clear();
-      }
-      if (docs == 0) break;
+      queue_run = "run-" + sha256_hex(key).substr(0, 16);
     }
-    for (TaskState* t : phase) finish_task(*t);
+    queue.emplace(opt.store_url, queue_run, client.base_url(), opt.client, opt.work_here, opt.progress);
+  } else {
+    pool.emplace(client, cache_path, opt.client.concurrency, bar);
   }
+  auto read_window = [&](TaskState& t) {
+    auto w = std::make_unique<Window>(held);
+    fill(t, window, *w);
+    if (queue && !w->reqs.empty()) {
+      std::vector<QueuedRequest> queued;
+      queued.reserve(w->reqs.size());
+      for (const auto& r : w->reqs)
+        queued.push_back({r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace)});
+      queue->enqueue(queued);
+    }
+    return w;
+  };
+  for (auto& task : tasks) {
+    TaskState& t = *task;
+    const TaskCard& c = t.card;
+    std::unique_ptr<Window> cur = read_window(t);
+    for (bool first = true;; first = false) {
+      if (cur->items.empty() && !first) break;
+      // A short window means the split has ended: nothing to read ahead.
+      const bool more = cur->items.size() == window;
+      std::future<std::unique_ptr<Window>> ahead;
+      if (more && opt.prefetch) {
+        ahead = std::async(std::launch::async, read_window, std::ref(t));
+        ++stats.prefetched;
+      }
+      ++stats.chunks;
+      total_requests += cur->reqs.size();
+      if (queue) {
+        std::vector<std::string> hashes;
+        hashes.reserve(cur->reqs.size());
+        for (const auto& r : cur->reqs) hashes.push_back(r.hash);
+        if (!hashes.empty()) {
+          auto answers = queue->wait(hashes);
+          for (auto& r : cur->reqs) r.response = std::move(answers.at(r.hash));
+        }
+      } else {
+        pool->run(cur->reqs);
+      }
+      if (first && !t.samples.is_open() && !opt.out_dir.empty()) {
+        t.samples.open(fs::path(opt.out_dir) / ("samples_" + c.name + ".jsonl"), std::ios::binary);
+        if (!t.samples) fail<IoError>(opt.out_dir, "cannot write samples_{}.jsonl", c.name);
+      }
+      // Multi-turn and judged tasks: follow-up turns, then the judge, as later phases (eval/judge.h).
+      std::optional<ConversationRun> conv;
+      if (needs_conversation(c)) {
+        std::vector<Conversation> convs;
+        convs.reserve(cur->items.size());
+        for (const auto& it : cur->items) {
+          Conversation cv;
+          cv.context = template_context(it.doc, {}, {});
+          cv.questions = {it.prompt};
+          cv.answers = {response_text(cur->reqs[it.reqs[0]].response)};
+          cv.answer_hashes = {cur->reqs[it.reqs[0]].hash};
+          convs.push_back(std::move(cv));
+        }
+        // The judge's model id is asked once (first window), then reused.
+        std::string judge_model = opt.judge_model;
+        if (judge_model.empty() && t.conversation) judge_model = t.conversation->judge_model;
+        JudgeSettings js{opt.judge_url, judge_model, opt.client, cache_path, opt.client.concurrency};
+        conv = run_conversations(c, std::move(convs), client, served, js);
+        if (!t.conversation) t.conversation.emplace();
+        merge_conversation_run(*t.conversation, *conv);
+      }
+      score_items(t, *cur, conv ? &*conv : nullptr);
+      conv.reset();
+      cur.reset();  // this window's rows go before the next one is taken
+      if (!more) break;
+      cur = ahead.valid() ? ahead.get() : read_window(t);
+    }
+    finish_task(t);
+  }
+  stats.max_items_held = held.max_rows();
+  stats.max_requests_held = held.max_reqs();
   pool.reset();
+  queue.reset();  // stops this process's queue worker
   bar.finish();
   if (opt.stats) *opt.stats = stats;
   for (const auto& name : group_order) {

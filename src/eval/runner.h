@@ -23,10 +23,12 @@
 namespace kaival::eval {
 
 // What a run held at once (the streaming bound; tests check it).
+// Counted while rows are alive, so the window being scored and the one read ahead add up.
 struct RunStats {
   size_t max_items_held = 0;     // dataset rows (items) in memory at once
   size_t max_requests_held = 0;  // requests (bodies and answers) in memory at once
   size_t chunks = 0;             // windows sent
+  size_t prefetched = 0;         // windows read ahead on the background thread
 };
 
 struct RunOptions {
@@ -42,7 +44,8 @@ struct RunOptions {
   int bootstrap = 1000;
   // Many machines (eval/queue.h): with a postgresql:// URL the requests go to that queue and
   // `kaival worker` processes answer them; this process works too unless work_here is false.
-  // run_name defaults to a hash of the model URL and the requests, so a rerun resumes.
+  // run_name defaults to a hash of the model URL, served model, limit, and the cards' and
+  // datasets' SHA-256 (what determines the requests), so a rerun resumes.
   std::string store_url;
   std::string run_name;
   bool work_here = true;
@@ -51,8 +54,12 @@ struct RunOptions {
   std::string judge_url;
   std::string judge_model;
   // Rows read, sent and scored per window (memory is O(window), not O(dataset)); 0: max(64, 8 x
-  // concurrency). Distributed runs and multi-turn/judged tasks take their rows in one window.
+  // concurrency). Every kind of task streams: multi-turn and judged tasks run their later turns
+  // and the judge per window; distributed runs enqueue each window as it is read.
   size_t window = 0;
+  // Read (and, with a store, enqueue) the next window on a background thread while this one is
+  // sent and scored: at most two windows in memory.
+  bool prefetch = true;
   RunStats* stats = nullptr;  // filled at the end of the run when set
 };
 

@@ -233,6 +233,62 @@ TEST_F(PgQueue, ThreeWorkersOneKilledEveryItemScoredOnce) {
   fs::remove_all(data);
 }
 
+// A streamed distributed run: the coordinator enqueues each window as it reads it (the next one
+// while this one is answered) and holds at most two windows of rows; the default run name
+// hashes the run's inputs, so the same command again resumes with nothing to send.
+TEST_F(PgQueue, StreamedStoreRunHoldsTwoWindowsAndResumes) {
+  fs::path data = fs::temp_directory_path() / ("kaival_queue_stream_" + std::to_string(getpid()));
+  fs::remove_all(data);
+  fs::create_directories(data / "kobest_boolq");
+  {
+    std::ofstream f(data / "kobest_boolq" / "test.jsonl");
+    for (int i = 0; i < 40; ++i)
+      f << OJ{{"paragraph", "단락 " + std::to_string(i) + " 의 내용."},
+              {"question", "물음 " + std::to_string(i) + " 은 맞나요?"},
+              {"label", i % 4 == 0 ? 0 : 1}}
+               .dump()
+        << "\n";
+  }
+  MockServer mock;
+  mock.favour("예");
+  mock.start();
+  RunOptions o;
+  o.model_url = mock.url();
+  o.data.local_dir = data.string();
+  o.progress = false;
+  o.bootstrap = 100;
+  o.client.concurrency = 4;
+  const std::string card = std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml";
+  OJ local = run_eval({card}, o);
+
+  RunOptions d = o;
+  d.store_url = url_;
+  d.window = 8;
+  RunStats st;
+  d.stats = &st;
+  OJ dist = run_eval({card}, d);
+  EXPECT_LE(st.max_items_held, 16u);
+  EXPECT_LE(st.max_requests_held, 16u * 3);
+  EXPECT_EQ(st.chunks, 5u);
+  EXPECT_GE(st.prefetched, 4u);
+  EXPECT_EQ(dist["results"]["kobest_boolq"]["n"], 40);
+  EXPECT_EQ(dist["results"].dump(), local["results"].dump());
+  const std::string run = dist["manifest"]["store"]["run"].get<std::string>();
+  EXPECT_EQ(run.rfind("run-", 0), 0u) << run;
+  store::PgDb db = store::PgDb::connect(url_);
+  auto rows = db.query("SELECT count(*), count(*) FILTER (WHERE state = 'done') FROM eval_requests WHERE run = $1", {run});
+  EXPECT_EQ(std::stoll(*rows[0][0]), 120);
+  EXPECT_EQ(std::stoll(*rows[0][1]), 120);
+
+  // Again: the same run name, every answer already in the store (only the capability probe is sent).
+  const int64_t before = mock.completed();
+  OJ again = run_eval({card}, d);
+  EXPECT_LE(mock.completed() - before, 1);
+  EXPECT_EQ(again["manifest"]["store"]["run"], run);
+  EXPECT_EQ(again["results"].dump(), local["results"].dump());
+  fs::remove_all(data);
+}
+
 TEST(PgUrl, RedactsPasswords) {
   EXPECT_EQ(store::redact_url("postgresql://u:secret@h:5/db"), "postgresql://u:***@h:5/db");
   EXPECT_EQ(store::redact_url("postgresql://u@h:5/db"), "postgresql://u@h:5/db");

@@ -77,9 +77,11 @@ TEST(Stream, ManyRowsAreHeldOneWindowAtATime) {
 
   RunStats streamed;
   auto a = run_eval({card}, options(mock, tmp.path / "a", kWindow, &streamed));
-  EXPECT_LE(streamed.max_items_held, kWindow);
-  EXPECT_LE(streamed.max_requests_held, kWindow);  // one request per row
+  // This window and the next one, read ahead while this one is sent and scored.
+  EXPECT_LE(streamed.max_items_held, 2 * kWindow);
+  EXPECT_LE(streamed.max_requests_held, 2 * kWindow);  // one request per row
   EXPECT_GE(streamed.chunks, kRows / kWindow);
+  EXPECT_GE(streamed.prefetched, streamed.chunks - 1);
   const auto& res = a["results"]["stream_gen"];
   EXPECT_EQ(res["n"].get<size_t>(), kRows);
   EXPECT_DOUBLE_EQ(res["exact_match,none"].get<double>(), 0.5);
@@ -102,6 +104,18 @@ TEST(Stream, ManyRowsAreHeldOneWindowAtATime) {
   EXPECT_EQ(whole.max_items_held, kRows);  // the counter does see a whole-dataset window
   EXPECT_EQ(a["results"].dump(), b["results"].dump());
   EXPECT_EQ(slurp(tmp.path / "a" / "samples_stream_gen.jsonl"), slurp(tmp.path / "b" / "samples_stream_gen.jsonl"));
+
+  // Without read-ahead: one window at a time, the same results.
+  RunStats one;
+  RunOptions o = options(mock, tmp.path / "c", kWindow, &one);
+  o.prefetch = false;
+  auto c = run_eval({card}, o);
+  EXPECT_LE(one.max_items_held, kWindow);
+  EXPECT_LE(one.max_requests_held, kWindow);
+  EXPECT_EQ(one.prefetched, 0u);
+  EXPECT_EQ(one.chunks, streamed.chunks);
+  EXPECT_EQ(c["results"].dump(), a["results"].dump());
+  EXPECT_EQ(slurp(tmp.path / "c" / "samples_stream_gen.jsonl"), slurp(tmp.path / "a" / "samples_stream_gen.jsonl"));
 }
 
 TEST(Stream, DefaultWindowIsBoundedByConcurrency) {
@@ -112,7 +126,7 @@ TEST(Stream, DefaultWindowIsBoundedByConcurrency) {
   RunStats st;
   auto r = run_eval({card}, options(mock, tmp.path / "a", 0, &st));
   EXPECT_EQ(r["results"]["stream_gen"]["n"].get<size_t>(), 600u);
-  EXPECT_LE(st.max_items_held, 64u);  // max(64, 8 x concurrency 4)
+  EXPECT_LE(st.max_items_held, 2 * 64u);  // two windows of max(64, 8 x concurrency 4)
   EXPECT_GE(st.chunks, 600u / 64u);
 }
 
