@@ -582,16 +582,31 @@ struct ArenaServer::Impl {
     return fmt::format("event: {}\ndata: {}\n\n", event, data.dump(-1, ' ', false, json::error_handler_t::replace));
   }
 
-  void api_live_stream(const httplib::Request& req, httplib::Response& res) {
-    Ctx c = context(req, res);
-    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
-    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
+  // The checks both live JSON APIs make before anything else: signed in,
+  // CSRF token, an arena campaign, a {"prompt": string} body. On failure the
+  // reply is written and nullopt returned.
+  std::optional<std::pair<arena::CampaignInfo, std::string>> live_api_request(const httplib::Request& req,
+                                                                              httplib::Response& res, const Ctx& c) {
+    auto refuse = [&](int status, const char* why) {
+      json_reply(res, status, {{"error", why}});
+      return std::nullopt;
+    };
+    if (!c.session) return refuse(401, "sign in first");
+    if (!csrf_ok(c, req)) return refuse(403, "CSRF token missing or wrong");
     auto cp = find_campaign(req.matches[1], "arena");
-    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
+    if (!cp) return refuse(404, "no such arena campaign");
     json j = json::parse(req.body, nullptr, false);
     if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
-      return json_reply(res, 400, {{"error", "expected {\"prompt\"}"}});
-    std::string prompt = j["prompt"];
+      return refuse(400, "expected {\"prompt\"}");
+    return std::pair{std::move(*cp), j["prompt"].get<std::string>()};
+  }
+
+  void api_live_stream(const httplib::Request& req, httplib::Response& res) {
+    Ctx c = context(req, res);
+    auto in = live_api_request(req, res, c);
+    if (!in) return;
+    const arena::CampaignInfo* cp = &in->first;
+    std::string prompt = std::move(in->second);
     auto start = std::make_shared<LiveStart>();
     std::string error;
     Lang lang = c.page.lang;
@@ -717,16 +732,11 @@ struct ArenaServer::Impl {
 
   void api_live(const httplib::Request& req, httplib::Response& res) {
     Ctx c = context(req, res);
-    if (!c.session) return json_reply(res, 401, {{"error", "sign in first"}});
-    if (!csrf_ok(c, req)) return json_reply(res, 403, {{"error", "CSRF token missing or wrong"}});
-    auto cp = find_campaign(req.matches[1], "arena");
-    if (!cp) return json_reply(res, 404, {{"error", "no such arena campaign"}});
-    json j = json::parse(req.body, nullptr, false);
-    if (!j.is_object() || !j.contains("prompt") || !j["prompt"].is_string())
-      return json_reply(res, 400, {{"error", "expected {\"prompt\"}"}});
+    auto in = live_api_request(req, res, c);
+    if (!in) return;
     std::optional<arena::BattleView> b;
     std::string error;
-    int code = do_live(c, *cp, j["prompt"], req.remote_addr, b, error);
+    int code = do_live(c, in->first, in->second, req.remote_addr, b, error);
     if (code) return json_reply(res, code, {{"error", error}, {"message", t(Lang::En, error)}});
     json out = {{"battle", b->id}, {"prompt", b->prompt}, {"answer_a", b->answer_a}, {"answer_b", b->answer_b}};
     res.status = 200;
