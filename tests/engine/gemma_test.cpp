@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "engine/model.h"
+#include "../support/decode_batch_check.h"
 #include "weights/architecture.h"
 
 namespace kaival::engine {
@@ -183,33 +184,9 @@ TEST(GemmaTest, QueryPreAttnScalarFromConfig) {
 // Sequences at different positions (some past the window, some not)
 // decoded together give each sequence's own logits.
 TEST(GemmaTest, DecodeBatchEqualsOneSequenceSteps) {
-  for (const char* name : {"gemma2-tiny", "gemma3-tiny"}) {
-    const Model model = Model::open(kEngine + name, 2);
-    const int64_t V = model.config().vocab;
-    const std::vector<std::vector<int32_t>> prompts = {{2, 65, 89}, {12, 100, 5, 77, 30, 9, 44}, {2}};
-    std::vector<KvCache> batched, alone;
-    std::vector<int32_t> next;
-    for (const auto& p : prompts) {
-      batched.push_back(model.new_cache(32));
-      alone.push_back(model.new_cache(32));
-      const auto lg = model.forward(p, batched.back(), false);
-      model.forward(p, alone.back(), false);
-      next.push_back(static_cast<int32_t>(argmax(lg.data(), V)));
-    }
-    for (int step = 0; step < 5; ++step) {
-      std::vector<KvCache*> caches;
-      for (auto& c : batched) caches.push_back(&c);
-      const auto logits = model.decode_batch(next, caches);
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        const int32_t one[1] = {next[i]};
-        const auto ref = model.forward(one, alone[i], false);
-        double d = 0;
-        for (int64_t j = 0; j < V; ++j) d = std::max(d, static_cast<double>(std::abs(logits[i * V + j] - ref[j])));
-        EXPECT_LT(d, 1e-4) << name << " sequence " << i << " step " << step;
-        next[i] = static_cast<int32_t>(argmax(ref.data(), V));
-      }
-    }
-  }
+  for (const char* name : {"gemma2-tiny", "gemma3-tiny"})
+    testing_support::expect_decode_batch_matches_alone(Model::open(kEngine + name, 2),
+                                                       {{2, 65, 89}, {12, 100, 5, 77, 30, 9, 44}, {2}}, 5, 32, name);
 }
 
 // What the published configs and llama.cpp's metadata imply.

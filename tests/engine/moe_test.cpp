@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "engine/model.h"
+#include "../support/decode_batch_check.h"
 
 namespace kaival::engine {
 namespace {
@@ -126,33 +127,10 @@ TEST(MoeTest, IncrementalDecodeEqualsFullForward) {
 // decode_batch routes each row on its own: rows of different sequences that
 // pick different experts in one step give each sequence's own logits.
 TEST(MoeTest, DecodeBatchEqualsOneSequenceSteps) {
-  for (const char* name : {"mixtral-tiny", "qwen3moe-tiny"}) {
-    const Model model = Model::open(kEngine + name, 2);
-    const int64_t V = model.config().vocab;
-    const std::vector<std::vector<int32_t>> prompts = {{507, 65, 289}, {12, 400, 5, 77, 300}, {507, 3}, {9}};
-    std::vector<KvCache> batched, alone;
-    std::vector<int32_t> next;
-    for (const auto& p : prompts) {
-      batched.push_back(model.new_cache(16));
-      alone.push_back(model.new_cache(16));
-      const auto lg = model.forward(p, batched.back(), false);
-      model.forward(p, alone.back(), false);
-      next.push_back(static_cast<int32_t>(argmax(lg.data(), V)));
-    }
-    for (int step = 0; step < 4; ++step) {
-      std::vector<KvCache*> caches;
-      for (auto& c : batched) caches.push_back(&c);
-      const auto logits = model.decode_batch(next, caches);
-      ASSERT_EQ(logits.size(), prompts.size() * static_cast<size_t>(V));
-      for (size_t i = 0; i < prompts.size(); ++i) {
-        const int32_t one[1] = {next[i]};
-        const auto ref = model.forward(one, alone[i], false);
-        EXPECT_LT(max_diff(logits.data() + i * V, ref.data(), V), 1e-4) << name << " sequence " << i << " step " << step;
-        EXPECT_EQ(batched[i].size(), alone[i].size());
-        next[i] = static_cast<int32_t>(argmax(ref.data(), V));
-      }
-    }
-  }
+  for (const char* name : {"mixtral-tiny", "qwen3moe-tiny"})
+    testing_support::expect_decode_batch_matches_alone(Model::open(kEngine + name, 2),
+                                                       {{507, 65, 289}, {12, 400, 5, 77, 300}, {507, 3}, {9}}, 4, 16,
+                                                       name);
 }
 
 // A copy of the Mixtral fixture with its config and tensors edited.
