@@ -11,11 +11,15 @@
 //             (prepare both models, analyse the pair, build the JSON report)
 //             in a forked child, so its wall time and peak RSS (ru_maxrss)
 //             are its own.
-// Both are measured warm: the files are read once before timing and the two
-// measurements alternate for --rounds rounds; the best round of each is kept.
+// Both are measured warm by default: the files are read once before timing and
+// the two measurements alternate for --rounds rounds; the best round of each is
+// kept. With --cold, both files are evicted from the page cache
+// (posix_fadvise DONTNEED, no root needed) before each timed read and each
+// analysis, so both measure reading from storage, as with real 7B-70B models
+// that do not fit in memory.
 // Input hashing (SHA-256, on by default in the CLI) is timed separately.
 //
-// Usage: lineage_bench [--dir /tmp/kaival_lineage_bench] [--rounds 2] [--keep] [--reuse]
+// Usage: lineage_bench [--dir /tmp/kaival_lineage_bench] [--rounds 2] [--keep] [--reuse] [--cold]
 //                      [--hidden 2048] [--layers 16] [--ffn 8192] [--heads 32] [--kv-heads 8]
 //                      [--vocab 128256] [--noise 0.2]
 #include <fcntl.h>
@@ -40,6 +44,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "core/hash.h"
 #include "lineage/analysis.h"
 #include "lineage/report.h"
@@ -53,7 +58,7 @@ namespace {
 struct Options {
   std::string dir = (fs::temp_directory_path() / "kaival_lineage_bench").string();
   int rounds = 2;
-  bool keep = false, reuse = false;
+  bool keep = false, reuse = false, cold = false;
   int64_t hidden = 2048, layers = 16, ffn = 8192, heads = 32, kv_heads = 8, vocab = 128256;
   double noise = 0.2;
 };
@@ -208,6 +213,10 @@ void write_model(const Options& o, const fs::path& dir, bool derived) {
                                                });
 }
 
+void evict(const std::vector<std::string>& files) {
+  for (const auto& f : files) kaival::bench::evict_page_cache(f);
+}
+
 double plain_read(const std::vector<std::string>& files) {
   std::vector<char> buf(4u << 20);
   double t0 = now();
@@ -286,6 +295,7 @@ int main(int argc, char** argv) {
     else if (a == "--rounds") o.rounds = std::stoi(next());
     else if (a == "--keep") o.keep = true;
     else if (a == "--reuse") o.reuse = o.keep = true;
+    else if (a == "--cold") o.cold = true;
     else if (a == "--hidden") o.hidden = std::stoll(next());
     else if (a == "--layers") o.layers = std::stoll(next());
     else if (a == "--ffn") o.ffn = std::stoll(next());
@@ -308,16 +318,18 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> files = {(da / "model.safetensors").string(), (db / "model.safetensors").string()};
   uint64_t bytes = fs::file_size(files[0]) + fs::file_size(files[1]);
-  plain_read(files);  // warm the page cache
+  if (!o.cold) plain_read(files);  // warm the page cache
 
   double best_read = 1e30, best_lineage = 1e30, read_cpu = 1e30, lineage_cpu = 1e30;
   long rss = 0;
   std::string verdict;
   for (int r = 0; r < o.rounds; ++r) {
+    if (o.cold) evict(files);
     double c0 = cpu_self();
     double t = plain_read(files);
     read_cpu = std::min(read_cpu, cpu_self() - c0);
     best_read = std::min(best_read, t);
+    if (o.cold) evict(files);
     ChildResult c = run_lineage(da.string(), db.string());
     best_lineage = std::min(best_lineage, c.seconds);
     lineage_cpu = std::min(lineage_cpu, c.cpu_seconds);
@@ -330,6 +342,7 @@ int main(int argc, char** argv) {
   for (const auto& f : files) kaival::sha256_file(f);
   double hash_s = now() - t0;
   json out = {{"bytes", bytes},
+              {"page_cache", o.cold ? "cold (evicted before each measurement)" : "warm"},
               {"shape", {{"hidden", o.hidden}, {"layers", o.layers}, {"ffn", o.ffn}, {"heads", o.heads},
                          {"kv_heads", o.kv_heads}, {"vocab", o.vocab}}},
               {"plain_read_s", best_read},

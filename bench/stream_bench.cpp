@@ -10,13 +10,14 @@
 //           and, for comparison, the same with each row block's bytes read
 //           by pread() into a small buffer and decoded by dequantize()
 //           (pread+dequantize), which touches no mapping.
-// Both are measured warm: the page cache cannot be dropped here, so the file
-// is read once before anything is timed, and read/stream alternate for
-// --rounds rounds. Each stream runs in a forked child so that its peak RSS
+// Both are measured warm by default: the file is read once before anything is
+// timed, and read/stream alternate for --rounds rounds. With --cold the file
+// is evicted from the page cache (posix_fadvise DONTNEED) before every timed
+// read and stream, so both read from storage. Each stream runs in a forked child so that its peak RSS
 // (getrusage ru_maxrss of the child) is its own.
 //
 // Usage: stream_bench [--size-mb 1024] [--dir /tmp/kaival_stream_bench]
-//                     [--threads 2] [--rounds 2] [--keep] [--reuse] [--only safetensors|gguf]
+//                     [--threads 2] [--rounds 2] [--keep] [--reuse] [--cold] [--only safetensors|gguf]
 //                     [--hidden 4096] [--ffn 11008] [--path checkpoint|pread|both]
 // --keep leaves the generated files in --dir; --reuse also skips generating
 // a file that is already there.
@@ -40,6 +41,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "core/numeric.h"
 #include "weights/checkpoint.h"
 #include "weights/dequant.h"
@@ -56,6 +58,7 @@ struct Options {
   int threads = 2;
   int rounds = 2;
   bool keep = false;
+  bool cold = false;
   bool reuse = false;
   std::string only;
   std::string path = "both";  // checkpoint, pread or both
@@ -446,7 +449,7 @@ void run_file(const Options& o, const std::string& label, const std::string& pat
   const double gb = static_cast<double>(fs::file_size(path)) / 1e9;
   const double largest_mib = static_cast<double>(largest_tensor_f32_bytes(path)) / (1 << 20);
   std::vector<char> buf(4 << 20, 1);
-  read_file(path, buf);  // warm the page cache
+  if (!o.cold) read_file(path, buf);  // warm the page cache
   std::vector<Path> modes;
   if (o.path != "pread") modes.push_back(Path::Checkpoint);
   if (o.path != "checkpoint") modes.push_back(Path::Pread);
@@ -454,11 +457,13 @@ void run_file(const Options& o, const std::string& label, const std::string& pat
   std::vector<std::vector<double>> streams(modes.size());
   std::vector<ChildResult> last(modes.size());
   for (int round = 0; round < o.rounds; ++round) {
+    if (o.cold) kaival::bench::evict_page_cache(path);
     double t0 = now(), c0 = cpu_now();
     read_file(path, buf);
     reads.push_back(now() - t0);
     read_cpu.push_back(cpu_now() - c0);
     for (size_t m = 0; m < modes.size(); ++m) {
+      if (o.cold) kaival::bench::evict_page_cache(path);
       last[m] = stream_in_child(path, o.threads, modes[m]);
       streams[m].push_back(last[m].s.seconds);
     }
@@ -497,6 +502,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--rounds") o.rounds = std::max(1, std::stoi(val()));
     else if (a == "--keep") o.keep = true;
     else if (a == "--reuse") o.reuse = o.keep = true;
+    else if (a == "--cold") o.cold = true;
     else if (a == "--only") o.only = val();
     else if (a == "--path") o.path = val();
     else if (a == "--hidden") o.hidden = std::stoll(val());
@@ -516,7 +522,8 @@ int main(int argc, char** argv) {
     fs::create_directories(o.dir);
     fmt::print("stream_bench: {} MiB per file, {} threads, {} rounds, dequantize isa {}, {} hardware threads\n",
                o.size_mb, o.threads, o.rounds, kaival::weights::isa_name(kaival::weights::dequantize_isa()), std::thread::hardware_concurrency());
-    fmt::print("warm page cache (file read once before timing; cache cannot be dropped here)\n");
+    fmt::print("{}\n", o.cold ? "cold: file evicted from the page cache before every timed read and stream"
+                              : "warm page cache (file read once before timing)");
     struct Target {
       std::string label, path;
       void (*write)(const Options&, const std::string&);

@@ -81,6 +81,13 @@ void Model::read_rows_streaming(const TensorInfo& t, int64_t row0, int64_t n, fl
     return;
   }
   const uint64_t len = row_bytes * static_cast<uint64_t>(n);
+  // A block read that starts a tensor asks the kernel to read the whole tensor
+  // ahead: from cold storage the small preads then find their pages already
+  // read instead of waiting on each one (the reads of one tensor are
+  // sequential; sampled single rows do not trigger this).
+  if (row0 == 0 && n > 1)
+    ::posix_fadvise(fds_[t.file_index], static_cast<off_t>(t.offset), static_cast<off_t>(t.nbytes),
+                    POSIX_FADV_WILLNEED);
   scratch.resize(len);
   uint64_t done = 0;
   const uint64_t start = t.offset + row_bytes * static_cast<uint64_t>(row0);
