@@ -752,6 +752,9 @@ struct OpenAIServer::Impl {
       listen_fd = sock;
     });
     http.set_keep_alive_timeout(2);
+    // Streamed tokens are small writes: without TCP_NODELAY, Nagle holds each
+    // one until the client's delayed ACK (~40 ms), which shows as ITL spikes.
+    http.set_tcp_nodelay(true);
     const size_t threads = static_cast<size_t>(std::max(1, opt.max_running) + std::max(0, opt.max_waiting) + 4);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 
