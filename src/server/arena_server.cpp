@@ -127,6 +127,7 @@ struct ArenaServer::Impl {
   ArenaStore& store;
   ArenaServerOptions opt;
   httplib::Server http;
+  int listen_fd = -1;  // captured from httplib to widen its listen backlog
   std::thread listener;
   std::mutex stop_mu;
   bool stopped = false;
@@ -1104,6 +1105,19 @@ struct ArenaServer::Impl {
     http.set_payload_max_length(opt.max_body_bytes);
     http.set_read_timeout(10, 0);
     http.set_write_timeout(10, 0);
+    // httplib writes headers and body separately: without TCP_NODELAY the body
+    // waits for the client's delayed ACK (~40 ms) on every answer.
+    http.set_tcp_nodelay(true);
+    // httplib closes a keep-alive connection after 5 requests by default, so
+    // busy clients reconnect every 2-3 votes; idle ones free their worker
+    // thread after 2 s.
+    http.set_keep_alive_max_count(100);
+    http.set_keep_alive_timeout(2);
+    http.set_socket_options([this](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+      listen_fd = sock;
+    });
     const size_t threads = static_cast<size_t>(std::max(2, opt.threads));
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -1180,6 +1194,9 @@ int ArenaServer::start() {
   const int port = s.opt.port == 0 ? s.http.bind_to_any_port(s.opt.host)
                                    : (s.http.bind_to_port(s.opt.host, s.opt.port) ? s.opt.port : -1);
   if (port <= 0) fail<IoError>(fmt::format("{}:{}", s.opt.host, s.opt.port), "cannot bind the arena server");
+  // httplib listens with a backlog of 5: a burst of connecting voters would see
+  // dropped SYNs and 1 s retries. Listening again widens it.
+  if (s.listen_fd >= 0) ::listen(s.listen_fd, 1024);
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });
   while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
