@@ -476,10 +476,37 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
                      {"pairs", map}};
   }
 
+  // A layer of the deeper model A with no counterpart in B is listed as not
+  // comparable (never silently dropped); B's unmatched layers are named in
+  // layer_map.
+  auto unmatched_a = [&](size_t ia) {
+    for (const char* kind : {"attn", "mlp", "norm"}) {
+      ComponentResult c;
+      c.name = fmt::format("layer.{}.{}", la[ia].index, kind);
+      c.kind = kind;
+      c.layer = la[ia].index;
+      c.decides = std::string(kind) != "norm";
+      c.reason = fmt::format("no counterpart: {} layers against {}, this one is not in the layer map", la.size(),
+                             lb.size());
+      finish_component(c);
+      comps.push_back(std::move(c));
+    }
+  };
+  if (!lmap.empty() && la.size() != lb.size()) {
+    std::vector<bool> used_b(lb.size(), false);
+    for (const auto& p : lmap) used_b[p.ib] = true;
+    json rest = json::array();
+    for (size_t j = 0; j < lb.size(); ++j)
+      if (!used_b[j]) rest.push_back(lb[j].index);
+    res.layer_map["unmatched_b"] = rest;
+  }
+  size_t next_a = 0;  // layers of A below this index are listed
   Pending next;
   if (!lmap.empty()) next = start(lmap[0].ia, lmap[0].ib, 0);
   for (size_t k = 0; k < lmap.size(); ++k) {
     const LayerPair& lp = lmap[k];
+    for (; next_a < lp.ia; ++next_a) unmatched_a(next_a);
+    next_a = lp.ia + 1;
     const LayerRefs& A = la[lp.ia];
     const LayerRefs& B = lb[lp.ib];
     progress(fmt::format("layer {} vs {}", A.index, B.index));
@@ -541,6 +568,8 @@ PairResult analyze_pair(const Prepared& pa, const Prepared& pb, const Options& o
     finish_component(n, lp.selection_log10);
     comps.push_back(std::move(n));
   }
+  if (!lmap.empty())
+    for (; next_a < la.size(); ++next_a) unmatched_a(next_a);
 
   // ---- activation evidence (never decides) -------------------------------------------------------
   if (opt.activations && !tp.a.empty()) {

@@ -114,6 +114,24 @@ TEST_F(LineageFixtures, EveryManifestCaseGetsItsTrueVerdictAndComponents) {
         if (comp.kind == "attn" || comp.kind == "mlp") EXPECT_EQ(comp.verdict, "derived") << comp.name;
     }
     if (c["truth"] == "independent") EXPECT_TRUE(r.matched.empty()) << describe(r);
+    // Layers without a counterpart are listed, not dropped: every layer of A
+    // has its attn component, and the unmatched ones are not comparable.
+    std::set<int> layers_a;
+    int nc_layers = 0;
+    for (const auto& comp : r.components)
+      if (comp.kind == "attn") {
+        layers_a.insert(comp.layer);
+        nc_layers += comp.verdict == "not_comparable" && comp.layer_b < 0;
+      }
+    if (!layers_a.empty()) EXPECT_EQ(static_cast<size_t>(*layers_a.rbegin() + 1), layers_a.size()) << "a layer of A is missing";
+    if (c.contains("not_comparable"))
+      for (const auto& n : c["not_comparable"]) {
+        const ComponentResult* comp = find(r, n.get<std::string>());
+        ASSERT_NE(comp, nullptr) << n;
+        EXPECT_EQ(comp->verdict, "not_comparable") << n;
+        EXPECT_NE(comp->reason.find("no counterpart"), std::string::npos) << comp->reason;
+      }
+    EXPECT_EQ(nc_layers, c.value("not_comparable_layers", c.contains("not_comparable") ? 1 : 0)) << describe(r);
     if (c.contains("layer_map")) {
       ASSERT_FALSE(r.layer_map.is_null());
       std::map<int, int> got;
