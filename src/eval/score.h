@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "eval/ifeval.h"
 #include "eval/task.h"
 
 namespace kaival::eval {
@@ -34,10 +35,7 @@ double token_f1(std::string_view prediction, std::string_view reference);
 // Default labels for n choices: A, B, C, ...
 std::vector<std::string> default_labels(size_t n);
 
-// IFEval-style verifiable instructions (a core subset, see docs/eval.md).
-// Returns whether the response follows one instruction; throws
-// UnsupportedError for an instruction id outside the subset.
-bool ifeval_check(const std::string& instruction_id, const nlohmann::ordered_json& kwargs, std::string_view response);
+// IFEval verifiable instructions (ifeval_check, ifeval_check_loose): eval/ifeval.h.
 
 // Mean of x and its bootstrap standard error (fixed seed, `resamples` draws).
 struct MeanStderr {

@@ -91,7 +91,8 @@ TEST(IFEval, CoreInstructions) {
   EXPECT_TRUE(ifeval_check("length_constraints:number_paragraphs", OJ{{"num_paragraphs", 2}}, "p1\n***\np2"));
   EXPECT_TRUE(ifeval_check("keywords:frequency", OJ{{"keyword", "kimchi"}, {"frequency", 2}, {"relation", "at least"}},
                            "Kimchi is good. I like kimchi."));
-  EXPECT_THROW(ifeval_check("language:response_language", OJ::object(), "x"), UnsupportedError);
+  EXPECT_THROW(ifeval_check("keywords:not_an_instruction", OJ::object(), "x"), UnsupportedError);
+  EXPECT_THROW(ifeval_check("language:response_language", OJ::object(), "x"), FormatError);  // no language
 }
 
 TEST(Cards, CsvQuotingAndErrors) {
