@@ -30,13 +30,13 @@ Run: /usr/bin/python3 tools/gen_gemma_fixture.py --out testdata/engine"""
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fixtures import gguf  # noqa: E402  (numpy-only GGUF writer)
+from fixtures.numpy_io import bf16_round, write_gguf_checked, write_safetensors_bf16  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VOCAB = 128
@@ -60,30 +60,10 @@ GEMMA3 = {**COMMON, "name": "gemma3-tiny", "family": "gemma3", "layers": 6, "the
 def bf16_f16_exact(a):
     """Nearest BF16 values, with magnitudes below F16's normal range set to 0,
     so that BF16 and F16 both store them exactly."""
-    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
-    b = u.astype(np.uint32).view(np.float32).copy()
+    b = bf16_round(a).copy()
     b[np.abs(b) < 2.0 ** -14] = 0
     assert np.array_equal(b.astype(np.float16).astype(np.float32), b)
     return b
-
-
-def write_safetensors_bf16(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        raw = (a.view(np.uint32) >> 16).astype("<u2").tobytes()
-        header[name] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    header["__metadata__"] = {"format": "pt"}
-    hjson = json.dumps(header, separators=(",", ":")).encode()
-    hjson += b" " * ((8 - len(hjson) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for b in blobs:
-            f.write(b)
 
 
 def make_weights(cfg, rng):
@@ -262,12 +242,7 @@ def write_gguf(cfg, w, path):
             else:
                 tensors.append((f"blk.{l}.{g}.weight", a.astype(np.float32), gguf.GGML_F16))
     tensors.append(("output_norm.weight", (w["model.norm.weight"] + 1.0).astype(np.float32), gguf.GGML_F32))
-    gguf.write_gguf(path, kv, tensors)
-    # Read back with the independent reader: the same values.
-    r = gguf.Reader(path)
-    for name, a, _ in tensors:
-        if not np.array_equal(r.dequantize(name), np.asarray(a, dtype=np.float32)):
-            raise SystemExit(f"{path}: {name} does not read back")
+    write_gguf_checked(path, kv, tensors)  # F16 holds these BF16 values exactly: the same model
 
 
 def build(cfg, out_root):

@@ -35,19 +35,36 @@ int64_t permuted_row(int64_t r, int64_t head_dim) {
   return h * head_dim + 2 * (rem % half) + rem / half;
 }
 
-// A matrix in its stored type when that type can be decoded row by row
-// (F16, BF16, GGUF blocks), else as F32.
-WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorInfo& t, int64_t rows, int64_t cols) {
+// Rows [row0, row0 + rows) of `t` as a [rows, cols] matrix: the whole tensor
+// (row0 0), or one expert's contiguous slice of a stacked 3-D tensor (GGUF
+// *_exps), read straight from the file so the stack is never copied whole.
+// Kept in its stored type when that type can be decoded row by row (F16,
+// BF16, GGUF blocks), else decoded to F32.
+WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorInfo& t, int64_t rows, int64_t cols,
+                         int64_t row0 = 0) {
+  const bool whole = row0 == 0 && t.numel() == rows * cols;
+  if (t.cols() != cols || row0 < 0 || rows <= 0 || row0 + rows > t.rows())
+    fail(ckpt.path(), "tensor {}: rows [{}, {}) of {} columns are outside its shape [{}]", t.name, row0, row0 + rows,
+         cols, fmt::join(t.shape, ", "));
+  if (t.unpermute_heads > 0 && !whole)
+    fail(ckpt.path(), "tensor {}: a slice of a tensor with permuted Q/K rows cannot be read", t.name);
+  auto as_f32 = [&] {
+    if (whole) return ckpt.read_f32(t);
+    std::vector<float> out(static_cast<size_t>(rows * cols));
+    ckpt.read_rows(t, row0, rows, out.data());
+    return out;
+  };
   const auto& tr = weights::traits(t.dtype);
   const bool packable = ckpt.format() != weights::Format::PyTorch && t.dtype != weights::DType::F32 &&
                         t.dtype != weights::DType::F64 && tr.is_float && tr.block_elems > 0 &&
-                        cols % tr.block_elems == 0 && t.numel() == rows * cols;
-  if (!packable) return WeightMatrix::f32(rows, cols, ckpt.read_f32(t));
-  const auto raw = ckpt.raw(t);
+                        cols % tr.block_elems == 0;
+  if (!packable) return WeightMatrix::f32(rows, cols, as_f32());
+  const auto all = ckpt.raw(t);
   const size_t row_bytes = static_cast<size_t>(cols / tr.block_elems) * tr.block_bytes;
-  if (raw.size() != row_bytes * static_cast<size_t>(rows))
-    fail(ckpt.path(), "tensor {} has {} bytes, expected {} for [{}, {}] {}", t.name, raw.size(),
-         row_bytes * static_cast<size_t>(rows), rows, cols, tr.name);
+  if (all.size() != row_bytes * static_cast<size_t>(t.rows()))
+    fail(ckpt.path(), "tensor {} has {} bytes, expected {} for {} rows of {} {}", t.name, all.size(),
+         row_bytes * static_cast<size_t>(t.rows()), t.rows(), cols, tr.name);
+  const auto raw = all.subspan(static_cast<size_t>(row0) * row_bytes, static_cast<size_t>(rows) * row_bytes);
   std::vector<uint8_t> data(raw.size());
   if (t.unpermute_heads > 0) {
     const int64_t heads = t.unpermute_heads;
@@ -72,7 +89,7 @@ WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorI
   try {
     return WeightMatrix::packed(t.dtype, rows, cols, std::move(data));
   } catch (const UnsupportedError&) {
-    return WeightMatrix::f32(rows, cols, ckpt.read_f32(t));  // no row decoder: read_f32 says why if it fails too
+    return WeightMatrix::f32(rows, cols, as_f32());  // no row decoder: read_rows says why if it fails too
   }
 }
 
@@ -140,6 +157,7 @@ size_t Model::weight_bytes() const {
   size_t n = embedding_.bytes() + head_.weight.bytes();
   for (const auto& L : layers_) {
     for (const Linear* l : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down, &L.router}) n += l->weight.bytes();
+    for (const Linear* l : {&L.shared.gate, &L.shared.up, &L.shared.down}) n += l->weight.bytes();
     for (const auto& e : L.experts)
       for (const Linear* l : {&e.gate, &e.up, &e.down}) n += l->weight.bytes();
   }
@@ -153,15 +171,19 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   m.where_ = ckpt.path();
   const auto& where = m.where_;
   const auto& a = ckpt.architecture();
-  if (a.num_experts > 0 && a.num_shared_experts > 0)
-    fail<UnsupportedError>(where, "mixture-of-experts models with shared experts ({}, as in Qwen2-MoE and DeepSeek) "
-                                  "are not supported by the engine yet",
+  // Qwen2-MoE's one gated shared expert is supported; DeepSeek-style ones
+  // (several, ungated) are not.
+  const bool shared_ok = a.family == "qwen2_moe";
+  if (a.num_experts > 0 && a.num_shared_experts > 0 && !shared_ok)
+    fail<UnsupportedError>(where, "mixture-of-experts models with shared experts ({}, as in DeepSeek) are not "
+                                  "supported by the engine yet (only Qwen2-MoE's gated shared expert)",
                            a.num_shared_experts);
-  static const char* const kFamilies[] = {"llama",   "mistral",   "qwen2",  "qwen3", "exaone",
-                                          "exaone4", "mixtral",   "qwen3_moe", "gemma2", "gemma3"};
+  static const char* const kFamilies[] = {"llama",   "mistral", "qwen2",     "qwen3",     "exaone", "exaone4",
+                                          "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3"};
   if (std::find(std::begin(kFamilies), std::end(kFamilies), a.family) == std::end(kFamilies))
     fail<UnsupportedError>(where, "the engine does not support model family \"{}\" (model_type \"{}\") yet; "
-                                  "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen3_moe, gemma2, gemma3",
+                                  "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen2_moe, qwen3_moe, "
+                                  "gemma2, gemma3",
                            a.family, a.model_type);
   if (a.norm_type != "rmsnorm") fail<UnsupportedError>(where, "norm type \"{}\" is not supported", a.norm_type);
   const bool gemma = is_gemma(a.family);
@@ -221,6 +243,12 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       local.theta = a.rope.local_theta;
       m.inv_freq_local_ = rope_frequencies(local, c.rotary_dim, where);
     }
+  }
+  // Mistral v0.1 (and Mixtral configs that state one) attend, in every
+  // layer, to the last sliding_window positions only, as HF does.
+  if ((a.family == "mistral" || a.family == "mixtral") && a.sliding_window > 0) {
+    c.sliding_window = a.sliding_window;
+    c.sliding_layers.assign(static_cast<size_t>(c.layers), true);
   }
   if (c.experts > 0) {
     if (c.experts > 4096)
@@ -289,7 +317,8 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       case RoleKind::MlpDown: need_layer(); mat(L->down, c.hidden, c.ffn); break;
       case RoleKind::Router:
         need_layer();
-        if (c.experts == 0) fail(where, "tensor {} is an MoE router but the config states no num_experts", t.name);
+        if (c.experts == 0)
+          fail(where, "tensor {} is an MoE router but the config states no num_experts (GGUF expert_count)", t.name);
         if (role.bias) fail<UnsupportedError>(where, "router bias {} is not supported", t.name);
         mat(L->router, c.experts, c.hidden);
         break;
@@ -297,17 +326,68 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       case RoleKind::ExpertUp:
       case RoleKind::ExpertDown: {
         need_layer();
-        if (role.expert < 0)
-          fail<UnsupportedError>(where, "tensor {} stacks all experts in one tensor (GGUF *_exps); the engine "
-                                        "reads only one tensor per expert (safetensors) yet", t.name);
+        const bool down = role.kind == RoleKind::ExpertDown;
+        const int64_t out = down ? c.hidden : c.expert_ffn, in = down ? c.expert_ffn : c.hidden;
+        auto part = [&](Expert& e) -> Linear& { return down ? e.down : role.kind == RoleKind::ExpertGate ? e.gate : e.up; };
+        if (c.experts == 0)
+          fail(where, "tensor {} is an MoE expert but the config states no num_experts (GGUF expert_count)", t.name);
+        if (role.expert < 0) {
+          // GGUF *_exps: every expert of the layer stacked, [experts, out, in]
+          // (ne [in, out, experts]); expert e's matrix is a contiguous slice.
+          // HF checkpoints that stack experts (gpt-oss) store them transposed.
+          if (role.bias) fail<UnsupportedError>(where, "stacked expert bias {} is not supported", t.name);
+          if (ckpt.format() != weights::Format::GGUF)
+            fail<UnsupportedError>(where, "stacked expert tensor {} is supported in GGUF files only", t.name);
+          if (t.shape.size() != 3 || t.shape[0] != c.experts || t.shape[1] != out || t.shape[2] != in)
+            fail(where,
+                 "stacked expert tensor {} has shape [{}], expected [{}, {}, {}] from the metadata (experts {}, "
+                 "expert width {}, hidden {})",
+                 t.name, fmt::join(t.shape, ", "), c.experts, out, in, c.experts, c.expert_ffn, c.hidden);
+          for (int64_t e = 0; e < c.experts; ++e) {
+            Linear& l = part(L->experts[static_cast<size_t>(e)]);
+            if (!l.empty())
+              fail(where, "tensor {} gives layer {} expert {} a {} matrix it already has", t.name, role.layer, e,
+                   weights::role_kind_name(role.kind));
+            l.weight = load_matrix(ckpt, t, out, in, e * out);
+          }
+          break;
+        }
         if (role.expert >= c.experts)
           fail(where, "tensor {} belongs to expert {} but the config states num_experts {}", t.name, role.expert,
                c.experts);
-        auto& e = L->experts[static_cast<size_t>(role.expert)];
-        if (role.kind == RoleKind::ExpertDown) mat(e.down, c.hidden, c.expert_ffn);
-        else mat(role.kind == RoleKind::ExpertGate ? e.gate : e.up, c.expert_ffn, c.hidden);
+        mat(part(L->experts[static_cast<size_t>(role.expert)]), out, in);
         break;
       }
+      case RoleKind::SharedExpertGate:
+      case RoleKind::SharedExpertUp:
+      case RoleKind::SharedExpertDown: {
+        need_layer();
+        if (!shared_ok)
+          fail<UnsupportedError>(where, "tensor {} is a shared expert, supported for Qwen2-MoE only", t.name);
+        if (c.experts == 0)
+          fail(where, "tensor {} is a shared MoE expert but the config states no num_experts", t.name);
+        if (role.bias) fail<UnsupportedError>(where, "shared expert bias {} is not supported", t.name);
+        const bool down = role.kind == RoleKind::SharedExpertDown;
+        // Its width is whatever the tensors say, the same in every one.
+        if (t.shape.size() != 2 || t.shape[down ? 0 : 1] != c.hidden || t.shape[down ? 1 : 0] <= 0 ||
+            t.shape[down ? 1 : 0] > kMaxDim)
+          fail(where, "shared expert tensor {} has shape [{}], expected {}", t.name, fmt::join(t.shape, ", "),
+               down ? fmt::format("[{}, width]", c.hidden) : fmt::format("[width, {}]", c.hidden));
+        const int64_t width = t.shape[down ? 1 : 0];
+        if (c.shared_ffn == 0) c.shared_ffn = width;
+        if (width != c.shared_ffn)
+          fail(where, "shared expert tensor {} has width {} but an earlier one {}", t.name, width, c.shared_ffn);
+        Linear& l = down ? L->shared.down : role.kind == RoleKind::SharedExpertGate ? L->shared.gate : L->shared.up;
+        mat(l, down ? c.hidden : width, down ? width : c.hidden);
+        break;
+      }
+      case RoleKind::SharedExpertRouter:
+        need_layer();
+        if (!shared_ok)
+          fail<UnsupportedError>(where, "tensor {} is a shared expert gate, supported for Qwen2-MoE only", t.name);
+        if (role.bias) fail<UnsupportedError>(where, "shared expert gate bias {} is not supported", t.name);
+        L->shared_router = vec(c.hidden);  // HF [1, hidden], GGUF [hidden]
+        break;
       default:
         fail<UnsupportedError>(where, "tensor {} (role {}) is not supported by the engine yet", t.name,
                                weights::role_name(role));
@@ -331,7 +411,7 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
     for (const auto& e : L.experts) any_expert = any_expert || !e.gate.empty() || !e.up.empty() || !e.down.empty();
     if (any_expert) {
       if (!L.gate.empty() || !L.up.empty() || !L.down.empty())
-        fail<UnsupportedError>(where, "layer {} has both a dense MLP and experts (shared experts are not supported)", l);
+        fail<UnsupportedError>(where, "layer {} has both a dense MLP and experts", l);
       auto missing = [&](RoleKind kind, int expert) {
         weights::Role r{.kind = kind, .layer = static_cast<int>(l), .expert = expert};
         fail(where, "MoE layer {} has no {} tensor", l, weights::role_name(r));
@@ -339,12 +419,25 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       if (L.router.empty()) missing(RoleKind::Router, -1);
       for (size_t e = 0; e < L.experts.size(); ++e) {
         const auto& E = L.experts[e];
-        if (E.gate.empty()) missing(RoleKind::ExpertGate, static_cast<int>(e));
-        if (E.up.empty()) missing(RoleKind::ExpertUp, static_cast<int>(e));
-        if (E.down.empty()) missing(RoleKind::ExpertDown, static_cast<int>(e));
+        // GGUF stacks every expert in one tensor per projection: name that.
+        const int idx = ckpt.format() == weights::Format::GGUF ? -1 : static_cast<int>(e);
+        if (E.gate.empty()) missing(RoleKind::ExpertGate, idx);
+        if (E.up.empty()) missing(RoleKind::ExpertUp, idx);
+        if (E.down.empty()) missing(RoleKind::ExpertDown, idx);
       }
     } else {
       L.experts.clear();  // a dense layer of an MoE model (Qwen3-MoE mlp_only_layers)
+    }
+    const auto& S = L.shared;
+    if (!S.gate.empty() || !S.up.empty() || !S.down.empty() || !L.shared_router.empty()) {
+      if (!any_expert) fail(where, "layer {} has a shared expert but no routed experts", l);
+      auto missing = [&](RoleKind kind) {
+        fail(where, "MoE layer {} has no {} tensor", l, weights::role_name({.kind = kind, .layer = static_cast<int>(l)}));
+      };
+      if (S.gate.empty()) missing(RoleKind::SharedExpertGate);
+      if (S.up.empty()) missing(RoleKind::SharedExpertUp);
+      if (S.down.empty()) missing(RoleKind::SharedExpertDown);
+      if (L.shared_router.empty()) missing(RoleKind::SharedExpertRouter);
     }
     // Post-norm-only layers (EXAONE 4, OLMo 2) are another design.
     if (!gemma && (!L.post_attn_norm.empty() || !L.post_mlp_norm.empty()))
@@ -491,6 +584,22 @@ void Model::sparse_mlp(const LayerWeights& L, const float* xn, int64_t n, float*
       const float* yi = y.data() + i * H;
       for (int64_t d = 0; d < H; ++d) o[d] += w * yi[d];
     }
+  }
+  if (L.shared.gate.empty()) return;
+  // The shared expert sees every row, gated by sigmoid(shared_router . x).
+  const int64_t S = cfg_.shared_ffn;
+  g.resize(static_cast<size_t>(n * S));
+  u.resize(g.size());
+  y.resize(static_cast<size_t>(n * H));
+  L.shared.gate.apply(xn, n, g.data(), *pool_);
+  L.shared.up.apply(xn, n, u.data(), *pool_);
+  for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
+  L.shared.down.apply(g.data(), n, y.data(), *pool_);
+  for (int64_t r = 0; r < n; ++r) {
+    const float w = 1.0f / (1.0f + std::exp(-dot(xn + r * H, L.shared_router.data(), H)));
+    float* o = out + r * H;
+    const float* yr = y.data() + r * H;
+    for (int64_t d = 0; d < H; ++d) o[d] += w * yr[d];
   }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
-// QK-norm, EXAONE, the sparse mixture-of-experts Mixtral and Qwen3-MoE, and
+// QK-norm, EXAONE, the sparse mixture-of-experts Mixtral, Qwen3-MoE and
+// Qwen2-MoE (with its gated shared expert), and
 // Gemma 2/3 with their sandwich norms, GeGLU, soft-capping and local/global
 // layers) loaded from a Checkpoint, with a KV cache and batched prompt processing.
 // Matrices stay in their stored type (F16/BF16/GGUF block types are decoded
@@ -33,7 +34,8 @@ struct Linear {
   void apply(const float* x, int64_t n, float* y, WorkerPool& pool) const;
 };
 
-// One expert of a sparse MoE layer: a SwiGLU MLP of width expert_ffn.
+// One expert of a sparse MoE layer: a SwiGLU MLP of width expert_ffn. From
+// GGUF (*_exps: one 3-D tensor per projection) each holds its own slice.
 struct Expert {
   Linear gate, up, down;
 };
@@ -47,6 +49,10 @@ struct LayerWeights {
   Linear gate, up, down;        // dense MLP; empty in a sparse layer
   Linear router;                // [experts, hidden]; empty in a dense layer
   std::vector<Expert> experts;  // [experts] in a sparse layer
+  // Qwen2-MoE's shared expert: a SwiGLU MLP of width shared_ffn that every
+  // row goes through, scaled by sigmoid(shared_router . x); empty if absent.
+  Expert shared;
+  std::vector<float> shared_router;  // [hidden]
 
   bool sparse() const { return !router.empty(); }
 };
@@ -63,6 +69,7 @@ struct ModelConfig {
   // MLP instead (Qwen3-MoE's mlp_only_layers) stay dense, of width ffn.
   int64_t experts = 0, experts_per_token = 0, expert_ffn = 0;
   bool norm_topk = false;  // renormalise the top-k routing weights to sum 1
+  int64_t shared_ffn = 0;  // width of the shared expert (from its tensors); 0 = none
   // Gemma 2/3. Norm weights are held as the factor applied (HF's 1 + w is
   // folded in at load, as llama.cpp's converter does for GGUF).
   bool gelu = false;         // GeGLU (tanh-approximated gelu) instead of SwiGLU
@@ -109,7 +116,7 @@ struct HiddenStates {
 class Model {
  public:
   // Throws UnsupportedError for families or features not implemented
-  // (shared experts, packed GGUF experts, LayerNorm, Gemma 1, MLA, ...),
+  // (shared experts other than Qwen2-MoE's, LayerNorm, Gemma 1, MLA, ...),
   // FormatError for missing or mis-shaped tensors.
   // `threads`: worker threads for the matrix products (0: one per core).
   static Model load(const weights::Checkpoint& ckpt, int threads = 0);
@@ -162,8 +169,9 @@ class Model {
   }
   void rope(float* x, int64_t n, int64_t heads, int64_t pos0, const std::vector<float>& inv_freq) const;
   // Sparse MLP of layer L on n normed rows xn: out = sum over each row's
-  // top-k experts of weight * expert(row). Rows are grouped by expert so
-  // each expert's matrices are read once per call.
+  // top-k experts of weight * expert(row), plus the gated shared expert if
+  // any. Rows are grouped by expert so each expert's matrices are read once
+  // per call.
   void sparse_mlp(const LayerWeights& L, const float* xn, int64_t n, float* out) const;
 
   std::string where_;
