@@ -193,6 +193,7 @@ void check_shapes(const Checkpoint& ck, std::vector<std::string>& warnings) {
 struct TokenizerInfo {
   std::string type;
   int64_t vocab_size = 0;
+  std::string chat_template_sha256;  // empty: no chat template
 };
 
 std::optional<TokenizerInfo> open_tokenizer(const Checkpoint& ck, std::vector<std::string>& warnings) {
@@ -211,7 +212,8 @@ std::optional<TokenizerInfo> open_tokenizer(const Checkpoint& ck, std::vector<st
       warnings.push_back("no tokenizer.json next to the weights");
       return std::nullopt;
     }
-    return TokenizerInfo{std::string(tok->type()), static_cast<int64_t>(tok->vocab_size())};
+    return TokenizerInfo{std::string(tok->type()), static_cast<int64_t>(tok->vocab_size()),
+                         tok->chat_template_sha256()};
   } catch (const Error& e) {
     warnings.push_back(fmt::format("tokenizer: {}", e.what()));
     return std::nullopt;
@@ -284,7 +286,12 @@ void run_inspect(const InspectOptions& opt) {
     j["tensors"] = ck.tensors().size();
     j["dtypes"] = dtype_tensors;
     j["dtype_parameters"] = dtype_params;
-    j["tokenizer"] = tok ? nlohmann::json{{"type", tok->type}, {"vocab_size", tok->vocab_size}} : nlohmann::json();
+    j["tokenizer"] = tok ? nlohmann::json{{"type", tok->type},
+                                          {"vocab_size", tok->vocab_size},
+                                          {"chat_template_sha256", tok->chat_template_sha256.empty()
+                                                                       ? nlohmann::json()
+                                                                       : nlohmann::json(tok->chat_template_sha256)}}
+                         : nlohmann::json();
     j["scanned"] = !opt.no_scan;
     j["warnings"] = warnings;
     if (list) {
@@ -328,7 +335,9 @@ void run_inspect(const InspectOptions& opt) {
   std::vector<std::string> dt;
   for (const auto& [name, n] : dtype_tensors) dt.push_back(fmt::format("{} {}", name, n));
   fmt::print("tensors     {} ({})\n", ck.tensors().size(), fmt::join(dt, ", "));
-  if (tok) fmt::print("tokenizer   {}, vocab {}\n", tok->type, thousands(tok->vocab_size));
+  if (tok)
+    fmt::print("tokenizer   {}, vocab {}, chat template {}\n", tok->type, thousands(tok->vocab_size),
+               tok->chat_template_sha256.empty() ? "none" : "sha256 " + tok->chat_template_sha256.substr(0, 16));
   else fmt::print("tokenizer   none\n");
   if (opt.no_scan) fmt::print("scan        skipped (--no-scan)\n");
   if (warnings.empty()) fmt::print("warnings    none\n");

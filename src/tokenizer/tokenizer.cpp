@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/mmap.h"
 #include "tokenizer/factories.h"
 #include "weights/gguf.h"
@@ -97,6 +98,11 @@ std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(const std::string& tok
     config["chat_template"] = read_file(jinja.string());
   }
   return tokenizer_from_json(tj, config, tokenizer_json_path);
+}
+
+std::string Tokenizer::chat_template_sha256() const {
+  const std::string& t = chat_template();
+  return t.empty() ? std::string() : sha256_hex(t);
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::open(const std::string& path) {

@@ -47,6 +47,9 @@ class Tokenizer {
   // Chat template kept verbatim (tokenizer_config.json chat_template or GGUF
   // tokenizer.chat_template); empty if none.
   virtual const std::string& chat_template() const = 0;
+  // SHA-256 (hex) of that template's UTF-8 text, for reproducibility
+  // manifests: the same hash means the same rendered prompts. Empty if none.
+  std::string chat_template_sha256() const;
 };
 
 }  // namespace kaival::tokenizer
