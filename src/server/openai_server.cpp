@@ -764,12 +764,16 @@ struct OpenAIServer::Impl {
     });
     http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       metrics.request(req.path, 200);
+      // An extension field: clients (kaival eval's manifest) can record which
+      // chat template renders the prompts; null when the model ships none.
+      const std::string tmpl = tok().chat_template_sha256();
       const json out = {{"object", "list"},
                         {"data", json::array({{{"id", served->id},
                                                {"object", "model"},
                                                {"created", 0},
                                                {"owned_by", "kaival"},
-                                               {"max_model_len", ctx}}})}};
+                                               {"max_model_len", ctx},
+                                               {"chat_template_sha256", tmpl.empty() ? json() : json(tmpl)}}})}};
       res.set_content(out.dump(), "application/json");
     });
     http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {

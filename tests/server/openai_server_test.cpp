@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/hash.h"
 #include "engine/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "server/openai_server.h"
@@ -131,6 +132,10 @@ TEST_F(ServerTest, ModelsHealthAndMetricsEndpoints) {
   ASSERT_EQ(models["data"].size(), 1u);
   EXPECT_EQ(models["data"][0]["id"], "base-a");
   EXPECT_EQ(models["data"][0]["object"], "model");
+  // The shipped chat template's hash, computed here from tokenizer_config.json.
+  std::ifstream cfg(kModels + "base-a/tokenizer_config.json");
+  const std::string tmpl = json::parse(cfg)["chat_template"];
+  EXPECT_EQ(models["data"][0]["chat_template_sha256"], kaival::sha256_hex(tmpl));
 
   const auto done = post_ok("/v1/completions", {{"prompt", "Alice went"}, {"max_tokens", 3}, {"seed", 1}});
   int status = 0;
