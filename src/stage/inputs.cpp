@@ -65,6 +65,31 @@ json parse_json_file(InputSet& in, const std::string& path, const std::string& k
   }
 }
 
+// Calls f(object, where, line number) for each non-blank line of a JSON Lines
+// input; a line that is not a JSON object fails with its number.
+template <typename F>
+static void for_each_json_line(InputSet& in, const std::string& path, const std::string& kind, F&& f) {
+  const std::string& text = in.read(path, kind);
+  std::string where = in.relative(path);
+  size_t pos = 0, line_no = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception& e) {
+      fail(where, "line {}: not valid JSON: {}", line_no, e.what());
+    }
+    if (!j.is_object()) fail(where, "line {}: expected an object", line_no);
+    f(j, where, line_no);
+  }
+}
+
 static void check_schema(const json& j, const std::string& where, const std::string& expected) {
   if (!j.is_object()) fail(where, "expected a JSON object");
   if (!j.contains("schema")) return;  // older writers omitted it; the shape is checked below
@@ -101,23 +126,8 @@ TaskScores EvalResults::task(const std::string& task, const std::string& metric,
   }
   std::string samples = (fs::path(dir_) / ("samples_" + task + ".jsonl")).string();
   if (!fs::exists(samples)) return t;
-  const std::string& text = in_.read(samples, "samples");
-  std::string sw = in_.relative(samples);
-  size_t line_no = 0, pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      fail(sw, "line {}: not valid JSON: {}", line_no, e.what());
-    }
-    if (!j.is_object() || !j.contains("doc_id") || !j.contains("metrics") || !j["metrics"].is_object())
+  for_each_json_line(in_, samples, "samples", [&](const json& j, const std::string& sw, size_t line_no) {
+    if (!j.contains("doc_id") || !j.contains("metrics") || !j["metrics"].is_object())
       fail(sw, "line {}: expected an object with doc_id and metrics", line_no);
     const json& id = j["doc_id"];
     std::string sid = id.is_string() ? id.get<std::string>() : id.is_number_integer() ? std::to_string(id.get<long long>()) : "";
@@ -127,7 +137,7 @@ TaskScores EvalResults::task(const std::string& task, const std::string& metric,
     double d = v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : finite_number(v, sw, fmt::format("line {}: metrics.{}", line_no, sample_metric));
     t.ids.push_back(std::move(sid));
     t.items.push_back(d);
-  }
+  });
   t.items_source = in_.source(samples, fmt::format("{} items, metric {}", t.items.size(), sample_metric));
   if (!t.has_value && !t.items.empty()) {  // no aggregate: the mean of the items is the value
     double s = 0;
@@ -173,29 +183,6 @@ PanelScores read_expert_scores(InputSet& in, const std::string& path) {
 }
 PanelScores read_ratings(InputSet& in, const std::string& path) {
   return read_panel(in, path, "ratings", "kaival.arena-ratings/1", "rating");
-}
-
-template <typename F>
-static void for_each_json_line(InputSet& in, const std::string& path, const std::string& kind, F&& f) {
-  const std::string& text = in.read(path, kind);
-  std::string where = in.relative(path);
-  size_t pos = 0, line_no = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string_view line(text.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      fail(where, "line {}: not valid JSON: {}", line_no, e.what());
-    }
-    if (!j.is_object()) fail(where, "line {}: expected an object", line_no);
-    f(j, where, line_no);
-  }
 }
 
 std::vector<Review> read_reviews(InputSet& in, const std::string& path, Source* src) {
