@@ -7,9 +7,11 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include <Eigen/Dense>
 
+#include "arena/logistic_fit.h"
 #include "arena/quantile.h"
 #include "core/error.h"
 
@@ -49,8 +51,6 @@ PairTable aggregate(int models, std::span<const Battle> battles) {
 
 namespace {
 
-double log_sigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
-
 // Counts as doubles so resamples can reuse the solver without a PairTable.
 struct PairWeights {
   int i, j;
@@ -72,15 +72,12 @@ double log_likelihood(const std::vector<PairWeights>& pw, const Eigen::VectorXd&
 Eigen::VectorXd fit_theta(int m, const std::vector<PairWeights>& pw, const BtOptions& o) {
   Eigen::VectorXd theta = Eigen::VectorXd::Zero(m);
   if (m == 0) return theta;
-  Eigen::VectorXd grad(m);
-  Eigen::MatrixXd a(m, m);
-  double ll = log_likelihood(pw, theta, o.ridge);
-  for (int it = 0; it < o.max_iter; ++it) {
-    grad = -o.ridge * theta;
+  auto system = [&](const Eigen::VectorXd& th, Eigen::VectorXd& grad, Eigen::MatrixXd& a) {
+    grad = -o.ridge * th;
     a.setConstant(1.0);
     a.diagonal().array() += o.ridge;
     for (const auto& p : pw) {
-      double d = theta[p.i] - theta[p.j];
+      double d = th[p.i] - th[p.j];
       double pr = 1.0 / (1.0 + std::exp(-d));
       double n = p.w_i + p.w_j;
       double g = p.w_i - n * pr;
@@ -92,39 +89,9 @@ Eigen::VectorXd fit_theta(int m, const std::vector<PairWeights>& pw, const BtOpt
       a(p.i, p.j) -= h;
       a(p.j, p.i) -= h;
     }
-    Eigen::VectorXd step = a.ldlt().solve(grad);
-    if (!step.allFinite()) break;
-    // Backtracking keeps each step an ascent step even far from the optimum.
-    double t = 1.0;
-    Eigen::VectorXd next;
-    double next_ll = ll;
-    for (int k = 0; k < 30; ++k) {
-      next = theta + t * step;
-      next_ll = log_likelihood(pw, next, o.ridge);
-      if (next_ll >= ll - 1e-12 * std::abs(ll)) break;
-      t *= 0.5;
-    }
-    double moved = (t * step).cwiseAbs().maxCoeff();
-    theta = next;
-    ll = next_ll;
-    if (moved < o.tol) break;
-  }
-  return theta;
-}
-
-std::vector<double> to_ratings(const Eigen::VectorXd& theta, const BtOptions& o) {
-  int m = static_cast<int>(theta.size());
-  double shift = 0;
-  if (o.anchor) {
-    if (*o.anchor < 0 || *o.anchor >= m) fail("arena ratings", "anchor model {} outside 0..{}", *o.anchor, m - 1);
-    shift = theta[*o.anchor];
-  } else if (m > 0) {
-    shift = theta.mean();
-  }
-  std::vector<double> r(m);
-  const double k = o.scale / std::log(10.0);
-  for (int i = 0; i < m; ++i) r[i] = o.base + k * (theta[i] - shift);
-  return r;
+  };
+  auto loglik = [&](const Eigen::VectorXd& th) { return log_likelihood(pw, th, o.ridge); };
+  return newton_maximize(std::move(theta), loglik, system, o.max_iter, o.tol);
 }
 
 std::vector<PairWeights> weights_of(const PairTable& t) {
@@ -145,7 +112,7 @@ uint64_t splitmix64(uint64_t x) {
 }  // namespace
 
 std::vector<double> fit_bradley_terry(const PairTable& table, const BtOptions& options) {
-  return to_ratings(fit_theta(table.models, weights_of(table), options), options);
+  return ratings_from_strengths(fit_theta(table.models, weights_of(table), options), options);
 }
 
 std::vector<std::vector<double>> bootstrap_ratings(const PairTable& table, const BtOptions& bt,
@@ -191,7 +158,7 @@ std::vector<std::vector<double>> bootstrap_ratings(const PairTable& table, const
         double wi = draw(counts[3 * k]), wj = draw(counts[3 * k + 1]), ti = draw(counts[3 * k + 2]);
         pw[k] = {table.pairs[k].i, table.pairs[k].j, wi + 0.5 * ti, wj + 0.5 * ti};
       }
-      out[r] = to_ratings(fit_theta(table.models, pw, bt), bt);
+      out[r] = ratings_from_strengths(fit_theta(table.models, pw, bt), bt);
     }
   };
   std::vector<std::thread> pool;

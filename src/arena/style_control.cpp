@@ -2,9 +2,11 @@
 
 #include <array>
 #include <cmath>
+#include <utility>
 
 #include <Eigen/Dense>
 
+#include "arena/logistic_fit.h"
 #include "core/error.h"
 
 namespace kaival::arena {
@@ -45,8 +47,6 @@ constexpr int kStyle = 4;
 std::array<double, kStyle> as_array(const StyleFeatures& f) { return {f.length, f.headers, f.list_items, f.bold}; }
 
 double norm_diff(double a, double b) { return a + b > 0 ? (a - b) / (a + b) : 0.0; }
-
-double log_sigmoid(double x) { return x >= 0 ? -std::log1p(std::exp(-x)) : x - std::log1p(std::exp(x)); }
 
 }  // namespace
 
@@ -94,20 +94,17 @@ StyleControlResult fit_style_controlled(int m, std::span<const StyledBattle> bat
     }
     return ll;
   };
-  double ll = loglik(beta);
-  Eigen::VectorXd grad(p);
-  Eigen::MatrixXd a(p, p);
-  for (int it = 0; it < o.max_iter; ++it) {
+  auto system = [&](const Eigen::VectorXd& bt, Eigen::VectorXd& grad, Eigen::MatrixXd& a) {
     grad.setZero();
     a.setZero();
     a.topLeftCorner(m, m).setConstant(1.0);  // removes the models' translation null space
     for (int i = 0; i < m; ++i) {
-      grad[i] -= o.ridge * beta[i];
+      grad[i] -= o.ridge * bt[i];
       a(i, i) += o.ridge;
     }
     for (size_t k = 0; k < n; ++k) {
       const Battle& b = battles[k].battle;
-      double e = eta(k, beta);
+      double e = eta(k, bt);
       double pr = 1.0 / (1.0 + std::exp(-e));
       double g = y[k] - pr, h = pr * (1 - pr);
       std::array<int, 2 + kStyle> idx{b.a, b.b, m, m + 1, m + 2, m + 3};
@@ -120,32 +117,10 @@ StyleControlResult fit_style_controlled(int m, std::span<const StyledBattle> bat
     // Constant covariate columns (all zero) would make the system singular.
     for (int c = 0; c < kStyle; ++c)
       if (a(m + c, m + c) == 0.0) a(m + c, m + c) = 1.0;
-    Eigen::VectorXd step = a.ldlt().solve(grad);
-    if (!step.allFinite()) break;
-    double t = 1.0;
-    Eigen::VectorXd next;
-    double next_ll = ll;
-    for (int k = 0; k < 30; ++k) {
-      next = beta + t * step;
-      next_ll = loglik(next);
-      if (next_ll >= ll - 1e-12 * std::abs(ll)) break;
-      t *= 0.5;
-    }
-    double moved = (t * step).cwiseAbs().maxCoeff();
-    beta = next;
-    ll = next_ll;
-    if (moved < o.tol) break;
-  }
+  };
+  beta = newton_maximize(std::move(beta), loglik, system, o.max_iter, o.tol);
   StyleControlResult r;
-  double shift = 0;
-  if (o.anchor) {
-    if (*o.anchor < 0 || *o.anchor >= m) fail("arena ratings", "anchor model {} outside 0..{}", *o.anchor, m - 1);
-    shift = beta[*o.anchor];
-  } else if (m > 0) {
-    shift = beta.head(m).mean();
-  }
-  const double kk = o.scale / std::log(10.0);
-  for (int i = 0; i < m; ++i) r.ratings.push_back(o.base + kk * (beta[i] - shift));
+  r.ratings = ratings_from_strengths(beta.head(m), o);
   for (int c = 0; c < kStyle; ++c) r.coefficients.push_back(beta[m + c]);
   return r;
 }
