@@ -2,9 +2,6 @@
 //              [--secure-cookies] [--rate N] [--threads N] [--log]
 // Runs the arena web service (blind voting, expert review, leaderboards) until
 // SIGINT/SIGTERM. Prints "listening on http://HOST:PORT" on stdout once bound.
-#include <pthread.h>
-#include <signal.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -13,6 +10,7 @@
 
 #include "arena/store.h"
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "core/error.h"
 #include "server/arena_server.h"
 
@@ -26,11 +24,7 @@ struct ServeOptions {
 };
 
 void run(const ServeOptions& o) {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const StopSignals stop_signals;
 
   auto store = arena::ArenaStore::open(o.db);
   for (const auto& path : o.campaigns) {
@@ -55,8 +49,7 @@ void run(const ServeOptions& o) {
   const int port = srv.start();
   std::printf("listening on http://%s:%d\n", o.server.host.c_str(), port);
   std::fflush(stdout);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  stop_signals.wait();
   srv.stop();
   std::fprintf(stderr, "kaival: arena server stopped\n");
 }
@@ -68,8 +61,7 @@ void register_serve(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("serve", "Arena web service: blind votes, expert reviews, leaderboards");
   cmd->add_option("--db", opts->db,
                   "SQLite file or postgresql:// URL shared by many servers (created and migrated when missing)");
-  cmd->add_option("--host", opts->server.host, "address to bind (default 127.0.0.1)");
-  cmd->add_option("--port", opts->server.port, "port (0 = any free port)");
+  add_bind_options(*cmd, opts->server.host, opts->server.port);
   cmd->add_option("--campaign", opts->campaigns, "campaign YAML file(s) to load at start");
   cmd->add_flag("--secure-cookies", opts->server.secure_cookies, "mark cookies Secure (behind a TLS proxy)");
   cmd->add_option("--rate", opts->server.requests_per_second_per_ip, "requests per second per IP");

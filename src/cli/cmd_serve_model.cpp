@@ -1,9 +1,6 @@
 // kaival serve-model MODEL [--host 127.0.0.1] [--port N] [--ctx N] [--parallel N] [--batch N]
 //                    [--queue N] [--name ID]
 // Serves a local model over an OpenAI-compatible HTTP API until SIGINT/SIGTERM.
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -12,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "server/openai_server.h"
 
 namespace kaival::cli {
@@ -23,13 +21,7 @@ struct ServeCliOptions {
 };
 
 void run(const ServeCliOptions& o) {
-  // Block the stop signals in every thread (the server's threads inherit the
-  // mask) and take them synchronously here.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const StopSignals stop_signals;  // before the server's threads start
 
   const auto served = server::ServedModel::open(o.model, o.name);
   server::OpenAIServer srv(served, o.server);
@@ -40,8 +32,7 @@ void run(const ServeCliOptions& o) {
                            std::max(1, o.server.max_batch))
                    .c_str());
   std::fflush(stderr);
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  stop_signals.wait();
   std::fprintf(stderr, "kaival: stopping\n");
   srv.stop();
 }
@@ -52,9 +43,7 @@ void register_serve_model(CLI::App& app) {
   auto o = std::make_shared<ServeCliOptions>();
   auto* cmd = app.add_subcommand("serve-model", "Serve a local model over an OpenAI-compatible HTTP API");
   cmd->add_option("model", o->model, "model folder, weights file or .gguf")->required();
-  cmd->add_option("--host", o->server.host, "address to bind")->capture_default_str();
-  cmd->add_option("--port", o->server.port, "port; 0 = any free port (printed)")->capture_default_str()
-      ->check(CLI::Range(0, 65535));
+  add_bind_options(*cmd, o->server.host, o->server.port);
   cmd->add_option("--ctx", o->server.context, "context length per request; 0 = the model's (at most 4096)")
       ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--parallel", o->server.max_running, "requests generating at the same time")

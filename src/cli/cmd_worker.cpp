@@ -4,14 +4,13 @@
 // FOR UPDATE SKIP LOCKED, sends them to the run's server, stores the answers.
 // SIGINT/SIGTERM: finish the requests in flight, then exit 0; claims not
 // answered go back to the queue when their lease runs out.
-#include <pthread.h>
-#include <signal.h>
-
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/stop_signals.h"
 #include "eval/queue.h"
 #include "store/postgres.h"
 
@@ -35,18 +34,13 @@ void register_worker(CLI::App& app) {
     if (!store::is_postgres_url(o->store_url))
       throw CLI::ValidationError("--store", "expects a postgresql:// URL");
     // Stop signals are taken by a waiting thread (sigwait), never by an async handler.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    const StopSignals stop_signals;
     std::atomic<bool> stop{false};
     std::atomic<bool> done{false};
     std::thread waiter([&] {
       // Wake up periodically so that the thread ends when the worker finishes on its own.
-      timespec tick{0, 200 * 1000 * 1000};
       while (!done.load()) {
-        if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) {
+        if (stop_signals.wait_for(std::chrono::milliseconds(200))) {
           stop = true;
           std::fprintf(stderr, "worker: stopping after the requests in flight\n");
         }
