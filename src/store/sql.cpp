@@ -192,15 +192,19 @@ bool SqlStmt::step() {
   return true;
 }
 
+namespace {
+// Resets the statement on every way out of a scope, return or throw, so that a
+// failed run leaves it ready for reuse too (reset() does not throw).
+struct ResetOnExit {
+  SqlStmt& stmt;
+  ~ResetOnExit() { stmt.reset(); }
+};
+}  // namespace
+
 void SqlStmt::run() {
-  try {
-    while (step()) {
-    }
-  } catch (...) {
-    reset();
-    throw;
+  const ResetOnExit reset_after{*this};
+  while (step()) {
   }
-  reset();
 }
 
 void SqlStmt::reset() {
@@ -215,16 +219,11 @@ void SqlStmt::reset() {
 }
 
 std::optional<int64_t> SqlStmt::insert_returning_id() {
+  const ResetOnExit reset_after{*this};
   std::optional<int64_t> id;
-  try {
-    if (step()) id = int64(0);
-    while (step()) {
-    }
-  } catch (...) {
-    reset();
-    throw;
+  if (step()) id = int64(0);
+  while (step()) {
   }
-  reset();
   return id;
 }
 
