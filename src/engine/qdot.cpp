@@ -46,60 +46,58 @@ inline int8_t quant(float v) {
   return static_cast<int8_t>(r);
 }
 
-void quantize_portable(const float* x, int64_t blocks, int8_t* q, float* d, int32_t* sum) {
-  for (int64_t b = 0; b < blocks; ++b, x += kBlock, q += kBlock) {
+void quantize_portable(const float* x, int64_t blocks, int64_t block, int8_t* q, float* d) {
+  for (int64_t b = 0; b < blocks; ++b, x += block, q += block) {
     float amax = 0;
-    for (int i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
-    int32_t s = 0;
-    for (int i = 0; i < kBlock; ++i) {
-      q[i] = quant(x[i] * id);
-      s += q[i];
-    }
+    for (int64_t i = 0; i < block; ++i) q[i] = quant(x[i] * id);
     d[b] = db;
-    sum[b] = s;
   }
 }
 
 #define KAIVAL_QAVX2 __attribute__((target("avx2,fma,f16c")))
 #define KAIVAL_QAVX2_INLINE inline __attribute__((target("avx2,fma,f16c"), always_inline))
 
-KAIVAL_QAVX2 void quantize_avx2(const float* x, int64_t blocks, int8_t* q, float* d, int32_t* sum) {
+KAIVAL_QAVX2 void quantize_avx2(const float* x, int64_t blocks, int64_t block, int8_t* q, float* d) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  for (int64_t b = 0; b < blocks; ++b, x += kBlock, q += kBlock) {
-    __m256 v[4];
-    for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
-    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
-                             _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+  for (int64_t b = 0; b < blocks; ++b, x += block, q += block) {
+    // |x| first: max returns its second operand for a NaN, which ignores it as the portable max does.
+    __m256 m = _mm256_setzero_ps();
+    for (int64_t i = 0; i < block; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), m);
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
     const float amax = _mm_cvtss_f32(h);
     const float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
     const __m256 vid = _mm256_set1_ps(id);
-    __m256i i32[4];
-    for (int k = 0; k < 4; ++k)
-      i32[k] = _mm256_cvtps_epi32(
-          _mm256_round_ps(_mm256_mul_ps(v[k], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    // packs work within 128-bit lanes: restore element order afterwards.
-    const __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
-    const __m256i i8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), i8);
-    // Sum of the quants: u8(1) x i8 pairs, then pairs of i16.
-    const __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), i8);
-    const __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+    for (int64_t c = 0; c < block; c += 32) {
+      __m256i i32[4];
+      for (int k = 0; k < 4; ++k)
+        i32[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + c + 8 * k), vid),
+                                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      // packs work within 128-bit lanes: restore element order afterwards.
+      const __m256i i16a = _mm256_packs_epi32(i32[0], i32[1]), i16b = _mm256_packs_epi32(i32[2], i32[3]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + c),
+                          _mm256_permutevar8x32_epi32(_mm256_packs_epi16(i16a, i16b), order));
+    }
     d[b] = db;
-    sum[b] = _mm_cvtsi128_si32(t);
+  }
+}
+
+// Sums of 16 quants (|sum| <= 16 * 127: fits int16); the same at every level.
+void group_sums(const int8_t* q, int64_t groups, int16_t* out) {
+  for (int64_t g = 0; g < groups; ++g, q += kSumGroup) {
+    int s = 0;
+    for (int i = 0; i < kSumGroup; ++i) s += q[i];
+    out[g] = static_cast<int16_t>(s);
   }
 }
 
 // ---- portable dot kernels (the reference semantics) ----------------------------
 
-float dot_q8_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+float dot_q8_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
   float acc = 0;
   for (int64_t b = 0; b < cols / 32; ++b, w += 34, q += 32) {
     const int8_t* wq = reinterpret_cast<const int8_t*>(w + 2);
@@ -110,7 +108,7 @@ float dot_q8_0_portable(const uint8_t* w, const int8_t* q, const float* d, const
   return acc;
 }
 
-float dot_q4_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+float dot_q4_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
   float acc = 0;
   for (int64_t b = 0; b < cols / 32; ++b, w += 18, q += 32) {
     const uint8_t* qs = w + 2;
@@ -124,53 +122,53 @@ float dot_q4_0_portable(const uint8_t* w, const int8_t* q, const float* d, const
   return acc;
 }
 
-// Group g of 32: d*sc_g*sum(q4*x) - dmin*mn_g*sum(x), each times the
-// activation block's scale.
-float dot_q4_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols) {
+// Super-block: d * sum_g sc_g * sum(q4 * x) - dmin * sum_g mn_g * sum(x) over
+// its eight groups of 32, both sums exact integers (|.| < 2^25), each times
+// the activation super-block's scale.
+float dot_q4_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
   float acc = 0, mins = 0;
   for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
-    const float dw = half_at(w), dmin = half_at(w + 2);
     const uint8_t* qs = w + 16;
-    for (int p = 0; p < 4; ++p, qs += 32) {
-      for (int hi = 0; hi < 2; ++hi) {
-        const int g = 2 * p + hi;
-        const int64_t blk = sb * 8 + g;
-        const int8_t* x = q + blk * 32;
-        int32_t s = 0;
-        for (int l = 0; l < 32; ++l) s += ((qs[l] >> (4 * hi)) & 0x0F) * static_cast<int32_t>(x[l]);
-        int sc, mn;
-        scale_min_k4(g, w + 4, sc, mn);
-        acc += (dw * static_cast<float>(sc)) * d[blk] * static_cast<float>(s);
-        mins += (dmin * static_cast<float>(mn)) * d[blk] * static_cast<float>(sum[blk]);
+    const int8_t* x = q + sb * 256;
+    int32_t isum = 0, msum = 0;
+    for (int g = 0; g < 8; ++g) {
+      int sc, mn;
+      scale_min_k4(g, w + 4, sc, mn);
+      int32_t s = 0, xs = 0;
+      for (int l = 0; l < 32; ++l) {
+        s += ((qs[32 * (g / 2) + l] >> (4 * (g % 2))) & 0x0F) * static_cast<int32_t>(x[32 * g + l]);
+        xs += x[32 * g + l];
       }
+      isum += sc * s;
+      msum += mn * xs;
     }
+    acc += (half_at(w) * d[sb]) * static_cast<float>(isum);
+    mins += (half_at(w + 2) * d[sb]) * static_cast<float>(msum);
   }
   return acc - mins;
 }
 
-// Two groups of 16 (signed 8-bit scales) per activation block; quants 0..63
-// with offset 32.
-float dot_q6_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols) {
+// Sixteen groups of 16 with signed 8-bit scales; quants 0..63 with offset 32.
+float dot_q6_k_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
   float acc = 0;
   for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
-    const float dw = half_at(w + 208);
     const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    int32_t isum = 0;
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = w + 64 * h;
       const uint8_t* qh = w + 128 + 32 * h;
       for (int k = 0; k < 4; ++k) {
-        const int64_t blk = sb * 8 + 4 * h + k;
-        const int8_t* x = q + blk * 32;
+        const int8_t* x = q + sb * 256 + (4 * h + k) * 32;
         int32_t s[2] = {0, 0};
         for (int l = 0; l < 32; ++l) {
           const int lo = (k & 1) ? ql[l + 32] : ql[l];
           const int q6 = ((k < 2 ? lo & 0x0F : lo >> 4) | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
           s[l / 16] += q6 * static_cast<int32_t>(x[l]);
         }
-        const int32_t total = sc[8 * h + 2 * k] * s[0] + sc[8 * h + 2 * k + 1] * s[1];
-        acc += (dw * d[blk]) * static_cast<float>(total);
+        isum += sc[8 * h + 2 * k] * s[0] + sc[8 * h + 2 * k + 1] * s[1];
       }
     }
+    acc += (half_at(w + 208) * d[sb]) * static_cast<float>(isum);
   }
   return acc;
 }
@@ -198,13 +196,8 @@ KAIVAL_QAVX2_INLINE __m256i dot_i8(__m256i w, __m256i x) {
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-// Unsigned (< 128) weight bytes: maddubs directly.
-KAIVAL_QAVX2_INLINE __m256i dot_u8(__m256i w, __m256i x) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
-}
-
 // The AVX2 kernels take one packed weight row and N (1..4) activation rows
-// (row i at q + i * cols, d and sum + i * cols / 32) and write out[i * os].
+// (row i at q + i * cols, d + i * cols / B, bsum + i * cols / 16) and write out[i * os].
 // The weight row is loaded and unpacked once per block and dotted with every
 // activation row while both are in registers. Each activation row has its
 // own accumulators and goes through the same instructions in the same order
@@ -226,23 +219,26 @@ inline void k4_scales_mins(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
   mins = mn_lo | (static_cast<uint64_t>(mn_hi) << 32);
 }
 
-// Any number of activation rows: groups of four, then the rest.
-template <template <int> class K>
-void rows_by_four(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols, int64_t n,
-                  float* out, int64_t os) {
-  const int64_t nb = cols / 32;
+// Any number of activation rows: groups of G (the kernel K's widest form),
+// then one call for the rest. Block: the activation block K takes.
+template <template <int> class K, int M>
+void rows_rest(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols, int64_t m,
+               float* out, int64_t os) {
+  if (m == M) return K<M>::run(w, q, d, bs, cols, out, os);
+  if constexpr (M > 1) rows_rest<K, M - 1>(w, q, d, bs, cols, m, out, os);
+}
+
+template <template <int> class K, int Block, int G>
+void rows_by_group(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols, int64_t n,
+                   float* out, int64_t os) {
+  const int64_t nd = cols / Block, ns = cols / kSumGroup;
   int64_t t = 0;
-  for (; t + 4 <= n; t += 4) K<4>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os);
-  switch (n - t) {
-    case 3: K<3>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
-    case 2: K<2>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
-    case 1: K<1>::run(w, q + t * cols, d + t * nb, sum + t * nb, cols, out + t * os, os); break;
-    default: break;
-  }
+  for (; t + G <= n; t += G) K<G>::run(w, q + t * cols, d + t * nd, bs + t * ns, cols, out + t * os, os);
+  if (t < n) rows_rest<K, G - 1>(w, q + t * cols, d + t * nd, bs + t * ns, cols, n - t, out + t * os, os);
 }
 
 template <int N>
-KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
                                  float* out, int64_t os) {
   const int64_t nb = cols / 32;
   __m256 acc0[N], acc1[N];
@@ -273,7 +269,7 @@ KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float*
 }
 
 template <int N>
-KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
                                  float* out, int64_t os) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
   const int64_t nb = cols / 32;
@@ -292,58 +288,72 @@ KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float*
   for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
 }
 
+// Q4_K against super-block activations: per group g of 32, maddubs gives
+// pairs of q4 * x (|.| <= 2 * 15 * 127) and madd multiplies them by sc_g into
+// int32 lanes, which add up over the super-block; the mins meet the sums of
+// 16 (each min twice) in one madd. Then one F32 multiply-add per super-block
+// for each of d * x_d and dmin * x_d.
 template <int N>
-KAIVAL_QAVX2 void q4_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols,
+KAIVAL_QAVX2 void q4_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols,
                                  float* out, int64_t os) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const int64_t nb = cols / 32;
-  // Low- and high-nibble groups accumulate separately: two short F32
-  // dependency chains per row instead of one long one.
-  __m256 acc[N], acc_hi[N], macc[N];
-  for (int i = 0; i < N; ++i) acc[i] = acc_hi[i] = macc[i] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
+  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
+  __m256 acc[N], macc[N];
+  for (int i = 0; i < N; ++i) acc[i] = macc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144) {
     uint64_t scales, mins;
     k4_scales_mins(w + 4, scales, mins);
-    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))));
-    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins))));
-    const __m256 dw = _mm256_set1_ps(half_avx2(w)), dmin = _mm256_set1_ps(half_avx2(w + 2));
-    // Per group g (lane g): d * sc_g * dx_g and dmin * mn_g * dx_g * sum(x)_g.
-    // Kept in memory: broadcasting a lane from there is a load, not a shuffle.
-    alignas(32) float gscale[N][8];
-    for (int i = 0; i < N; ++i) {
-      const __m256 dx = _mm256_loadu_ps(d + i * nb + sb * 8);
-      const __m256 xs =
-          _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + i * nb + sb * 8)));
-      _mm256_store_ps(gscale[i], _mm256_mul_ps(dw, _mm256_mul_ps(sc, dx)));
-      macc[i] = _mm256_fmadd_ps(dmin, _mm256_mul_ps(mn, _mm256_mul_ps(dx, xs)), macc[i]);
-    }
+    const __m256i sc_all =
+        _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
+    const __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+    const __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
+    const float dw = half_avx2(w), dmin = half_avx2(w + 2);
+    __m256i isum[N];
+    for (int i = 0; i < N; ++i) isum[i] = _mm256_setzero_si256();
     const uint8_t* qs = w + 16;
     for (int p = 0; p < 4; ++p, qs += 32) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
       const __m256i lo = _mm256_and_si256(raw, low4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4);
+      // Scale 2p (2p+1) in every i16 lane: bytes 4p, 4p+1 (4p+2, 4p+3) of sc_all.
+      const __m256i sc_lo =
+          _mm256_shuffle_epi8(sc_all, _mm256_set1_epi16(static_cast<short>(((4 * p + 1) << 8) | (4 * p))));
+      const __m256i sc_hi =
+          _mm256_shuffle_epi8(sc_all, _mm256_set1_epi16(static_cast<short>(((4 * p + 3) << 8) | (4 * p + 2))));
       for (int i = 0; i < N; ++i) {
         const int8_t* x = q + i * cols + sb * 256 + 64 * p;
-        const __m256i p0 = dot_u8(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
-        const __m256i p1 = dot_u8(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_broadcast_ss(&gscale[i][2 * p]), acc[i]);
-        acc_hi[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_broadcast_ss(&gscale[i][2 * p + 1]), acc_hi[i]);
+        const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32)));
+        isum[i] = _mm256_add_epi32(isum[i],
+                                   _mm256_add_epi32(_mm256_madd_epi16(p0, sc_lo), _mm256_madd_epi16(p1, sc_hi)));
       }
     }
+    for (int i = 0; i < N; ++i) {
+      const float dx = d[i * nsb + sb];
+      const __m256i ms =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + sb * 16)), mn16);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_set1_ps(dw * dx), acc[i]);
+      macc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(dmin * dx), macc[i]);
+    }
   }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum(_mm256_sub_ps(_mm256_add_ps(acc[i], acc_hi[i]), macc[i]));
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(_mm256_sub_ps(acc[i], macc[i]));
 }
 
-
+// Q6_K against super-block activations: maddubs of the unsigned quants
+// (0..63, |pair| <= 2 * 63 * 127) times madd by the group-of-16 scales; the
+// offset 32 comes off once per super-block as 32 * sum_j sc_j * bsum_j.
 template <int N>
-KAIVAL_QAVX2 void q6_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QAVX2 void q6_k_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols,
                                  float* out, int64_t os) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), k32 = _mm256_set1_epi8(32);
-  const int64_t nb = cols / 32;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
+  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
   __m256 acc[N];
   for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210) {
     const float dw = half_avx2(w + 208);
     const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    __m256i isum[N];
+    for (int i = 0; i < N; ++i) isum[i] = _mm256_setzero_si256();
     for (int h = 0; h < 2; ++h) {
       const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h));
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h));
@@ -357,51 +367,58 @@ KAIVAL_QAVX2 void q6_k_rows_avx2(const uint8_t* w, const int8_t* q, const float*
                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
       };
       for (int k = 0; k < 4; ++k) {
-        const int64_t blk = sb * 8 + 4 * h + k;
         // Low 128-bit lane: first group of 16 (scale sc[2k]); high lane: second.
         const __m256i scales =
             _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
         for (int i = 0; i < N; ++i) {
-          const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + blk * 32));
-          // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
-          const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(wq[k], x), _mm256_maddubs_epi16(k32, x));
-          acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scales)),
-                                   _mm256_set1_ps(dw * d[i * nb + blk]), acc[i]);
+          const __m256i x =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + sb * 256 + (4 * h + k) * 32));
+          isum[i] = _mm256_add_epi32(isum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(wq[k], x), scales));
         }
       }
+    }
+    for (int i = 0; i < N; ++i) {
+      const __m256i off =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + sb * 16)), sc16);
+      const __m256i total = _mm256_sub_epi32(isum[i], _mm256_slli_epi32(off, 5));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_set1_ps(dw * d[i * nsb + sb]), acc[i]);
     }
   }
   for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
 }
 
 // Entry points per type and level: NAME_all_LEVEL (a RowsFn, any n) and
-// NAME_one_LEVEL (the one-row DotFn), both over NAME_rows_LEVEL<N>.
-#define KAIVAL_QENTRY(name, level)                                                                           \
+// NAME_one_LEVEL (the one-row DotFn), both over NAME_rows_LEVEL<N>, N up to
+// four activation rows per call (eight for the K types at the VNNI level,
+// whose 32 registers hold the eight rows' accumulators: the per-super-block
+// weight unpacking is then shared by eight rows).
+#define KAIVAL_QENTRY(name, level, block, group)                                                              \
   template <int N>                                                                                           \
   struct name##_k_##level {                                                                                  \
-    static void run(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c, float* o, \
+    static void run(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c, float* o, \
                     int64_t os) {                                                                            \
       name##_rows_##level<N>(w, q, d, s, c, o, os);                                                          \
     }                                                                                                        \
   };                                                                                                         \
-  void name##_all_##level(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c,    \
+  void name##_all_##level(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c,    \
                           int64_t n, float* o, int64_t os) {                                                 \
-    rows_by_four<name##_k_##level>(w, q, d, s, c, n, o, os);                                                 \
+    rows_by_group<name##_k_##level, block, group>(w, q, d, s, c, n, o, os);                                  \
   }                                                                                                          \
-  float name##_one_##level(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t c) { \
+  float name##_one_##level(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c) { \
     float o;                                                                                                 \
     name##_rows_##level<1>(w, q, d, s, c, &o, 1);                                                            \
     return o;                                                                                                \
   }
-KAIVAL_QENTRY(q8_0, avx2)
-KAIVAL_QENTRY(q4_0, avx2)
-KAIVAL_QENTRY(q4_k, avx2)
-KAIVAL_QENTRY(q6_k, avx2)
+KAIVAL_QENTRY(q8_0, avx2, 32, 4)
+KAIVAL_QENTRY(q4_0, avx2, 32, 4)
+KAIVAL_QENTRY(q4_k, avx2, 256, 4)
+KAIVAL_QENTRY(q6_k, avx2, 256, 4)
 
-// AVX-512 VNNI level: 512-bit registers (two blocks of 32 per instruction)
-// and vpdpbusd instead of maddubs + madd. Same integer sums as the AVX2
-// level; the F32 additions are grouped differently (lanes of two blocks), so
-// results differ from AVX2 by F32 rounding, and are again the same for every N.
+// AVX-512 VNNI level: 512-bit registers (two blocks of 32 per instruction);
+// vpdpbusd instead of maddubs + madd for Q8_0 / Q4_0, vpdpwssd instead of
+// madd + add for the K types. Same integer products as the AVX2 level; the
+// F32 additions are grouped differently, so results differ from AVX2 by F32
+// rounding, and are again the same for every N.
 #define KAIVAL_QVNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define KAIVAL_QVNNI_INLINE \
   inline __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
@@ -410,57 +427,73 @@ KAIVAL_QVNNI_INLINE __m256i dot_i8_vnni(__m256i w, __m256i x) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
 }
 
+// The K kernels at the VNNI level multiply weight and activation bytes with
+// vpdpbusd (int32 lanes of four products each, |.| <= 4 * 63 * 127 < 2^15),
+// pack two such results to int16 (vpackssdw, no saturation) and multiply
+// those by the sub-block scales with vpmaddwd / vpdpwssd into the
+// super-block's int32 sums: six multiply instructions per 256 products and
+// row. vpackssdw interleaves its inputs per 128-bit lane (lane k holds lanes
+// 4k..4k+3 of a, then of b), so the scale vectors follow that order.
+//
+// kK4PackIdx[u]: for a = groups g0 (lanes 0-7) and g0 + 1 (8-15), b = groups
+// g0 + 2, g0 + 3, with g0 = 4u (Q4_K, groups of 32): the group of each i16
+// lane after the pack.
+alignas(64) constexpr int16_t kK4PackIdx[2][32] = {
+    {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+    {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6, 5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
+};
+// Q6_K (groups of 16): a = groups 8u..8u+3 (four lanes each), b = 8u+4..8u+7.
+alignas(64) constexpr int16_t kK6PackIdx[2][32] = {
+    {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1, 1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6, 6, 6, 3, 3, 3, 3, 7, 7, 7, 7},
+    {8, 8, 8, 8, 12, 12, 12, 12, 9, 9, 9, 9, 13, 13, 13, 13,
+     10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
+};
 
-// Q4_K at the VNNI level in 512-bit registers: a super-block's pair p of
-// groups (low and high nibbles of 32 bytes) meets its 64 activation bytes in
-// one vpdpbusd; lanes 0-7 hold group 2p, lanes 8-15 group 2p+1, and one F32
-// multiply-add scales both. Half the instructions of the 256-bit kernel; the
-// F32 additions are grouped differently, so results differ from the AVX2
-// level by F32 rounding (still the same for every N).
+// Q4_K: pair p of groups (low and high nibbles of 32 bytes) against its 64
+// activation bytes per vpdpbusd; then the super-block's int32 sums folded to
+// 256 bits and one F32 multiply-add each for the d and dmin terms.
 template <int N>
-KAIVAL_QVNNI void q4_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum,
-                                 int64_t cols, float* out, int64_t os) {
+KAIVAL_QVNNI void q4_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols,
+                                 float* out, int64_t os) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m512i upper = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
-  const int64_t nb = cols / 32;
-  __m512 acc[N];
-  __m256 macc[N];
-  for (int i = 0; i < N; ++i) {
-    acc[i] = _mm512_setzero_ps();
-    macc[i] = _mm256_setzero_ps();
-  }
-  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 144) {
+  const __m512i idx0 = _mm512_load_si512(kK4PackIdx[0]), idx1 = _mm512_load_si512(kK4PackIdx[1]);
+  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
+  __m256 acc[N];  // one register per row: the N accumulators and the weights fit the 32 registers
+  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 144) {
     uint64_t scales, mins;
     k4_scales_mins(w + 4, scales, mins);
-    const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(scales))));
-    const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mins))));
-    const __m256 dw = _mm256_set1_ps(half_avx2(w)), dmin = _mm256_set1_ps(half_avx2(w + 2));
-    __m512 gs[N][4];  // per pair p: d * sc_g * dx_g, groups 2p (lanes 0-7) and 2p+1 (8-15)
+    // Lanes 0-7: the scales as i16 (the rest undefined, never selected).
+    const __m512i sc8 =
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
+    const __m512i scv0 = _mm512_permutexvar_epi16(idx0, sc8), scv1 = _mm512_permutexvar_epi16(idx1, sc8);
+    const __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+    const __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
+    const float dw = half_avx2(w), dmin = half_avx2(w + 2);
+    __m512i wq[4];
+    for (int p = 0; p < 4; ++p) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * p));
+      wq[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, low4)),
+                                 _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), 1);
+    }
+    const __m512i zero = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int i = 0; i < N; ++i) {
-      const __m256 dx = _mm256_loadu_ps(d + i * nb + sb * 8);
-      const __m256 xs =
-          _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sum + i * nb + sb * 8)));
-      const __m512 g = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_mul_ps(sc, dx)));
-      for (int p = 0; p < 4; ++p) gs[i][p] = _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(2 * p), upper), g);
-      macc[i] = _mm256_fmadd_ps(dmin, _mm256_mul_ps(mn, _mm256_mul_ps(dx, xs)), macc[i]);
-    }
-    const uint8_t* qs = w + 16;
-    for (int p = 0; p < 4; ++p, qs += 32) {
-      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-      const __m512i wq = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, low4)),
-                                            _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), 1);
-      for (int i = 0; i < N; ++i) {
-        const __m512i x = _mm512_loadu_si512(q + i * cols + sb * 256 + 64 * p);
-        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, x);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), gs[i][p], acc[i]);
-      }
+      const int8_t* x = q + i * cols + sb * 256;
+      const __m512i h0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[0], _mm512_loadu_si512(x)),
+                                            _mm512_dpbusd_epi32(zero, wq[1], _mm512_loadu_si512(x + 64)));
+      const __m512i h1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[2], _mm512_loadu_si512(x + 128)),
+                                            _mm512_dpbusd_epi32(zero, wq[3], _mm512_loadu_si512(x + 192)));
+      const __m512i isum = _mm512_dpwssd_epi32(_mm512_madd_epi16(h0, scv0), h1, scv1);
+      const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+      const __m256i ms =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + sb * 16)), mn16);
+      const float dx = d[i * nsb + sb];
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(dw * dx), acc[i]);
+      acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(dmin * dx), acc[i]);
     }
   }
-  for (int i = 0; i < N; ++i) {
-    const __m256 both = _mm256_add_ps(_mm512_castps512_ps256(acc[i]),
-                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[i]), 1)));
-    out[i * os] = hsum(_mm256_sub_ps(both, macc[i]));
-  }
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
 }
 
 // Signed weight bytes against activation bytes in 512-bit registers:
@@ -485,10 +518,19 @@ KAIVAL_QVNNI_INLINE float hsum_zmm(__m512 v, __m256 extra) {
 // Q8_0 / Q4_0 at the VNNI level: two blocks per 512-bit register (lanes
 // 0-7 block b, 8-15 block b+1), each scaled by its own w_d * x_d; an odd last
 // block goes through the 256-bit form.
+//
+// Q8_0 moves the sign onto the weight side once per weight block instead of
+// once per activation row: vpdpbusd multiplies x + 128 (unsigned, flipped
+// sign bit) by the signed weights, starting from -128 * (the lane's four
+// weights' sum), which leaves exactly the lane's sum of x * w. The scales
+// w_d * x_d are the same F32 products as in pair_ps form, so the results are
+// those of the sign-trick kernel (q4_0_rows_vnni's form) bit for bit.
 template <int N>
-KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
                                  float* out, int64_t os) {
   const int64_t nb = cols / 32;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i idx = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);  // lanes 8-15: 1
   __m512 acc[N];
   __m256 tail[N];
   for (int i = 0; i < N; ++i) {
@@ -500,12 +542,16 @@ KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float*
     const __m512i wz = _mm512_inserti64x4(
         _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2))),
         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36)), 1);
-    const __m512i wabs = _mm512_abs_epi8(wz);
-    const __mmask64 wneg = _mm512_movepi8_mask(wz);
-    const float s0 = half_avx2(w), s1 = half_avx2(w + 34);
+    // |128 * sum of four weights| <= 2^16: no overflow.
+    const __m512i base =
+        _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, wz));
+    const __m512 ws = pair_ps(half_avx2(w), half_avx2(w + 34));
     for (int i = 0; i < N; ++i) {
-      const __m512i p = dot_i8_zmm(wabs, wneg, _mm512_loadu_si512(q + i * cols + b * 32));
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_ps(s0 * d[i * nb + b], s1 * d[i * nb + b + 1]), acc[i]);
+      const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(q + i * cols + b * 32), flip);
+      const __m512i p = _mm512_dpbusd_epi32(base, xu, wz);
+      const __m128i dx2 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(d + i * nb + b));  // x_d of b, b+1
+      const __m512 dx = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_castsi128_ps(dx2)));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws, dx), acc[i]);
     }
   }
   for (; b < nb; ++b, w += 34) {
@@ -526,7 +572,7 @@ KAIVAL_QVNNI_INLINE __m256i q4_0_block_vnni(const uint8_t* w) {
 }
 
 template <int N>
-KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
                                  float* out, int64_t os) {
   const int64_t nb = cols / 32;
   __m512 acc[N];
@@ -558,28 +604,23 @@ KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float*
 }
 
 // Q6_K at the VNNI level: blocks k, k+1 of a half super-block per 512-bit
-// register; its four 128-bit lanes are the four groups of 16 with their own
-// 8-bit scale (i16 multiply), lanes 0-7 / 8-15 of the sums blocks k / k+1.
+// register (unsigned quants 0..63) against 64 activation bytes per
+// vpdpbusd, packed and multiplied by the groups-of-16 scales as above; the
+// offset 32 comes off once per super-block (32 * sum_j sc_j * bsum_j).
 template <int N>
-KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t cols,
+KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols,
                                  float* out, int64_t os) {
-  static constexpr int16_t kSpread[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
-  const __m512i spread = _mm512_loadu_si512(kSpread);
   const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30);
-  const __m512i k32 = _mm512_set1_epi8(32);
-  const __m512i upper = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi32(1), 1);
-  const int64_t nb = cols / 32;
-  __m512 acc[N];
-  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t sb = 0; sb < cols / 256; ++sb, w += 210) {
-    const __m256 dw = _mm256_set1_ps(half_avx2(w + 208));
-    const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
-    __m512 ds[N][4];  // pair j: w_d * x_d of blocks 2j (lanes 0-7) and 2j+1 (8-15)
-    for (int i = 0; i < N; ++i) {
-      const __m512 g = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_loadu_ps(d + i * nb + sb * 8)));
-      for (int j = 0; j < 4; ++j) ds[i][j] = _mm512_permutexvar_ps(_mm512_add_epi32(_mm512_set1_epi32(2 * j), upper), g);
-    }
+  const __m512i idx0 = _mm512_load_si512(kK6PackIdx[0]), idx1 = _mm512_load_si512(kK6PackIdx[1]);
+  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
+  __m256 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t sb = 0; sb < nsb; ++sb, w += 210) {
+    const float dw = half_avx2(w + 208);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192)));
+    const __m512i scv0 = _mm512_permutexvar_epi16(idx0, _mm512_castsi256_si512(sc16));
+    const __m512i scv1 = _mm512_permutexvar_epi16(idx1, _mm512_castsi256_si512(sc16));
+    __m512i wz[4];  // j = 2h + k/2: blocks 4h+k, 4h+k+1 (activation bytes 64j..64j+63, groups 4j..4j+3)
     for (int h = 0; h < 2; ++h) {
       const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 128 + 32 * h));
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * h));
@@ -591,37 +632,42 @@ KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float*
           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
                           _mm256_and_si256(_mm256_srli_epi16(hb, 2), bits45)),
       };
-      for (int k = 0; k < 4; k += 2) {
-        const __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(wq[k]), wq[k + 1], 1);
-        int32_t s4;
-        std::memcpy(&s4, sc + 8 * h + 2 * k, 4);
-        const __m512i scales =
-            _mm512_permutexvar_epi16(spread, _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(s4))));
-        for (int i = 0; i < N; ++i) {
-          const __m512i x = _mm512_loadu_si512(q + i * cols + (sb * 8 + 4 * h + k) * 32);
-          // (q6 - 32) * x per pair, |.| <= 2 * 32 * 127: no saturation.
-          const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(wz, x), _mm512_maddubs_epi16(k32, x));
-          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(p16, scales)), ds[i][2 * h + k / 2], acc[i]);
-        }
-      }
+      wz[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(wq[0]), wq[1], 1);
+      wz[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(wq[2]), wq[3], 1);
+    }
+    const __m512i zero = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) {
+      const int8_t* x = q + i * cols + sb * 256;
+      const __m512i h0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wz[0], _mm512_loadu_si512(x)),
+                                            _mm512_dpbusd_epi32(zero, wz[1], _mm512_loadu_si512(x + 64)));
+      const __m512i h1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wz[2], _mm512_loadu_si512(x + 128)),
+                                            _mm512_dpbusd_epi32(zero, wz[3], _mm512_loadu_si512(x + 192)));
+      const __m512i isum = _mm512_dpwssd_epi32(_mm512_madd_epi16(h0, scv0), h1, scv1);
+      const __m256i off =
+          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + sb * 16)), sc16);
+      const __m256i total =
+          _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)),
+                           _mm256_slli_epi32(off, 5));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_set1_ps(dw * d[i * nsb + sb]), acc[i]);
     }
   }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], _mm256_setzero_ps());
+  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
 }
 
-KAIVAL_QENTRY(q8_0, vnni)
-KAIVAL_QENTRY(q4_0, vnni)
-KAIVAL_QENTRY(q4_k, vnni)
-KAIVAL_QENTRY(q6_k, vnni)
+KAIVAL_QENTRY(q8_0, vnni, 32, 4)
+KAIVAL_QENTRY(q4_0, vnni, 32, 4)
+KAIVAL_QENTRY(q4_k, vnni, 256, 8)
+KAIVAL_QENTRY(q6_k, vnni, 256, 8)
 #undef KAIVAL_QENTRY
 
 // The portable multi-row kernel is the one-row kernel per row (it defines
 // the semantics; speed comes from the AVX2 level).
-template <DotFn F>
-void portable_rows(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols, int64_t n,
+template <DotFn F, int Block>
+void portable_rows(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols, int64_t n,
                    float* out, int64_t os) {
-  const int64_t nb = cols / 32;
-  for (int64_t t = 0; t < n; ++t) out[t * os] = F(w, q + t * cols, d + t * nb, sum + t * nb, cols);
+  const int64_t nd = cols / Block, ns = cols / kSumGroup;
+  for (int64_t t = 0; t < n; ++t) out[t * os] = F(w, q + t * cols, d + t * nd, bs + t * ns, cols);
 }
 
 bool cpu_has_avx2() {
@@ -666,6 +712,10 @@ bool supported(weights::DType t) {
   return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
 }
 
+int64_t activation_block(weights::DType t) {
+  return t == DType::Q4_K || t == DType::Q6_K ? kSuperBlock : kBlock;
+}
+
 DotFn kernel(Isa isa, weights::DType type) {
   if (isa == Isa::Avx512Vnni) {
     switch (type) {
@@ -698,30 +748,31 @@ RowsFn rows_kernel(Isa isa, weights::DType type) {
   }
   const bool avx2 = isa == Isa::Avx2;
   switch (type) {
-    case DType::Q8_0: return avx2 ? q8_0_all_avx2 : portable_rows<dot_q8_0_portable>;
-    case DType::Q4_0: return avx2 ? q4_0_all_avx2 : portable_rows<dot_q4_0_portable>;
-    case DType::Q4_K: return avx2 ? q4_k_all_avx2 : portable_rows<dot_q4_k_portable>;
-    case DType::Q6_K: return avx2 ? q6_k_all_avx2 : portable_rows<dot_q6_k_portable>;
+    case DType::Q8_0: return avx2 ? q8_0_all_avx2 : portable_rows<dot_q8_0_portable, 32>;
+    case DType::Q4_0: return avx2 ? q4_0_all_avx2 : portable_rows<dot_q4_0_portable, 32>;
+    case DType::Q4_K: return avx2 ? q4_k_all_avx2 : portable_rows<dot_q4_k_portable, 256>;
+    case DType::Q6_K: return avx2 ? q6_k_all_avx2 : portable_rows<dot_q6_k_portable, 256>;
     default: return nullptr;
   }
 }
 
-void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols) {
-  if (n < 0 || cols <= 0 || cols % kBlock != 0)
-    fail("q8 activations", "cannot quantize {} rows of {} values in blocks of {}", n, cols, kBlock);
+void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block) {
+  if (n < 0 || cols <= 0 || (block != kBlock && block != kSuperBlock) || cols % block != 0)
+    fail("q8 activations", "cannot quantize {} rows of {} values in blocks of {}", n, cols, block);
   require_isa(isa);
   n_ = n;
   cols_ = cols;
-  const int64_t blocks = n * cols / kBlock;
+  block_ = block;
   q_.resize(static_cast<size_t>(n * cols));
-  d_.resize(static_cast<size_t>(blocks));
-  sum_.resize(static_cast<size_t>(blocks));
-  (isa == Isa::Portable ? quantize_portable : quantize_avx2)(x, blocks, q_.data(), d_.data(), sum_.data());
+  d_.resize(static_cast<size_t>(n * cols / block));
+  bsum_.resize(static_cast<size_t>(n * cols / kSumGroup));
+  (isa == Isa::Portable ? quantize_portable : quantize_avx2)(x, n * cols / block, block, q_.data(), d_.data());
+  group_sums(q_.data(), n * cols / kSumGroup, bsum_.data());
 }
 
 std::vector<float> Q8Rows::dequantized(int64_t row) const {
   std::vector<float> out(static_cast<size_t>(cols_));
-  for (int64_t i = 0; i < cols_; ++i) out[i] = d(row)[i / kBlock] * static_cast<float>(q(row)[i]);
+  for (int64_t i = 0; i < cols_; ++i) out[i] = d(row)[i / block_] * static_cast<float>(q(row)[i]);
   return out;
 }
 
@@ -731,9 +782,12 @@ float dot(Isa isa, weights::DType type, const uint8_t* w, const Q8Rows& x, int64
   const auto& tr = weights::traits(type);
   if (x.cols() % tr.block_elems != 0)
     fail("q8 dot", "{} values are not whole {} blocks", x.cols(), weights::dtype_name(type));
+  if (x.block() != activation_block(type))
+    fail("q8 dot", "{} takes activation blocks of {}, not {}", weights::dtype_name(type), activation_block(type),
+         x.block());
   if (row < 0 || row >= x.rows()) fail("q8 dot", "row {} of {}", row, x.rows());
   require_isa(isa);
-  return fn(w, x.q(row), x.d(row), x.sum(row), x.cols());
+  return fn(w, x.q(row), x.d(row), x.bsum(row), x.cols());
 }
 
 }  // namespace kaival::engine::qdot

@@ -5,17 +5,27 @@
 // multiplied in int8 x int8 -> int32 without being decoded to F32, with
 // several activation rows per pass over the weight row (rows_kernel).
 //
-// Activation format (kaival's own, not ggml's block_q8_0): blocks of 32 values,
-// each with an F32 scale d = max|x| / 127, int8 quants q = round(x / d) in
-// [-127, 127] (ties to even), and the int32 sum of the quants (the Q4_K
-// minimum term needs it).
+// Activation format (kaival's own): blocks of B values, B = 32 for Q8_0 and
+// Q4_0 and B = 256 for the K types (activation_block()), each with an F32
+// scale d = max|x| / 127 and int8 quants q = round(x / d) in [-127, 127]
+// (ties to even); plus the int16 sum of every 16 quants (the K types' minimum
+// and offset terms). With B = 256 one activation scale covers a whole K
+// super-block, so its sub-block scales combine with the integer sums in
+// integer arithmetic and one F32 multiply-add serves 256 products per row
+// (the idea of ggml's Q8_K); the price is a coarser step where a super-block
+// of activations holds an outlier.
 //
-// Semantics (defined by the portable kernels): a weight block's integer sum
-// of products is exact; it is scaled by the product of the weight block's
-// scale(s) and the activation block's d in F32 and the blocks are summed in
-// F32. The AVX2 (and VNNI) kernels compute the same integer sums and differ
-// only in the order of the F32 additions. A row's result is the same whether it is
-// computed alone (kernel) or with other rows (rows_kernel), at every level.
+// Semantics (defined by the portable kernels): Q8_0 / Q4_0: a weight block's
+// integer sum of products is exact; it is scaled by the weight block's scale
+// times the activation block's d in F32 and the blocks are summed in F32.
+// Q4_K / Q6_K: per super-block, sum_g sc_g * sum(q * x) (and for Q4_K
+// sum_g mn_g * sum(x)) is exact; it is scaled by d * x_d (dmin * x_d) in F32
+// and the super-blocks are summed in F32. The AVX2 and VNNI kernels compute
+// the same integer products; they split a super-block's integer sum into
+// vector lanes converted to F32 separately and add in another order, so they
+// differ from the portable level by F32 rounding only. A row's result is the
+// same whether it is computed alone (kernel) or with other rows
+// (rows_kernel), at every level.
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -32,44 +42,52 @@ std::string_view isa_name(Isa isa);  // "portable", "avx2", "avx512vnni"
 std::vector<Isa> isas();             // levels this CPU runs, Portable first
 Isa best_isa();                      // the level matmul uses
 
-constexpr int64_t kBlock = 32;  // activation block
+constexpr int64_t kBlock = 32;        // activation block for Q8_0 / Q4_0
+constexpr int64_t kSuperBlock = 256;  // activation block for Q4_K / Q6_K
+constexpr int64_t kSumGroup = 16;     // quants per int16 sum
 
 // Weight types with an integer kernel.
 bool supported(weights::DType t);
+// The activation block size that type's kernels take (kBlock or kSuperBlock).
+int64_t activation_block(weights::DType t);
 
-// n activation rows of `cols` values (cols a multiple of kBlock), quantized.
+// n activation rows of `cols` values (cols a multiple of `block`), quantized.
 class Q8Rows {
  public:
-  void quantize(Isa isa, const float* x, int64_t n, int64_t cols);
+  // block: kBlock or kSuperBlock.
+  void quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block = kBlock);
   int64_t rows() const { return n_; }
   int64_t cols() const { return cols_; }
+  int64_t block() const { return block_; }
   const int8_t* q(int64_t row) const { return q_.data() + row * cols_; }
-  const float* d(int64_t row) const { return d_.data() + row * (cols_ / kBlock); }
-  const int32_t* sum(int64_t row) const { return sum_.data() + row * (cols_ / kBlock); }
+  const float* d(int64_t row) const { return d_.data() + row * (cols_ / block_); }
+  // Sums of quants 16j..16j+15 of the row.
+  const int16_t* bsum(int64_t row) const { return bsum_.data() + row * (cols_ / kSumGroup); }
   // Row `row` decoded back to F32 (d * q), for tests.
   std::vector<float> dequantized(int64_t row) const;
 
  private:
-  int64_t n_ = 0, cols_ = 0;
+  int64_t n_ = 0, cols_ = 0, block_ = kBlock;
   std::vector<int8_t> q_;
   std::vector<float> d_;
-  std::vector<int32_t> sum_;
+  std::vector<int16_t> bsum_;
 };
 
 // Dot product of one packed weight row of `type` (cols elements, a multiple
-// of the type's block) with activation row `row` of `x` (x.cols() == cols).
-// Throws for unsupported types or mismatched widths.
+// of the type's block) with activation row `row` of `x` (x.cols() == cols,
+// x.block() == activation_block(type)). Throws for unsupported types,
+// mismatched widths or the wrong activation block.
 float dot(Isa isa, weights::DType type, const uint8_t* w, const Q8Rows& x, int64_t row);
 
 // The kernel behind dot() without the checks, for the inner loop of matmul.
-using DotFn = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols);
+using DotFn = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bsum, int64_t cols);
 DotFn kernel(Isa isa, weights::DType type);  // nullptr when unsupported
 
 // One packed weight row against n consecutive activation rows (row t at
-// q + t * cols, d and sum + t * cols / kBlock): out[t * out_stride] is what
-// kernel() returns for row t, bit for bit. The weight row is unpacked once
-// per group of activation rows.
-using RowsFn = void (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* sum, int64_t cols,
+// q + t * cols, d + t * cols / activation_block(type), bsum + t * cols / 16):
+// out[t * out_stride] is what kernel() returns for row t, bit for bit. The
+// weight row is unpacked once per group of activation rows.
+using RowsFn = void (*)(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bsum, int64_t cols,
                         int64_t n, float* out, int64_t out_stride);
 RowsFn rows_kernel(Isa isa, weights::DType type);  // nullptr when unsupported
 

@@ -51,13 +51,13 @@ std::vector<uint8_t> random_rows(DType type, int64_t rows, int64_t cols, std::mt
   return data;
 }
 
-// |sum w_i (x_i - x8_i)| <= sum over blocks of 32 of (max|x| / 127 / 2) * sum |w_i|:
-// the error the 8-bit activations of the decode path may add to a dot.
-double activation_error_bound(const float* x, const float* w, int64_t cols) {
+// |sum w_i (x_i - x8_i)| <= sum over activation blocks of (max|x| / 127 / 2) * sum |w_i|:
+// the error the 8-bit activations may add to a dot.
+double activation_error_bound(const float* x, const float* w, int64_t cols, int64_t block) {
   double bound = 0;
-  for (int64_t b = 0; b < cols; b += 32) {
+  for (int64_t b = 0; b < cols; b += block) {
     double amax = 0, wabs = 0;
-    for (int64_t i = b; i < b + 32; ++i) {
+    for (int64_t i = b; i < b + block; ++i) {
       amax = std::max(amax, std::abs(static_cast<double>(x[i])));
       wabs += std::abs(static_cast<double>(w[i]));
     }
@@ -104,7 +104,9 @@ TEST_P(PackedMatmulTest, EqualsTheDequantizedProduct) {
         }
         // float32 accumulation over `cols` terms: a few ulps of the magnitude;
         // plus, with 8-bit activations, their rounding (at most half a step).
-        const double act = q8 ? activation_error_bound(x.data() + t * cols, dense.data() + r * cols, cols) : 0;
+        const double act = q8 ? activation_error_bound(x.data() + t * cols, dense.data() + r * cols, cols,
+                                                       qdot::activation_block(type))
+                              : 0;
         ASSERT_NEAR(y[t * rows + r], ref, 1e-5 * mag + 1e-6 + act) << "n=" << n << " t=" << t << " r=" << r;
       }
   }
@@ -133,21 +135,24 @@ std::vector<float> random_activations(int64_t n, int64_t cols, std::mt19937& rng
   return x;
 }
 
-TEST(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
+// Blocks of 32 (Q8_0 / Q4_0) and super-blocks of 256 (K types).
+class Q8ActivationsTest : public testing::TestWithParam<int64_t> {};
+
+TEST_P(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
+  const int64_t block = GetParam();
   std::mt19937 rng(11);
-  const int64_t n = 3, cols = 32 * 15;
+  const int64_t n = 3, cols = block == 32 ? 32 * 15 : 256 * 3;
   const auto x = random_activations(n, cols, rng);
   qdot::Q8Rows ref;
-  ref.quantize(qdot::Isa::Portable, x.data(), n, cols);
+  ref.quantize(qdot::Isa::Portable, x.data(), n, cols, block);
+  EXPECT_EQ(ref.block(), block);
   for (int64_t t = 0; t < n; ++t) {
     const auto back = ref.dequantized(t);
-    for (int64_t b = 0; b < cols / 32; ++b) {
+    for (int64_t b = 0; b < cols / block; ++b) {
       float amax = 0;
-      int32_t sum = 0;
       int peak = 0;
-      for (int64_t i = b * 32; i < b * 32 + 32; ++i) {
+      for (int64_t i = b * block; i < (b + 1) * block; ++i) {
         amax = std::max(amax, std::abs(x[t * cols + i]));
-        sum += ref.q(t)[i];
         peak = std::max(peak, std::abs(static_cast<int>(ref.q(t)[i])));
         // Half a step, plus the F32 rounding of x / d.
         const double err = std::abs(static_cast<double>(ref.d(t)[b]) * ref.q(t)[i] - x[t * cols + i]);
@@ -155,25 +160,33 @@ TEST(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
         ASSERT_EQ(back[i], ref.d(t)[b] * static_cast<float>(ref.q(t)[i]));
       }
       EXPECT_FLOAT_EQ(ref.d(t)[b], amax / 127);
-      EXPECT_EQ(ref.sum(t)[b], sum);
       EXPECT_EQ(peak, amax == 0 ? 0 : 127) << "block " << b;
     }
+    for (int64_t g = 0; g < cols / 16; ++g) {
+      int sum = 0;
+      for (int64_t i = 16 * g; i < 16 * g + 16; ++i) sum += ref.q(t)[i];
+      ASSERT_EQ(ref.bsum(t)[g], sum) << t << " " << g;
+    }
   }
-  // Block 6 holds ties (v + 0.5 with d = 1): nearest even.
+  // Block 6 of 32 holds ties (v + 0.5 with d = 1; 127 is the largest value of
+  // its super-block too): nearest even.
   EXPECT_EQ(ref.q(0)[6 * 32 + 1], 2);  // 1.5
   EXPECT_EQ(ref.q(0)[6 * 32 + 2], 2);  // 2.5
   EXPECT_EQ(ref.q(0)[6 * 32 + 3], 4);  // 3.5
   for (auto isa : qdot::isas()) {
     qdot::Q8Rows got;
-    got.quantize(isa, x.data(), n, cols);
+    got.quantize(isa, x.data(), n, cols, block);
     ASSERT_EQ(std::memcmp(got.q(0), ref.q(0), static_cast<size_t>(n * cols)), 0) << qdot::isa_name(isa);
-    ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * cols / 32) * 4), 0) << qdot::isa_name(isa);
-    ASSERT_EQ(std::memcmp(got.sum(0), ref.sum(0), static_cast<size_t>(n * cols / 32) * 4), 0);
+    ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * cols / block) * 4), 0) << qdot::isa_name(isa);
+    ASSERT_EQ(std::memcmp(got.bsum(0), ref.bsum(0), static_cast<size_t>(n * cols / 16) * 2), 0);
   }
   qdot::Q8Rows bad;
-  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 48), Error);  // not whole blocks
-  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 0), Error);
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, block + 16, block), Error);  // not whole blocks
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 0, block), Error);
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 512, 64), Error);  // no such block size
 }
+
+INSTANTIATE_TEST_SUITE_P(Blocks, Q8ActivationsTest, testing::Values(int64_t{32}, int64_t{256}));
 
 struct QdotCase {
   DType type;
@@ -194,8 +207,9 @@ TEST_P(QdotTest, MatchesDequantizedReference) {
   std::vector<float> dense(static_cast<size_t>(rows * cols));
   weights::dequantize_with(weights::DequantIsa::Baseline, type, data.data(), rows * cols, dense.data());
   const auto x = random_activations(n, cols, rng);
+  const int64_t block = qdot::activation_block(type);
   qdot::Q8Rows xq;
-  xq.quantize(qdot::Isa::Portable, x.data(), n, cols);
+  xq.quantize(qdot::Isa::Portable, x.data(), n, cols, block);
   const size_t row_bytes = data.size() / rows;
   for (int64_t t = 0; t < n; ++t) {
     const auto x8 = xq.dequantized(t);
@@ -215,7 +229,7 @@ TEST_P(QdotTest, MatchesDequantizedReference) {
         ASSERT_NEAR(got, exact, 1e-5 * mag + 1e-9) << qdot::isa_name(isa) << " r=" << r << " t=" << t;
         ASSERT_NEAR(got, portable, 2e-6 * mag + 1e-9) << qdot::isa_name(isa) << " r=" << r << " t=" << t;
       }
-      ASSERT_NEAR(portable, exact_f32, activation_error_bound(x.data() + t * cols, w, cols) + 1e-5 * mag)
+      ASSERT_NEAR(portable, exact_f32, activation_error_bound(x.data() + t * cols, w, cols, block) + 1e-5 * mag)
           << "vs F32 activations r=" << r;
     }
   }
@@ -243,19 +257,19 @@ INSTANTIATE_TEST_SUITE_P(
 // A row's result must not depend on the other rows of the product: a
 // sequence's logits are the same alone or inside a batched decode step, and
 // a prompt token's the same as if it were decoded alone. For each ISA the
-// multi-row kernel equals the one-row kernel bit for bit, and matmul with
-// n = 7 (one group of four, one of three) equals seven n = 1 products, with
-// any number of threads.
+// multi-row kernel equals the one-row kernel bit for bit for every start and
+// count (n = 11: groups of four or eight plus every remainder), and matmul
+// with n = 11 equals eleven n = 1 products, with any number of threads.
 TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
   const auto [type, cols] = GetParam();
-  const int64_t rows = 37, n = 7;
+  const int64_t rows = 37, n = 11;
   std::mt19937 rng(static_cast<unsigned>(cols) * 13 + static_cast<unsigned>(type));
   const auto data = random_rows(type, rows, cols, rng);
   const auto x = random_activations(n, cols, rng);
   const size_t row_bytes = data.size() / rows;
   for (auto isa : qdot::isas()) {
     qdot::Q8Rows xq;
-    xq.quantize(isa, x.data(), n, cols);
+    xq.quantize(isa, x.data(), n, cols, qdot::activation_block(type));
     const auto one = qdot::kernel(isa, type);
     const auto many = qdot::rows_kernel(isa, type);
     ASSERT_NE(many, nullptr);
@@ -264,9 +278,9 @@ TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
       for (int64_t first = 0; first < n; ++first)
         for (int64_t count = 1; first + count <= n; ++count) {
           std::vector<float> out(static_cast<size_t>(2 * count), -1.0f);
-          many(w, xq.q(first), xq.d(first), xq.sum(first), cols, count, out.data(), 2);
+          many(w, xq.q(first), xq.d(first), xq.bsum(first), cols, count, out.data(), 2);
           for (int64_t t = 0; t < count; ++t) {
-            const float alone = one(w, xq.q(first + t), xq.d(first + t), xq.sum(first + t), cols);
+            const float alone = one(w, xq.q(first + t), xq.d(first + t), xq.bsum(first + t), cols);
             ASSERT_EQ(std::bit_cast<uint32_t>(out[2 * t]), std::bit_cast<uint32_t>(alone))
                 << qdot::isa_name(isa) << " r=" << r << " rows " << first << "+" << count << " t=" << t;
             ASSERT_EQ(out[2 * t + 1], -1.0f);  // the stride is respected
@@ -300,6 +314,60 @@ TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), xq, 0), Error);  // 288 % 256 != 0
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 1), Error);  // no row 1
   EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 0));
+  // The K types take super-blocks of 256, the others blocks of 32.
+  EXPECT_EQ(qdot::activation_block(DType::Q4_K), 256);
+  EXPECT_EQ(qdot::activation_block(DType::Q6_K), 256);
+  EXPECT_EQ(qdot::activation_block(DType::Q8_0), 32);
+  const auto x512 = random_activations(1, 512, rng);
+  qdot::Q8Rows small, super;
+  small.quantize(qdot::Isa::Portable, x512.data(), 1, 512, 32);
+  super.quantize(qdot::Isa::Portable, x512.data(), 1, 512, 256);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), small, 0), Error);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), super, 0), Error);
+  EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q6_K, w.data(), super, 0));
+}
+
+// Decode-sized F16 products (1..3 input rows) convert and multiply the packed
+// halves in place, four weight rows at a time: each result is within F32
+// rounding of the double product, and the same bits whether its input row is
+// alone or with others, and whatever rows share its block (thread counts
+// change the chunk edges). Widths with tails after the vector loop, too.
+TEST(F16DecodeTest, FusedRowsMatchDoubleAndDoNotDependOnTheBatch) {
+  for (int64_t cols : {96, 200, 203}) {
+    const int64_t rows = 37;
+    std::mt19937 rng(static_cast<unsigned>(cols));
+    const auto data = random_rows(DType::F16, rows, cols, rng);
+    std::vector<float> dense(static_cast<size_t>(rows * cols));
+    weights::dequantize_with(weights::DequantIsa::Baseline, DType::F16, data.data(), rows * cols, dense.data());
+    const auto m = WeightMatrix::packed(DType::F16, rows, cols, data);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> x(static_cast<size_t>(3 * cols));
+    for (auto& v : x) v = u(rng);
+    for (int threads : {1, 3}) {
+      WorkerPool pool(threads);
+      std::vector<float> batch(static_cast<size_t>(3 * rows));
+      m.matmul(x.data(), 3, batch.data(), pool);
+      for (int64_t t = 0; t < 3; ++t) {
+        std::vector<float> alone(static_cast<size_t>(rows)), pair(static_cast<size_t>(2 * rows));
+        m.matmul(x.data() + t * cols, 1, alone.data(), pool);
+        ASSERT_EQ(std::memcmp(alone.data(), batch.data() + t * rows, alone.size() * 4), 0)
+            << "cols=" << cols << " threads=" << threads << " t=" << t;
+        if (t < 2) {
+          m.matmul(x.data() + t * cols, 2, pair.data(), pool);
+          ASSERT_EQ(std::memcmp(pair.data(), batch.data() + t * rows, pair.size() * 4), 0) << cols << " " << t;
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = 0, mag = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double p = static_cast<double>(x[t * cols + c]) * dense[r * cols + c];
+            ref += p;
+            mag += std::abs(p);
+          }
+          ASSERT_NEAR(alone[r], ref, 1e-6 * mag + 1e-9) << "cols=" << cols << " t=" << t << " r=" << r;
+        }
+      }
+    }
+  }
 }
 
 TEST(WeightMatrixTest, RejectsMismatchedSizes) {
