@@ -18,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../support/files.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -27,12 +29,7 @@ struct RunResult {
   std::string out, err;
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 std::string quote(const std::string& s) {
   std::string q = "'";
@@ -58,8 +55,8 @@ class InspectCli : public ::testing::Test {
     RunResult r;
     int status = std::system(cmd.c_str());
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
+    r.out = read_file(out);
+    r.err = read_file(err);
     return r;
   }
 
@@ -178,7 +175,7 @@ TEST_F(InspectCli, PyTorchCheckpoint) {
   RunResult r = run({"inspect", bin, "--json", "--tensors"});
   ASSERT_EQ(r.rc, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
-  nlohmann::json want = nlohmann::json::parse(slurp(std::string(KAIVAL_TESTDATA) + "/pytorch/state_dict.json"));
+  nlohmann::json want = nlohmann::json::parse(read_file(std::string(KAIVAL_TESTDATA) + "/pytorch/state_dict.json"));
   EXPECT_EQ(j["format"], "pytorch");
   EXPECT_EQ(j["tensors"], want.size());
   EXPECT_EQ(j["dtypes"]["BF16"], 1);

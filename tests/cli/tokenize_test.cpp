@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "../support/files.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -32,12 +34,7 @@ CliRun kaival(const std::string& args) {
   return r;
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -51,7 +48,7 @@ TEST(CliTokenize, InpFileGivesOutFileForEveryVocab) {
     if (g.extension() != ".gguf" || !fs::exists(g.string() + ".inp")) continue;
     const CliRun r = kaival(q(g) + " --file " + q(g.string() + ".inp"));
     EXPECT_EQ(r.rc, 0) << g;
-    EXPECT_EQ(r.out, slurp(g.string() + ".out")) << g;
+    EXPECT_EQ(r.out, read_file(g.string() + ".out")) << g;
     ++checked;
   }
   EXPECT_GE(checked, 10);
@@ -81,7 +78,7 @@ TEST(CliTokenize, DecodeFileRoundTrip) {
   if (!fs::exists(g)) GTEST_SKIP() << "no " << g;
   const CliRun r = kaival(q(g) + " --decode --file " + q(g.string() + ".out"));
   EXPECT_EQ(r.rc, 0);
-  EXPECT_EQ(r.out, slurp(g.string() + ".inp"));
+  EXPECT_EQ(r.out, read_file(g.string() + ".inp"));
 }
 
 TEST(CliTokenize, ErrorsExitNonZero) {

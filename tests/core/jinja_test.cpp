@@ -10,18 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/files.h"
+
 namespace kaival::jinja {
 namespace {
 
 using OJ = nlohmann::ordered_json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  EXPECT_TRUE(f.good()) << path;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 const std::string kDir = std::string(KAIVAL_TESTDATA) + "/eval/jinja/";
 

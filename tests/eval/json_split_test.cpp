@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "eval/json_split.h"
 #include "eval/task.h"
+#include "../support/files.h"
 
 namespace kaival::eval {
 namespace {
@@ -29,10 +30,7 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream f(p, std::ios::binary);
-  f << text;
-}
+using kaival::testing_support::write_file;
 
 // Every record of `text` through a reader with chunks of `chunk` bytes.
 std::vector<OJ> read_all(const std::string& text, const std::string& field, size_t chunk) {
@@ -129,7 +127,7 @@ TEST(JsonSplit, LargeFileEqualsWholeParseAndHoldsChunkPlusLargestElement) {
 
   // Through SplitReader (default 64 KiB chunks), as Docs, with the hash pass and a limit.
   TempDir tmp;
-  write(tmp.path / "big.json", text);
+  write_file(tmp.path / "big.json", text);
   TaskCard c;
   c.file = (tmp.path / "card.yaml").string();
   c.name = "big";
@@ -148,7 +146,7 @@ TEST(JsonSplit, LargeFileEqualsWholeParseAndHoldsChunkPlusLargestElement) {
 
   // A root list, streamed the same.
   const std::string list = root["rows"].dump();
-  write(tmp.path / "list.json", list);
+  write_file(tmp.path / "list.json", list);
   c.splits["test"] = DataSource{"json", (tmp.path / "list.json").string(), "", "", "", "", ""};
   auto docs2 = load_split(c, "test", LoadOptions{});
   ASSERT_EQ(docs2.size(), 3000u);
@@ -157,7 +155,7 @@ TEST(JsonSplit, LargeFileEqualsWholeParseAndHoldsChunkPlusLargestElement) {
 
 TEST(JsonSplit, LimitStopsBeforeTheMalformedRest) {
   TempDir tmp;
-  write(tmp.path / "t.json", R"([{"a": 1}, {"a": 2}, {"a": )");  // truncated after two records
+  write_file(tmp.path / "t.json", R"([{"a": 1}, {"a": 2}, {"a": )");  // truncated after two records
   TaskCard c;
   c.file = (tmp.path / "card.yaml").string();
   c.name = "t";
@@ -220,7 +218,7 @@ TEST(JsonSplit, MalformedFilesNameTheProblemAndWhere) {
 
 TEST(JsonSplit, SplitReaderFailsOnTheShapeBeforeAnyRow) {
   TempDir tmp;
-  write(tmp.path / "t.json", R"({"data": [{"a": 1}]})");
+  write_file(tmp.path / "t.json", R"({"data": [{"a": 1}]})");
   TaskCard c;
   c.file = (tmp.path / "card.yaml").string();
   c.name = "t";

@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "eval/runner.h"
 #include "mock_server.h"
+#include "../support/files.h"
 
 namespace kaival::eval {
 namespace {
@@ -27,12 +28,7 @@ using testing::MockFaults;
 using testing::MockServer;
 using OJ = nlohmann::ordered_json;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 size_t lines(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
@@ -169,8 +165,8 @@ TEST_P(Phases, StreamedInWindowsScoresAsOneWindow) {
   EXPECT_EQ(a["results"].dump(), ref["results"].dump());
   EXPECT_EQ(b["results"].dump(), ref["results"].dump());
   const std::string samples = "samples_" + task + ".jsonl";
-  EXPECT_EQ(slurp(tmp.path / "a" / samples), slurp(tmp.path / "whole" / samples));
-  EXPECT_EQ(slurp(tmp.path / "b" / samples), slurp(tmp.path / "whole" / samples));
+  EXPECT_EQ(read_file(tmp.path / "a" / samples), read_file(tmp.path / "whole" / samples));
+  EXPECT_EQ(read_file(tmp.path / "b" / samples), read_file(tmp.path / "whole" / samples));
   EXPECT_EQ(lines(tmp.path / "a" / samples), kRows);
   // Each later-phase request went out once per run: 2 turns (and 2 verdicts) per row.
   EXPECT_EQ(model.completed(), int64_t(3 * 2 * kRows));
@@ -221,7 +217,7 @@ TEST(StreamPhases, JudgedRunCutMidWindowResumesWithoutResending) {
   EXPECT_EQ(first_model + (model.completed() - m1), int64_t(2 * kRows));
   EXPECT_EQ(first_judge + (judge.completed() - j1), int64_t(2 * kRows));
   EXPECT_EQ(resumed["results"].dump(), ref["results"].dump());
-  EXPECT_EQ(slurp(tmp.path / "a" / "samples_phases_judged.jsonl"), slurp(tmp.path / "ref" / "samples_phases_judged.jsonl"));
+  EXPECT_EQ(read_file(tmp.path / "a" / "samples_phases_judged.jsonl"), read_file(tmp.path / "ref" / "samples_phases_judged.jsonl"));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "eval/runner.h"
 #include "eval/task.h"
 #include "mock_server.h"
+#include "../support/files.h"
 
 namespace kaival::eval {
 namespace {
@@ -21,12 +22,7 @@ namespace fs = std::filesystem;
 using testing::MockServer;
 using OJ = nlohmann::ordered_json;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 struct TempDir {
   fs::path path = fs::temp_directory_path() / ("kaival_stream_" + std::to_string(getpid()));
@@ -103,7 +99,7 @@ TEST(Stream, ManyRowsAreHeldOneWindowAtATime) {
   auto b = run_eval({card}, options(mock, tmp.path / "b", kRows + 1, &whole));
   EXPECT_EQ(whole.max_items_held, kRows);  // the counter does see a whole-dataset window
   EXPECT_EQ(a["results"].dump(), b["results"].dump());
-  EXPECT_EQ(slurp(tmp.path / "a" / "samples_stream_gen.jsonl"), slurp(tmp.path / "b" / "samples_stream_gen.jsonl"));
+  EXPECT_EQ(read_file(tmp.path / "a" / "samples_stream_gen.jsonl"), read_file(tmp.path / "b" / "samples_stream_gen.jsonl"));
 
   // Without read-ahead: one window at a time, the same results.
   RunStats one;
@@ -115,7 +111,7 @@ TEST(Stream, ManyRowsAreHeldOneWindowAtATime) {
   EXPECT_EQ(one.prefetched, 0u);
   EXPECT_EQ(one.chunks, streamed.chunks);
   EXPECT_EQ(c["results"].dump(), a["results"].dump());
-  EXPECT_EQ(slurp(tmp.path / "c" / "samples_stream_gen.jsonl"), slurp(tmp.path / "a" / "samples_stream_gen.jsonl"));
+  EXPECT_EQ(read_file(tmp.path / "c" / "samples_stream_gen.jsonl"), read_file(tmp.path / "a" / "samples_stream_gen.jsonl"));
 }
 
 TEST(Stream, DefaultWindowIsBoundedByConcurrency) {

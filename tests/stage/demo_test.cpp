@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/sqlite.h"
+#include "../support/files.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -25,10 +26,7 @@ json read_json(const fs::path& p) {
   return json::parse(f);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using kaival::testing_support::read_file;
 
 }  // namespace
 
@@ -99,7 +97,7 @@ TEST(StageDemo, MiniStageCatchesTheFineTuneAndTheForeignEncoder) {
   EXPECT_EQ(advance.size(), 3u);
 
   // The report exists in both languages and says the panels are synthetic.
-  std::string html = read_text(r.report_html);
+  std::string html = read_file(r.report_html);
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("ynthetic"), std::string::npos);
   EXPECT_TRUE(fs::exists(out / "report" / "index.ko.html"));

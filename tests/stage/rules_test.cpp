@@ -13,6 +13,7 @@
 #include "stage/engine.h"
 #include "stage/program.h"
 #include "mini.h"
+#include "../support/files.h"
 
 using nlohmann::json;
 using namespace kaival::stage;
@@ -23,12 +24,7 @@ namespace {
 
 const std::string kProgram = std::string(KAIVAL_TESTDATA) + "/stage/first/program.yaml";
 
-std::string fixture_text() {
-  std::ifstream f(kProgram);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+std::string fixture_text() { return kaival::testing_support::read_file(kProgram); }
 
 std::string replace(std::string s, const std::string& from, const std::string& to) {
   auto p = s.find(from);

@@ -17,22 +17,18 @@
 #include "core/mmap.h"
 #include "tokenizer/tokenizer.h"
 #include "weights/gguf.h"
+#include "../support/files.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using kaival::tokenizer::Tokenizer;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 // Upstream .inp: each string followed by "\n__ggml_vocab_test__\n".
 std::vector<std::string> read_inp(const fs::path& p) {
-  const std::string text = slurp(p);
+  const std::string text = read_file(p);
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> out;
   size_t pos = 0;
@@ -42,7 +38,7 @@ std::vector<std::string> read_inp(const fs::path& p) {
 
 std::vector<std::vector<int32_t>> read_out(const fs::path& p) {
   std::vector<std::vector<int32_t>> out;
-  std::istringstream in(slurp(p));
+  std::istringstream in(read_file(p));
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream ls(line);

@@ -11,22 +11,18 @@
 #include "core/mmap.h"
 #include "tokenizer/factories.h"
 #include "weights/gguf.h"
+#include "../support/files.h"
 
 namespace kaival::tokenizer {
 namespace {
 
 const std::string kVocabDir = std::string(KAIVAL_SHARED_DATA) + "/gguf-vocab/";
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using kaival::testing_support::read_file;
 
 // The .inp format: strings separated by "\n__ggml_vocab_test__\n".
 std::vector<std::string> read_inputs(const std::string& path) {
-  std::string raw = read_all(path);
+  std::string raw = read_file(path);
   const std::string sep = "\n__ggml_vocab_test__\n";
   std::vector<std::string> out;
   for (size_t pos; (pos = raw.find(sep)) != std::string::npos; raw.erase(0, pos + sep.size()))

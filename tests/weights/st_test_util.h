@@ -10,9 +10,12 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "../support/files.h"
 
 namespace kaival::testutil {
 
@@ -78,13 +81,9 @@ class TempDir {
   fs::path path_;
 };
 
+using kaival::testing_support::write_file;
 inline void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-inline void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
+  write_file(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 inline void write_st(const std::string& path, const std::vector<StTensor>& ts) {
