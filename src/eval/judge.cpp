@@ -7,56 +7,14 @@
 #include <thread>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/jinja.h"
-#include "store/sqlite.h"
+#include "eval/response_cache.h"
 
 namespace kaival::eval {
 
 namespace {
 
 using json = nlohmann::json;
-
-// The runner's response cache table (runner.cpp), opened again: same file, same rows, so the
-// later phases resume exactly like the first.
-constexpr store::Migration kCacheMigrations[] = {
-    {1, "CREATE TABLE responses (hash TEXT PRIMARY KEY, endpoint TEXT NOT NULL, request TEXT NOT NULL, "
-        "response TEXT NOT NULL, created TEXT NOT NULL)"},
-};
-
-class CacheConnection {
- public:
-  explicit CacheConnection(const std::string& path) {
-    if (path.empty()) return;
-    store::OpenOptions oo;
-    oo.synchronous_full = false;
-    db_.emplace(store::Db::open(path, oo));
-    store::migrate(*db_, kCacheMigrations);
-    get_ = db_->prepare("SELECT response FROM responses WHERE hash = ?1");
-    put_ = db_->prepare("INSERT OR REPLACE INTO responses (hash, endpoint, request, response, created) "
-                        "VALUES (?1, ?2, ?3, ?4, datetime('now'))");
-  }
-  std::optional<json> get(const std::string& hash) {
-    if (!db_) return std::nullopt;
-    get_.reset();
-    get_.bind(1, hash);
-    if (!get_.step()) return std::nullopt;
-    auto j = json::parse(get_.text(0), nullptr, false);
-    get_.reset();
-    if (j.is_discarded()) return std::nullopt;
-    return j;
-  }
-  void put(const std::string& hash, const std::string& endpoint, const json& body, const json& response) {
-    if (!db_) return;
-    put_.bind(1, hash).bind(2, endpoint).bind(3, body.dump(-1, ' ', false, json::error_handler_t::replace));
-    put_.bind(4, response.dump(-1, ' ', false, json::error_handler_t::replace));
-    put_.run();
-  }
-
- private:
-  std::optional<store::Db> db_;
-  store::Stmt get_, put_;
-};
 
 struct Call {
   json body;
@@ -69,14 +27,14 @@ const std::string kChat = "chat/completions";
 // Sends every call (cache first) on up to `concurrency` threads; rethrows the first error.
 void send_all(std::vector<Call>& calls, OpenAIClient& client, const std::string& cache_path, int concurrency) {
   if (calls.empty()) return;
-  { CacheConnection migrate_once(cache_path); }  // schema first, on one thread: migrations must not race
+  { ResponseCache migrate_once(cache_path); }  // schema first, on one thread: migrations must not race
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
   std::mutex mu;
   auto worker = [&] {
     try {
-      CacheConnection cache(cache_path);
+      ResponseCache cache(cache_path);
       while (!failed.load()) {
         size_t i = next.fetch_add(1);
         if (i >= calls.size()) break;
@@ -143,10 +101,6 @@ std::string first_model_id(OpenAIClient& client) {
 }
 
 }  // namespace
-
-std::string response_cache_key(const std::string& endpoint, const json& body) {
-  return sha256_hex(endpoint + "\n" + body.dump(-1, ' ', false, json::error_handler_t::replace));
-}
 
 bool needs_conversation(const TaskCard& card) { return !card.turns.empty() || is_judged(card); }
 

@@ -73,7 +73,4 @@ nlohmann::ordered_json task_result_extras(const TaskCard& card, const Conversati
 // Whether the card scores with the judge.
 bool is_judged(const TaskCard& card);
 
-// The cache key the runner uses for a request (hex SHA-256 of endpoint, "\n", compact JSON body).
-std::string response_cache_key(const std::string& endpoint, const nlohmann::json& body);
-
 }  // namespace kaival::eval

@@ -24,6 +24,7 @@
 #include "core/version.h"
 #include "eval/judge.h"
 #include "eval/queue.h"
+#include "eval/response_cache.h"
 #include "eval/score.h"
 #include "store/postgres.h"
 #include "store/sqlite.h"
@@ -35,47 +36,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// ---------------------------------------------------------------- response cache
-constexpr store::Migration kCacheMigrations[] = {
-    {1, "CREATE TABLE responses (hash TEXT PRIMARY KEY, endpoint TEXT NOT NULL, request TEXT NOT NULL, "
-        "response TEXT NOT NULL, created TEXT NOT NULL)"},
-};
-
-class ResponseCache {
- public:
-  explicit ResponseCache(const std::string& path) {
-    if (path.empty()) return;
-    // WAL + synchronous=NORMAL: a committed answer survives kill -9 (only power loss may drop
-    // the last few), without an fsync per response.
-    store::OpenOptions oo;
-    oo.synchronous_full = false;
-    db_.emplace(store::Db::open(path, oo));
-    store::migrate(*db_, kCacheMigrations);
-    get_ = db_->prepare("SELECT response FROM responses WHERE hash = ?1");
-    put_ = db_->prepare("INSERT OR REPLACE INTO responses (hash, endpoint, request, response, created) "
-                        "VALUES (?1, ?2, ?3, ?4, datetime('now'))");
-  }
-  std::optional<json> get(const std::string& hash) {
-    if (!db_) return std::nullopt;
-    get_.reset();
-    get_.bind(1, hash);
-    if (!get_.step()) return std::nullopt;
-    auto j = json::parse(get_.text(0), nullptr, false);
-    get_.reset();
-    if (j.is_discarded()) return std::nullopt;
-    return j;
-  }
-  void put(const std::string& hash, const std::string& endpoint, const std::string& request, const json& response) {
-    if (!db_) return;
-    put_.bind(1, hash).bind(2, endpoint).bind(3, request).bind(4, response.dump(-1, ' ', false, json::error_handler_t::replace));
-    put_.run();
-  }
-
- private:
-  std::optional<store::Db> db_;
-  store::Stmt get_, put_;
-};
-
 // ---------------------------------------------------------------- requests
 struct Request {
   std::string endpoint;  // "completions" | "chat/completions"
@@ -83,10 +43,6 @@ struct Request {
   std::string hash;
   json response;
 };
-
-std::string request_hash(const std::string& endpoint, const json& body) {
-  return sha256_hex(endpoint + "\n" + body.dump(-1, ' ', false, json::error_handler_t::replace));
-}
 
 struct Item {
   std::string doc_id;
@@ -375,7 +331,7 @@ class WorkerPool {
             continue;
           }
           r.response = client_.post(r.endpoint, r.body);
-          cache->put(r.hash, r.endpoint, r.body.dump(-1, ' ', false, json::error_handler_t::replace), r.response);
+          cache->put(r.hash, r.endpoint, r.body, r.response);
           bar_.add(false);
         }
       } catch (...) {
@@ -617,7 +573,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         Request r;
         r.endpoint = std::move(endpoint);
         r.body = std::move(body);
-        r.hash = request_hash(r.endpoint, r.body);
+        r.hash = response_cache_key(r.endpoint, r.body);
         it.reqs.push_back(reqs.size());
         reqs.push_back(std::move(r));
       };
@@ -654,7 +610,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     probe[0].endpoint = "completions";
     probe[0].body = {{"model", served}, {"prompt", "The capital of France is Paris"}, {"max_tokens", 1},
                      {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
-    probe[0].hash = request_hash(probe[0].endpoint, probe[0].body);
+    probe[0].hash = response_cache_key(probe[0].endpoint, probe[0].body);
     Progress quiet(0, false);
     WorkerPool(client, cache_path, 1, quiet).run(probe);
     const json& r = probe[0].response;
