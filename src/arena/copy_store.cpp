@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <optional>
 #include <variant>
 
@@ -33,12 +34,15 @@ struct TableSpec {
   const char* name;
   bool has_id;  // an integer `id` primary key (keyset paging, PostgreSQL identity)
   std::vector<Column> columns;
+  size_t key_columns = 1;  // the primary key: the first columns (id, or the keyless tables' own)
 };
 
 constexpr Col I = Col::Int, R = Col::Real, T = Col::Text;
 
 // Every table of the arena schema (both backends, current version), parents
-// before children so that foreign keys hold row by row.
+// before children so that foreign keys hold row by row. Not live_reservations:
+// the budget held by pairs in flight on the source's servers, which become
+// live_usage rows when they finish (and reach the target with the next copy).
 const std::vector<TableSpec>& tables() {
   static const std::vector<TableSpec> kTables = {
       {"meta", false, {{"key", T}, {"value", T}}},
@@ -49,7 +53,7 @@ const std::vector<TableSpec>& tables() {
       {"sessions", false, {{"token_hash", T}, {"account_id", I}, {"csrf", T}, {"created_ms", I}, {"expires_ms", I}}},
       {"campaigns", true,
        {{"id", I}, {"name", T}, {"kind", T}, {"title", T}, {"spec", T}, {"synthetic", I}, {"created_ms", I}}},
-      {"models", false, {{"campaign_id", I}, {"name", T}, {"organization", T}}},
+      {"models", false, {{"campaign_id", I}, {"name", T}, {"organization", T}}, 2},
       {"prompts", true, {{"id", I}, {"campaign_id", I}, {"key", T}, {"text", T}, {"live_account", I}}},
       {"answers", true, {{"id", I}, {"prompt_id", I}, {"model", T}, {"text", T}, {"identity_leak", I}}},
       {"battles", true,
@@ -60,7 +64,7 @@ const std::vector<TableSpec>& tables() {
         {"latency_ms", I}, {"quarantined", I}, {"quarantine_reason", T}}},
       {"review_items", true,
        {{"id", I}, {"campaign_id", I}, {"key", T}, {"model", T}, {"title", T}, {"content", T}, {"affiliation", T}}},
-      {"assignments", false, {{"item_id", I}, {"account_id", I}}},
+      {"assignments", false, {{"item_id", I}, {"account_id", I}}, 2},
       {"reviews", true,
        {{"id", I}, {"item_id", I}, {"account_id", I}, {"criterion", T}, {"score", R}, {"rationale", T},
         {"created_ms", I}}},
@@ -104,27 +108,51 @@ void bind_value(SqlStmt& s, int i, const Value& v) {
     s.bind_null(i);
 }
 
+// A row as bytes, the same on both backends: for digests and for comparing rows.
+std::string encode(const Row& r) {
+  std::string enc;
+  for (const Value& v : r) {
+    if (std::holds_alternative<std::monostate>(v)) {
+      enc += "N;";
+    } else if (std::holds_alternative<int64_t>(v)) {
+      enc += fmt::format("i{};", std::get<int64_t>(v));
+    } else if (std::holds_alternative<double>(v)) {
+      enc += fmt::format("r{};", std::get<double>(v));  // shortest text that reads back the same
+    } else {
+      const std::string& s = std::get<std::string>(v);
+      enc += fmt::format("t{}:", s.size());
+      enc += s;
+    }
+  }
+  return enc;
+}
+
+// A row's primary key for messages: "id=12", "campaign_id=1, name=m1".
+std::string describe_key(const TableSpec& t, const Row& r) {
+  std::string out;
+  for (size_t c = 0; c < t.key_columns; ++c) {
+    const Value& v = r[c];
+    std::string text = std::holds_alternative<int64_t>(v)       ? std::to_string(std::get<int64_t>(v))
+                       : std::holds_alternative<std::string>(v) ? std::get<std::string>(v)
+                                                                : "NULL";
+    if (text.size() > 40) text = text.substr(0, 16) + "...";  // token hashes
+    out += (out.empty() ? "" : ", ") + fmt::format("{}={}", t.columns[c].name, text);
+  }
+  return out;
+}
+
 // An order-independent digest of a table: the lane-wise sum (mod 2^64) of each
 // row's SHA-256. Equal on both sides iff the same multiset of rows, short of a
 // collision; no ORDER BY, so text collations cannot make two equal tables differ.
+// Sums add up: the digest of old rows plus that of the rows added is the whole's.
 struct Digest {
   std::array<uint64_t, 4> lanes{};
 
+  void add(const Digest& d) {
+    for (size_t k = 0; k < 4; ++k) lanes[k] += d.lanes[k];
+  }
   void add(const Row& r) {
-    std::string enc;
-    for (const Value& v : r) {
-      if (std::holds_alternative<std::monostate>(v)) {
-        enc += "N;";
-      } else if (std::holds_alternative<int64_t>(v)) {
-        enc += fmt::format("i{};", std::get<int64_t>(v));
-      } else if (std::holds_alternative<double>(v)) {
-        enc += fmt::format("r{};", std::get<double>(v));  // shortest text that reads back the same
-      } else {
-        const std::string& s = std::get<std::string>(v);
-        enc += fmt::format("t{}:", s.size());
-        enc += s;
-      }
-    }
+    const std::string enc = encode(r);
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(h, reinterpret_cast<const unsigned char*>(enc.data()), enc.size());
     for (size_t k = 0; k < 4; ++k) {
@@ -275,44 +303,112 @@ CopyReport copy_store(const std::string& from, const std::string& to, const Copy
       // The audit log refuses TRUNCATE through its trigger; lift it for this
       // transaction only (ALTER TABLE is transactional on PostgreSQL).
       dst.exec("ALTER TABLE audit_log DISABLE TRIGGER USER");
-      dst.exec("TRUNCATE " + all);
+      dst.exec("TRUNCATE " + all + ", live_reservations");  // the replaced store's pairs in flight go too
       dst.exec("ALTER TABLE audit_log ENABLE TRIGGER USER");
     }
   }
   // A store that a server has opened holds only its salt in meta: that counts
   // as empty, and the source's salt replaces it (exported voter ids stay the same).
-  for (const auto& t : specs) {
-    if (std::string(t.name) == "meta") continue;
-    if (int64_t n = count_rows(dst, t.name))
-      fail(dst_where, "target is not empty ({} rows in {}); copy into a new database, or pass --replace to "
-                      "empty it first", n, t.name);
-  }
-  dst.exec("DELETE FROM meta");
+  // Otherwise the target holds an earlier copy: only new rows are added, and
+  // its meta (the salt) must match the source's like every other row.
+  bool empty = true;
+  for (const auto& t : specs)
+    if (std::string(t.name) != "meta" && count_rows(dst, t.name) > 0) empty = false;
+  if (empty) dst.exec("DELETE FROM meta");
+  report.incremental = !empty;
 
   const size_t batch = static_cast<size_t>(std::max(1, options.batch_rows));
-  for (const auto& t : specs) {
+  struct Expected {
+    int64_t rows = 0;
+    Digest digest;  // the target's rows before the copy, plus those added
+  };
+  std::vector<Expected> expected(specs.size());
+  for (size_t k = 0; k < specs.size(); ++k) {
+    const TableSpec& t = specs[k];
+    Expected& want = expected[k];
+    CopiedTable out{t.name};
     CopyProgress p{t.name, 0, count_rows(src, t.name)};
     Digest digest;
+    auto key_of = [&](const Row& r) { return encode(Row(r.begin(), r.begin() + static_cast<long>(t.key_columns))); };
+    std::map<std::string, Row> held;  // keyless tables (small): the target's rows by key
+    if (!empty)
+      for_each_row(dst, t, [&](Row r) {
+        want.digest.add(r);
+        ++want.rows;
+        if (!t.has_id) held.emplace(key_of(r), std::move(r));
+      });
     SqlStmt full = dst.prepare(insert_sql(t, batch));
+    std::optional<SqlStmt> in_range;  // the target's rows in a batch's id range
+    if (!empty && t.has_id)
+      in_range.emplace(dst.prepare("SELECT " + column_list(t) + " FROM " + t.name + " WHERE id >= ?1 AND id <= ?2"));
     std::vector<Row> pending;
     int64_t reported = -1;
     auto report_progress = [&] {
       if (options.progress && p.done != reported) options.progress(p);
       reported = p.done;
     };
+    // Keeps in `pending` only the rows the target lacks; the others must be equal there.
+    auto drop_held = [&] {
+      std::map<int64_t, Row> there;
+      if (t.has_id) {  // source rows come in id order
+        in_range->reset();
+        in_range->bind(1, std::get<int64_t>(pending.front()[0])).bind(2, std::get<int64_t>(pending.back()[0]));
+        while (in_range->step()) {
+          Row r = read_row(*in_range, t);
+          int64_t id = std::get<int64_t>(r[0]);
+          there.emplace(id, std::move(r));
+        }
+      }
+      std::vector<Row> fresh;
+      for (Row& r : pending) {
+        const Row* other = nullptr;
+        if (t.has_id) {
+          auto it = there.find(std::get<int64_t>(r[0]));
+          if (it != there.end()) other = &it->second;
+        } else {
+          auto it = held.find(key_of(r));
+          if (it != held.end()) other = &it->second;
+        }
+        if (!other) {
+          fresh.push_back(std::move(r));
+          continue;
+        }
+        if (encode(*other) != encode(r))
+          fail(dst_where, "{} row {} differs between the source and the target's earlier copy (changed since, or "
+                          "another store); nothing was written. Copy into a new database, or pass --replace to "
+                          "empty a PostgreSQL target first", t.name, describe_key(t, r));
+        ++out.skipped;
+      }
+      pending = std::move(fresh);
+    };
     auto flush = [&] {
       if (pending.empty()) return;
-      std::optional<SqlStmt> tail;
-      SqlStmt* s = &full;
-      if (pending.size() != batch) {
-        tail.emplace(dst.prepare(insert_sql(t, pending.size())));
-        s = &*tail;
+      const auto read = static_cast<int64_t>(pending.size());
+      if (!empty) drop_held();
+      if (!pending.empty()) {
+        std::optional<SqlStmt> tail;
+        SqlStmt* s = &full;
+        if (pending.size() != batch) {
+          tail.emplace(dst.prepare(insert_sql(t, pending.size())));
+          s = &*tail;
+        }
+        int i = 1;
+        for (const Row& r : pending) {
+          want.digest.add(r);
+          for (const Value& v : r) bind_value(*s, i++, v);
+        }
+        try {
+          s->run();
+        } catch (const IoError& e) {
+          if (empty) throw;
+          // A new row that clashes with one the target got elsewhere (say, the same account name).
+          fail<IoError>(dst_where, "adding new {} rows from {}: {}; nothing was written", t.name,
+                        describe_key(t, pending.front()), e.problem());
+        }
+        want.rows += static_cast<int64_t>(pending.size());
+        out.added += static_cast<int64_t>(pending.size());
       }
-      int i = 1;
-      for (const Row& r : pending)
-        for (const Value& v : r) bind_value(*s, i++, v);
-      s->run();
-      p.done += static_cast<int64_t>(pending.size());
+      p.done += read;
       pending.clear();
       report_progress();
     };
@@ -323,7 +419,9 @@ CopyReport copy_store(const std::string& from, const std::string& to, const Copy
     });
     flush();
     report_progress();  // once more only for an empty table
-    report.tables.push_back({t.name, p.done, digest.hex()});
+    out.rows = p.done;
+    out.digest = digest.hex();
+    report.tables.push_back(std::move(out));
   }
 
   if (to_pg) {
@@ -344,10 +442,11 @@ CopyReport copy_store(const std::string& from, const std::string& to, const Copy
       d.add(r);
       ++n;
     });
-    const CopiedTable& c = report.tables[k];
-    if (n != c.rows || d.hex() != c.digest)
-      fail<IoError>(dst_where, "verification failed for {}: {} rows (digest {}) copied from {} rows (digest {}); "
-                               "nothing was committed", t.name, n, d.hex().substr(0, 12), c.rows, c.digest.substr(0, 12));
+    const Expected& want = expected[k];
+    if (n != want.rows || d.hex() != want.digest.hex())
+      fail<IoError>(dst_where, "verification failed for {}: {} rows (digest {}) where {} rows (digest {}) were "
+                               "expected; nothing was committed", t.name, n, d.hex().substr(0, 12), want.rows,
+                    want.digest.hex().substr(0, 12));
   }
   tx.commit();
   src.rollback();  // ends the read snapshot

@@ -93,24 +93,44 @@ struct LiveUsage {
   bool counted = false;  // estimated by kaival: the backend sent no usage
 };
 
-// Spending on live prompts against the campaign's budget.
+// Spending on live prompts against the campaign's budget: spent (the
+// backends' usage) and reserved (the worst case of pairs in flight).
 struct BudgetStatus {
   struct Model {
     std::string model;
     int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
     double cost = 0;
-    std::optional<int64_t> remaining_tokens;  // per-model cap left (none: no cap)
-    bool spent = false;                       // its per-model cap is reached
+    int64_t reserved_answers = 0, reserved_prompt_tokens = 0, reserved_completion_tokens = 0;
+    double reserved_cost = 0;
+    std::optional<int64_t> remaining_tokens;  // per-model cap left after spent and reserved (none: no cap)
+    bool spent = false;                       // its per-model cap has no room for one more answer
   };
   LiveBudget limits;
   std::vector<Model> models;  // the campaign's models with a backend
   int64_t prompt_tokens = 0, completion_tokens = 0;
   double cost = 0;
-  std::optional<int64_t> remaining_tokens;  // campaign cap left (none: no cap)
+  int64_t pairs_in_flight = 0;  // unexpired reservations
+  int64_t reserved_prompt_tokens = 0, reserved_completion_tokens = 0;
+  double reserved_cost = 0;
+  std::optional<int64_t> remaining_tokens;  // campaign cap left after spent and reserved (none: no cap)
   std::optional<double> remaining_cost;
-  bool exhausted = false;                   // a campaign-wide cap is reached
-  std::vector<std::string> available;       // models that may still answer
+  bool exhausted = false;                   // a campaign-wide cap has no room for the cheapest pair
+  std::vector<std::string> available;       // models with room for one more answer (none when exhausted)
 };
+
+// A live pair that may start: two models (random pair, random sides) and,
+// when the campaign has a budget, the reservation of its worst case.
+struct LivePair {
+  CampaignModel a, b;
+  std::string reservation;  // empty: no budget, nothing reserved
+};
+
+// The most a live answer may cost, reserved before it is asked: max_tokens
+// completion tokens, and the prompt's bytes (system prompt included) plus a
+// chat-template allowance as prompt tokens (no tokenizer makes more tokens
+// than bytes, save the template's own).
+LiveUsage live_worst_case(const CampaignModel& model, const std::string& prompt);
+inline constexpr int64_t kChatTemplateTokens = 64;
 
 // One model's answer to a live prompt.
 struct LiveAnswer {
@@ -189,6 +209,18 @@ class ArenaStore {
   int64_t live_attempts(int64_t account_id, std::chrono::milliseconds window);
   // Usage of every live backend request (answered, failed or voided alike).
   void record_live_usage(int64_t campaign_id, int64_t account_id, const LiveUsage& usage);
+  // Picks two of the campaign's live models for `prompt` and, when it has a
+  // budget, reserves the pair's worst case (live_worst_case, both answers) in
+  // the transaction that checks it against spent + reserved, so concurrent
+  // pairs (on any server sharing the store) never pass a cap. nullopt: no pair
+  // fits. The reservation lapses after `hold` (a crashed server's pairs must
+  // not lock the budget); expired ones are deleted by the next start.
+  std::optional<LivePair> start_live_pair(int64_t campaign_id, int64_t account_id, const std::string& prompt,
+                                          std::chrono::milliseconds hold);
+  // Replaces a pair's reservation (may be empty, or expired already) with what
+  // its backends actually used, in one transaction.
+  void finish_live_pair(int64_t campaign_id, int64_t account_id, const std::string& reservation,
+                        const std::vector<LiveUsage>& usage);
   BudgetStatus live_budget(int64_t campaign_id);
   int64_t vote_count();
   std::vector<SuspectReport> detect_suspects(int64_t campaign_id, const SuspectRules& rules, int64_t by_account);
@@ -225,6 +257,9 @@ class ArenaStore {
  private:
   ArenaStore(store::SqlDb db, std::string path, StoreOptions options);
   std::string salted(const std::string& what);  // salted SHA-256 for voter ids and IPs
+  // Spent and reserved against `live`'s budget, read in one statement (one
+  // snapshot: a pair finishing meanwhile is seen once, as reserved or as spent).
+  BudgetStatus budget_locked(int64_t campaign_id, const LiveCampaign& live, int64_t now);
   struct PendingVote;
   void commit_votes(std::vector<PendingVote*>& batch);
 

@@ -130,13 +130,22 @@ void copy_store(const ArenaOptions& o) {
     if (p.done >= p.total) last_decile = -1;
   };
   arena::CopyReport r = arena::copy_store(o.from, o.to, co);
-  int64_t total = 0;
+  int64_t total = 0, added = 0;
   for (const auto& t : r.tables) {
-    std::printf("%-13s %10lld rows  digest %s\n", t.name.c_str(), static_cast<long long>(t.rows), t.digest.c_str());
+    std::printf("%-17s %10lld rows  digest %s", t.name.c_str(), static_cast<long long>(t.rows), t.digest.c_str());
+    if (r.incremental)
+      std::printf("  %lld new, %lld there already", static_cast<long long>(t.added), static_cast<long long>(t.skipped));
+    std::printf("\n");
     total += t.rows;
+    added += t.added;
   }
-  std::printf("copied %lld rows (source schema version %d); counts and digests verified on the target before commit\n",
-              static_cast<long long>(total), r.schema_version);
+  if (r.incremental)
+    std::printf("added %lld new rows of %lld (the target held an earlier copy; rows it had were checked equal; source "
+                "schema version %d); counts and digests verified on the target before commit\n",
+                static_cast<long long>(added), static_cast<long long>(total), r.schema_version);
+  else
+    std::printf("copied %lld rows (source schema version %d); counts and digests verified on the target before commit\n",
+                static_cast<long long>(total), r.schema_version);
 }
 
 arena::Role role_of(const std::string& s) {
@@ -209,7 +218,7 @@ void register_arena(CLI::App& app) {
   an->add_option("--retries", o->retries, "retries per request (default 3)");
   an->callback([o] { answer_campaign(*o); });
 
-  CLI::App* cp = cmd->add_subcommand("copy-store", "Copy a whole arena store, e.g. SQLite to PostgreSQL, ids kept");
+  CLI::App* cp = cmd->add_subcommand("copy-store", "Copy a whole arena store, e.g. SQLite to PostgreSQL, ids kept; into an earlier copy: only the new rows");
   cp->add_option("--from", o->from, "source store: SQLite file or postgresql:// URL (only read)")->required();
   cp->add_option("--to", o->to, "target store: postgresql:// URL or new SQLite file; must be empty")->required();
   cp->add_flag("--replace", o->replace, "empty a non-empty PostgreSQL target first (its audit log too)");

@@ -108,6 +108,8 @@ const std::map<std::string_view, Pair>& strings() {
       {"cost", {"cost", "비용"}},
       {"requests", {"requests", "요청"}},
       {"budget_spent", {"spent", "소진"}},
+      {"reserved", {"reserved", "예약"}},
+      {"in_flight", {"pairs in flight", "진행 중인 비교"}},
   };
   return m;
 }

@@ -445,11 +445,53 @@ struct ArenaServer::Impl {
     }
   };
 
-  // A live prompt that passed every check: the two models (random, random sides).
+  // A live pair's hold on the campaign budget: finish() replaces its
+  // reservation with the usage collected; when the request ends any other way
+  // (an exception, a stream that never ran) the destructor does it.
+  struct PairHold {
+    Impl& s;
+    int64_t campaign, account;
+    std::string reservation;  // empty: no budget
+    std::vector<arena::LiveUsage> usage;
+    bool finished = false;
+    PairHold(Impl& s, int64_t campaign, int64_t account, std::string reservation)
+        : s(s), campaign(campaign), account(account), reservation(std::move(reservation)) {}
+    PairHold(const PairHold&) = delete;
+    PairHold& operator=(const PairHold&) = delete;
+    void add(const std::string& model, const arena::TokenUsage& u) {
+      usage.push_back({model, u.prompt_tokens, u.completion_tokens, u.counted});
+    }
+    void finish() {
+      if (finished) return;
+      finished = true;
+      s.store.finish_live_pair(campaign, account, reservation, usage);
+    }
+    ~PairHold() {
+      try {
+        finish();
+      } catch (const std::exception& e) {  // it lapses at its expiry instead
+        std::fprintf(stderr, "kaival serve: releasing a live reservation: %s\n", e.what());
+      }
+    }
+  };
+
+  // A live prompt that passed every check: the two models (random, random
+  // sides), their reservation against the budget.
   struct LiveStart {
     arena::CampaignModel a, b;
     std::shared_ptr<InFlight> in_flight;
+    std::unique_ptr<PairHold> hold;
   };
+
+  // How long a pair's reservation outlives a server that stopped mid-pair:
+  // longer than any pair can run (every try of both backends, the pauses between).
+  std::chrono::milliseconds reservation_hold(const arena::LiveCampaign& live) const {
+    double timeout_s = 0;
+    for (const auto& m : live.models) timeout_s = std::max(timeout_s, m.backend->timeout_s);
+    const double tries = 1 + std::max(0, opt.live_retries);
+    const double pause_s = live_pool_options(opt).retry_after_max_s;
+    return std::chrono::milliseconds(static_cast<int64_t>(1000 * (tries * (timeout_s + pause_s) + 60)));
+  }
 
   // The checks before any backend is asked (live on, prompt, one in flight,
   // hourly cap, budget). 0 = `out` is ready, else an HTTP status with a UI
@@ -483,31 +525,17 @@ struct ArenaServer::Impl {
       error = "live_cap";
       return 429;
     }
-    // Only models with budget left may answer; fewer than two: the campaign's budget is spent.
-    std::vector<const arena::CampaignModel*> pool;
-    if (live.budget.limited()) {
-      arena::BudgetStatus budget = store.live_budget(cp.id);
-      for (const auto& m : live.models)
-        if (std::find(budget.available.begin(), budget.available.end(), m.id) != budget.available.end())
-          pool.push_back(&m);
-    } else {
-      for (const auto& m : live.models) pool.push_back(&m);
-    }
-    if (pool.size() < 2) {
+    // Two models whose worst case fits the budget, reserved before any backend
+    // is asked; none: the campaign's budget is spent (or held by pairs in flight).
+    std::optional<arena::LivePair> pair = store.start_live_pair(cp.id, account, prompt, reservation_hold(live));
+    if (!pair) {
       error = "live_budget";
       return 403;
     }
-    // Two different models, at random; which one is shown left is random too.
-    const auto n = static_cast<uint32_t>(pool.size());
-    uint32_t i = randombytes_uniform(n), j = randombytes_uniform(n - 1);
-    if (j >= i) ++j;
-    out.a = *pool[i];
-    out.b = *pool[j];
+    out.a = std::move(pair->a);
+    out.b = std::move(pair->b);
+    out.hold = std::make_unique<PairHold>(*this, cp.id, account, std::move(pair->reservation));
     return 0;
-  }
-
-  void record_usage(int64_t campaign, int64_t account, const std::string& model, const arena::TokenUsage& u) {
-    store.record_live_usage(campaign, account, {model, u.prompt_tokens, u.completion_tokens, u.counted});
   }
 
   // A voter's own prompt: both models asked in parallel, then one transaction
@@ -528,12 +556,13 @@ struct ArenaServer::Impl {
       const arena::CampaignModel& m = f == &fa ? ma : mb;
       try {
         arena::BackendPool::Answer got = f->get();
-        record_usage(cp.id, account, m.id, got.usage);
+        start.hold->add(m.id, got.usage);
         (f == &fa ? answer_a : answer_b) = std::move(got.text);
       } catch (const std::exception& e) {
         failure += (failure.empty() ? "" : "; ") + std::string(e.what());
       }
     }
+    start.hold->finish();  // the reservation becomes what the answers cost
     if (!failure.empty()) {
       // The voter learns only that it failed (a URL or message could reveal a model).
       std::fprintf(stderr, "kaival serve: live prompt in %s: %s\n", cp.name.c_str(), failure.c_str());
@@ -691,7 +720,8 @@ struct ArenaServer::Impl {
     for (auto& th : sides) th.join();
     for (int k = 0; k < 2; ++k)
       if (st.usage[k].completion_tokens > 0 || st.usage[k].prompt_tokens > 0 || st.failure[k].empty())
-        record_usage(campaign, account, models[k]->id, st.usage[k]);
+        start.hold->add(models[k]->id, st.usage[k]);
+    start.hold->finish();  // the reservation becomes what the answers cost (a void pair's too)
     std::string failure;
     for (int k = 0; k < 2; ++k)
       if (!st.failure[k].empty()) failure += (failure.empty() ? "" : "; ") + st.failure[k];
@@ -978,18 +1008,22 @@ struct ArenaServer::Impl {
     arena::BudgetStatus b = store.live_budget(cp.id);
     std::string out = fmt::format("<div class=\"budget\" id=\"budget-{}\"><strong>{}</strong>: {} {} · ", esc(cp.name),
                                   esc(t(l, "budget")), esc(t(l, "completion_tokens")), b.completion_tokens);
+    // Reserved: the worst case of pairs in flight, counted against the caps until they finish.
+    out += fmt::format("{} {} ({} {}) · ", esc(t(l, "reserved")), b.reserved_completion_tokens, esc(t(l, "in_flight")),
+                       b.pairs_in_flight);
     if (b.remaining_tokens)
       out += fmt::format("{} {}", esc(t(l, "remaining")), *b.remaining_tokens);
     else
       out += esc(t(l, "no_cap"));
     if (b.limits.max_cost > 0 || b.cost > 0)
-      out += fmt::format(" · {} {:.4f}{}", esc(t(l, "cost")), b.cost,
+      out += fmt::format(" · {} {:.4f} ({} {:.4f}){}", esc(t(l, "cost")), b.cost, esc(t(l, "reserved")), b.reserved_cost,
                          b.remaining_cost ? fmt::format(" ({} {:.4f})", esc(t(l, "remaining")), *b.remaining_cost) : "");
     if (b.exhausted || b.available.size() < 2) out += fmt::format(" · <strong>{}</strong>", esc(t(l, "budget_spent")));
     out += "<ul>";
     for (const auto& m : b.models)
-      out += fmt::format("<li>{}: {} {} / {} {}{}{}</li>", esc(m.model), m.requests, esc(t(l, "requests")),
-                         m.completion_tokens, esc(t(l, "completion_tokens")),
+      out += fmt::format("<li>{}: {} {} / {} {} / {} {}{}{}</li>", esc(m.model), m.requests, esc(t(l, "requests")),
+                         m.completion_tokens, esc(t(l, "completion_tokens")), esc(t(l, "reserved")),
+                         m.reserved_completion_tokens,
                          m.remaining_tokens ? fmt::format(" ({} {})", esc(t(l, "remaining")), *m.remaining_tokens) : "",
                          m.spent ? fmt::format(" · {}", esc(t(l, "budget_spent"))) : "");
     return out + "</ul></div>";
@@ -999,7 +1033,9 @@ struct ArenaServer::Impl {
     json models = json::array();
     for (const auto& m : b.models) {
       json j = {{"model", m.model}, {"requests", m.requests}, {"prompt_tokens", m.prompt_tokens},
-                {"completion_tokens", m.completion_tokens}, {"cost", m.cost}, {"spent", m.spent}};
+                {"completion_tokens", m.completion_tokens}, {"cost", m.cost}, {"spent", m.spent},
+                {"reserved_prompt_tokens", m.reserved_prompt_tokens},
+                {"reserved_completion_tokens", m.reserved_completion_tokens}, {"reserved_cost", m.reserved_cost}};
       j["remaining_completion_tokens"] = m.remaining_tokens ? json(*m.remaining_tokens) : json(nullptr);
       models.push_back(std::move(j));
     }
@@ -1012,6 +1048,10 @@ struct ArenaServer::Impl {
             {"prompt_tokens", b.prompt_tokens},
             {"completion_tokens", b.completion_tokens},
             {"cost", b.cost},
+            {"pairs_in_flight", b.pairs_in_flight},
+            {"reserved_prompt_tokens", b.reserved_prompt_tokens},
+            {"reserved_completion_tokens", b.reserved_completion_tokens},
+            {"reserved_cost", b.reserved_cost},
             {"remaining_completion_tokens", b.remaining_tokens ? json(*b.remaining_tokens) : json(nullptr)},
             {"remaining_cost", b.remaining_cost ? json(*b.remaining_cost) : json(nullptr)},
             {"exhausted", b.exhausted || b.available.size() < 2},

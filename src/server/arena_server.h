@@ -16,7 +16,7 @@
 //   POST /api/arena/<c>/live    {"prompt"} -> {"battle","prompt","answer_a","answer_b"} (X-CSRF-Token header)
 //   POST /api/arena/<c>/live/stream {"prompt"} -> server-sent events: both answers piece by piece, then
 //                               the battle id (or why the pair is void); the page's script uses it
-//   GET  /api/admin/budget/<c>  live spending against the campaign's budget (admins)
+//   GET  /api/admin/budget/<c>  live spending against the campaign's budget: spent and reserved (admins)
 //   GET  /api/leaderboard/<c>   ratings as JSON
 // Every POST needs the session's CSRF token (form field `csrf` or header
 // X-CSRF-Token); admin and expert pages check the role on the server.

@@ -1,7 +1,8 @@
 // Moving an arena store: an SQLite store filled through the real ArenaStore
 // API is copied to PostgreSQL (throwaway cluster from scripts/pg) and back;
 // ratings, exports, sessions and passwords must come out the same, new rows
-// must get fresh ids, and bad sources and non-empty targets are refused.
+// must get fresh ids, copying again adds only new rows, and bad sources and
+// other stores' targets are refused.
 #include "arena/copy_store.h"
 
 #include <unistd.h>
@@ -196,7 +197,104 @@ TEST_F(CopyStore, SqliteToPostgresAndBackKeepsEverything) {
   for (const auto& [name, text] : e3) EXPECT_EQ(text, e2[name]) << name << " differs after copying back";
 }
 
-TEST_F(CopyStore, NonEmptyTargetIsRefusedUnlessReplaced) {
+TEST_F(CopyStore, CopyingAgainAddsOnlyNewRowsAndKeepsRatingsEqual) {
+  const std::string lite = (dir_ / "arena.db").string();
+  Filled f;
+  {
+    auto s = open_at(lite);
+    f = fill(*s);
+  }
+  const std::string url = pg();
+  if (url.empty()) return;
+  { auto server = open_at(url); }  // a server opened it: only its salt, which counts as empty
+  CopyReport first = copy_store(lite, url);
+  EXPECT_FALSE(first.incremental);
+
+  // Copied again at once: nothing new, every row checked equal.
+  CopyReport same = copy_store(lite, url);
+  EXPECT_TRUE(same.incremental);
+  for (const auto& t : same.tables) {
+    EXPECT_EQ(t.added, 0) << t.name;
+    EXPECT_EQ(t.skipped, t.rows) << t.name;
+  }
+
+  // The source keeps serving: a new voter, new battles and votes, live spending.
+  int64_t honest = 0;
+  {
+    auto s = open_at(lite);
+    honest = s->account_by_name("honest")->id;
+    int64_t late = s->create_account("late", "late password", Role::Voter);
+    const char* winners[] = {"model_a", "model_b", "tie"};
+    for (int k = 0; k < 12; ++k) {
+      int64_t who = k % 2 ? late : honest;
+      auto b = s->new_battle(f.arena, who, "10.0.0.7");
+      ASSERT_TRUE(b);
+      EXPECT_EQ(s->vote({b->id, who, "10.0.0.7", winners[k % 3]}), VoteStatus::Stored);
+    }
+    s->record_live_usage(f.arena, late, {"model-x", 3, 4, false});
+  }
+  CopyReport r = copy_store(lite, url);
+  EXPECT_TRUE(r.incremental);
+  std::map<std::string, CopiedTable> by;
+  for (const auto& t : r.tables) by[t.name] = t;
+  EXPECT_EQ(by["votes"].added, 12);
+  EXPECT_EQ(by["votes"].skipped, 60);
+  EXPECT_EQ(by["battles"].added, 12);
+  EXPECT_EQ(by["accounts"].added, 1);
+  EXPECT_EQ(by["live_usage"].added, 1);
+  EXPECT_EQ(by["reviews"].added, 0);
+  EXPECT_EQ(by["meta"].added, 0) << "the salt is the same";
+
+  // Both sides now hold the same rows, and rate the models the same.
+  kaival::store::SqlDb a = kaival::store::SqlDb::open(lite), b = kaival::store::SqlDb::open(url);
+  for (const auto& t : copied_tables()) {
+    auto qa = a.prepare("SELECT count(*) FROM " + t), qb = b.prepare("SELECT count(*) FROM " + t);
+    qa.step();
+    qb.step();
+    EXPECT_EQ(qa.int64(0), qb.int64(0)) << t;
+  }
+  auto src = open_at(lite);
+  auto dst = open_at(url);
+  EXPECT_EQ(dst->vote_count(), 72);
+  auto ra = src->ratings(f.arena, 100, 3), rb = dst->ratings(f.arena, 100, 3);
+  EXPECT_EQ(ra.battles, 42);
+  EXPECT_EQ(ra.battles, rb.battles);
+  ASSERT_EQ(ra.board.models.size(), rb.board.models.size());
+  for (size_t i = 0; i < ra.board.models.size(); ++i) {
+    EXPECT_EQ(ra.board.models[i].rating, rb.board.models[i].rating);
+    EXPECT_EQ(ra.board.models[i].ci_high, rb.board.models[i].ci_high);
+  }
+  auto ea = export_of(*src, dir_ / "export-sqlite"), eb = export_of(*dst, dir_ / "export-pg");
+  for (const auto& [name, text] : ea) EXPECT_EQ(text, eb[name]) << name << " differs after the second copy";
+  // New rows on the target continue after the copied ids.
+  int64_t newbie = dst->create_account("newbie", "new password", Role::Voter);
+  EXPECT_EQ(newbie, 8) << "six filled, one late";
+
+  // A row changed in the source since the earlier copy: refused, naming table and key; nothing written.
+  std::string winner;
+  {
+    auto w = a.prepare("SELECT winner FROM votes WHERE id=3");
+    ASSERT_TRUE(w.step());
+    winner = w.text(0);
+  }
+  a.prepare("UPDATE votes SET winner=?1 WHERE id=3").bind(1, winner == "tie" ? "model_b" : "tie").run();
+  ASSERT_TRUE(src->new_battle(f.arena, honest, "10.0.0.7"));  // battles come before votes: copied, then rolled back
+  try {
+    copy_store(lite, url);
+    ADD_FAILURE() << "a conflicting row must be refused";
+  } catch (const kaival::Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("votes row id=3 differs"), std::string::npos) << m;
+    EXPECT_NE(m.find("127.0.0.1"), std::string::npos) << "names the target: " << m;
+    EXPECT_NE(m.find("--replace"), std::string::npos) << m;
+  }
+  auto battles = b.prepare("SELECT count(*) FROM battles");
+  ASSERT_TRUE(battles.step());
+  EXPECT_EQ(battles.int64(0), 61 + 12) << "nothing of the refused copy was written";
+  EXPECT_EQ(dst->vote_count(), 72);
+}
+
+TEST_F(CopyStore, AnotherStoresTargetIsRefusedUnlessReplaced) {
   const std::string lite = (dir_ / "arena.db").string();
   {
     auto s = open_at(lite);
@@ -205,25 +303,22 @@ TEST_F(CopyStore, NonEmptyTargetIsRefusedUnlessReplaced) {
   const std::string url = pg();
   if (url.empty()) return;
   {
-    auto other = open_at(url);  // a server opened it: only its salt, which counts as empty
+    auto other = open_at(url);  // another store, with its own salt and an account
+    other->create_account("extra", "extra password", Role::Voter);
   }
-  copy_store(lite, url);
   try {
     copy_store(lite, url);
-    FAIL() << "a second copy into the same database must be refused";
+    FAIL() << "a copy into another store's database must be refused";
   } catch (const kaival::Error& e) {
     std::string m = e.what();
-    EXPECT_NE(m.find("not empty"), std::string::npos) << m;
+    EXPECT_NE(m.find("meta row key=salt differs"), std::string::npos) << m;
     EXPECT_NE(m.find("127.0.0.1"), std::string::npos) << "names the target: " << m;
     EXPECT_NE(m.find("--replace"), std::string::npos) << m;
-  }
-  {
-    auto s = open_at(url);
-    s->create_account("extra", "extra password", Role::Voter);  // a row the source lacks
   }
   CopyOptions co;
   co.replace = true;
   CopyReport r = copy_store(lite, url, co);
+  EXPECT_FALSE(r.incremental);
   auto s = open_at(url);
   EXPECT_FALSE(s->account_by_name("extra")) << "--replace empties the target first";
   EXPECT_EQ(s->vote_count(), 60);
@@ -235,7 +330,7 @@ TEST_F(CopyStore, NonEmptyTargetIsRefusedUnlessReplaced) {
   kaival::store::SqlDb db = kaival::store::SqlDb::open(url);
   EXPECT_THROW(db.exec("DELETE FROM audit_log"), kaival::IoError);
 
-  // An SQLite target that holds data is refused too.
+  // An SQLite target that holds another store's data is refused too.
   const std::string lite2 = (dir_ / "second.db").string();
   { open_at(lite2)->create_account("someone", "some password", Role::Voter); }
   EXPECT_THROW(copy_store(lite, lite2), kaival::Error);
@@ -293,10 +388,17 @@ TEST_F(CopyStore, CommandLinePrintsCountsAndNamesBadInput) {
   EXPECT_NE(out.find("votes"), std::string::npos) << out;
   EXPECT_NE(out.find("60 rows"), std::string::npos) << out;
   EXPECT_NE(out.find("verified"), std::string::npos) << out;
+  // Again: only what is new (nothing), with the counts per table.
+  std::string again = kaival::pgtest::run_capture(std::string(KAIVAL_BINARY) + " arena copy-store --from " + lite +
+                                                  " --to " + url + " 2>&1");
+  EXPECT_NE(again.find("added 0 new rows"), std::string::npos) << again;
+  EXPECT_NE(again.find("0 new, 60 there already"), std::string::npos) << again;
   // Refusals exit non-zero (run_capture then returns nothing): check the message by hand.
-  std::string cmd = std::string(KAIVAL_BINARY) + " arena copy-store --from " + lite + " --to " + url + " 2>&1; echo rc=$?";
+  const std::string other = (dir_ / "other.db").string();
+  { open_at(other)->create_account("someone", "some password", Role::Voter); }
+  std::string cmd = std::string(KAIVAL_BINARY) + " arena copy-store --from " + other + " --to " + url + " 2>&1; echo rc=$?";
   std::string err = kaival::pgtest::run_capture(cmd);
-  EXPECT_NE(err.find("not empty"), std::string::npos) << err;
+  EXPECT_NE(err.find("differs"), std::string::npos) << err;
   EXPECT_EQ(err.find("rc=0"), std::string::npos) << err;
 }
 

@@ -745,7 +745,8 @@ TEST(ArenaLiveBudget, LiveBattlesAreRefusedOnceTheCampaignBudgetIsSpent) {
   MockServer a(metered), b(metered);
   a.start();
   b.start();
-  std::string yaml = live_campaign(a.url(), b.url()) + "budget: {max_completion_tokens: 10}\n";
+  // Room for exactly one pair's worst case (2 x max_tokens).
+  std::string yaml = live_campaign(a.url(), b.url()) + "budget: {max_completion_tokens: 12}\n";
   for (size_t at; (at = yaml.find("timeout_s: 5}")) != std::string::npos;) yaml.replace(at, 13, "timeout_s: 5, max_tokens: 6 }");
   LiveFixture f(yaml);
   Voter v(f.port, "voter");
@@ -756,7 +757,7 @@ TEST(ArenaLiveBudget, LiveBattlesAreRefusedOnceTheCampaignBudgetIsSpent) {
     return r ? json::parse(r->body, nullptr, false) : json();
   };
   json before = budget();
-  EXPECT_EQ(before["remaining_completion_tokens"], 10);
+  EXPECT_EQ(before["remaining_completion_tokens"], 12);
   EXPECT_EQ(before["exhausted"], false);
 
   StreamReply first = stream_live(v, "count to six");
@@ -817,6 +818,8 @@ TEST(ArenaLiveBudget, ModelsOverTheirOwnCapStopAnsweringAndUsageIsAccounted) {
                      fmt::format("  - id: team-c\n    backend: {{base_url: \"{}\", timeout_s: 5}}\n"
                                  "budget: {{max_completion_tokens_per_model: 3}}\n",
                                  c.url());
+  // Each answer may take up to 3 tokens: its worst case fits a fresh model's cap exactly.
+  for (size_t at; (at = yaml.find("timeout_s: 5}")) != std::string::npos;) yaml.replace(at, 13, "timeout_s: 5, max_tokens: 3 }");
   LiveFixture f(yaml);
   Voter v(f.port, "voter");
   auto first = v.live("first");
@@ -836,4 +839,96 @@ TEST(ArenaLiveBudget, ModelsOverTheirOwnCapStopAnsweringAndUsageIsAccounted) {
   EXPECT_EQ(second->status, 403);
   EXPECT_EQ(json::parse(second->body)["error"], "live_budget");
   EXPECT_EQ(a.posts() + b.posts() + c.posts(), asked);
+}
+
+TEST(ArenaLiveBudget, PairsInFlightHoldTheirWorstCaseAndAdminsSeeReservedVsSpent) {
+  // Answers of exactly max_tokens (10) pieces, slow enough that two pairs overlap.
+  eval::testing::MockFaults metered;
+  metered.stream_max_tokens = true;
+  metered.token_delay_ms = 250;
+  MockServer a(metered), b(metered);
+  a.start();
+  b.start();
+  std::string yaml = live_campaign(a.url(), b.url()) +
+                     "budget: {max_completion_tokens: 40, cost_per_1m_input: 1, cost_per_1m_output: 2}\n";
+  for (size_t at; (at = yaml.find("timeout_s: 5}")) != std::string::npos;) yaml.replace(at, 13, "timeout_s: 5, max_tokens: 10 }");
+  LiveFixture f(yaml);
+  Voter v1(f.port, "voter"), v2(f.port, "voter2");
+  Voter admin(f.port, "admin", "admin password");
+  auto budget = [&] {
+    auto r = admin.cli.Get("/api/admin/budget/live-arena");
+    EXPECT_TRUE(r && r->status == 200);
+    return r ? json::parse(r->body, nullptr, false) : json();
+  };
+  StreamReply r1, r2;
+  std::thread t1([&] { r1 = stream_live(v1, "first prompt"); });
+  std::thread t2([&] { r2 = stream_live(v2, "second prompt"); });
+  // Both pairs in flight: each holds 2 x 10 completion tokens, so the 40 are taken.
+  json held;
+  for (int k = 0; k < 300; ++k) {
+    held = budget();
+    if (held.value("pairs_in_flight", 0) == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(held["pairs_in_flight"], 2) << held.dump();
+  EXPECT_EQ(held["reserved_completion_tokens"], 40);
+  EXPECT_EQ(held["reserved_prompt_tokens"], 2 * (12 + arena::kChatTemplateTokens) + 2 * (13 + arena::kChatTemplateTokens))
+      << "each answer's prompt bytes plus the template allowance";
+  EXPECT_NEAR(held["reserved_cost"].get<double>(), (held["reserved_prompt_tokens"].get<double>() + 2.0 * 40) / 1e6, 1e-12);
+  EXPECT_EQ(held["completion_tokens"], 0) << "nothing spent until a pair finishes";
+  EXPECT_EQ(held["remaining_completion_tokens"], 0);
+  EXPECT_EQ(held["exhausted"], true);
+  // A third pair is refused before any backend is asked: the budget is held, not spent.
+  auto page = admin.cli.Get("/admin");
+  auto third = admin.live("third prompt");
+  ASSERT_TRUE(third);
+  EXPECT_EQ(third->status, 403);
+  EXPECT_EQ(json::parse(third->body)["error"], "live_budget");
+  ASSERT_TRUE(page);
+  EXPECT_NE(page->body.find("reserved 40 (pairs in flight 2)"), std::string::npos) << page->body.substr(0, 3000);
+  t1.join();
+  t2.join();
+  ASSERT_FALSE(r1.frames.empty());
+  ASSERT_FALSE(r2.frames.empty());
+  EXPECT_EQ(r1.frames.back().event, "battle") << r1.raw;
+  EXPECT_EQ(r2.frames.back().event, "battle") << r2.raw;
+  // Finished: the reservations became the backends' usage (10 each), no more and no less.
+  json after = budget();
+  EXPECT_EQ(after["pairs_in_flight"], 0);
+  EXPECT_EQ(after["reserved_completion_tokens"], 0);
+  EXPECT_EQ(after["reserved_cost"], 0.0);
+  EXPECT_EQ(after["completion_tokens"], 40);
+  EXPECT_EQ(after["remaining_completion_tokens"], 0);
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM live_reservations"), 0);
+  EXPECT_EQ(scalar(f.db(), "SELECT sum(completion_tokens) FROM live_usage"), 40);
+}
+
+TEST(ArenaLiveBudget, AVoidedPairReleasesItsReservation) {
+  // Room for one pair's worst case (20) and a bit: a void pair's reservation
+  // must give way to what it actually used, or the next pair cannot start.
+  eval::testing::MockFaults slow, broken;
+  slow.stream_max_tokens = true;
+  slow.token_delay_ms = 50;
+  broken = slow;
+  broken.error500_first = 1;  // its first request fails at once (no retries in the fixture)
+  MockServer a(slow), b(broken);
+  a.start();
+  b.start();
+  std::string yaml = live_campaign(a.url(), b.url()) + "budget: {max_completion_tokens: 30}\n";
+  for (size_t at; (at = yaml.find("timeout_s: 5}")) != std::string::npos;) yaml.replace(at, 13, "timeout_s: 5, max_tokens: 10 }");
+  LiveFixture f(yaml);
+  Voter v(f.port, "voter");
+  StreamReply failed = stream_live(v, "hello");
+  ASSERT_EQ(failed.status, 200) << failed.raw;
+  ASSERT_FALSE(failed.frames.empty());
+  EXPECT_EQ(failed.frames.back().event, "void") << failed.raw;
+  arena::BudgetStatus st = f.store->live_budget(f.store->campaign("live-arena")->id);
+  EXPECT_EQ(st.pairs_in_flight, 0);
+  EXPECT_EQ(st.reserved_completion_tokens, 0);
+  EXPECT_LT(st.completion_tokens, 10) << "the other side was stopped early; what it streamed is spent";
+  EXPECT_EQ(st.completion_tokens, scalar(f.db(), "SELECT COALESCE(sum(completion_tokens), 0) FROM live_usage"));
+  EXPECT_EQ(scalar(f.db(), "SELECT count(*) FROM live_reservations"), 0);
+  StreamReply next = stream_live(v, "hello again");
+  ASSERT_EQ(next.status, 200) << next.raw;
+  EXPECT_EQ(next.frames.back().event, "battle") << next.raw;
 }

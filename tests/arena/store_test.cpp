@@ -236,11 +236,11 @@ TEST_P(ArenaStoreOn, SuspectVotersAreQuarantinedNotDeletedAndAuditLogIsAppendOnl
     EXPECT_THROW(db.exec("TRUNCATE audit_log"), kaival::IoError);
     auto v = db.prepare("SELECT max(version) FROM kaival_migrations WHERE component='arena'");
     ASSERT_TRUE(v.step());
-    EXPECT_EQ(v.int64(0), 3);
+    EXPECT_EQ(v.int64(0), 4);
   } else {
     auto v = db.prepare("PRAGMA user_version");
     v.step();
-    EXPECT_EQ(v.int64(0), 4);
+    EXPECT_EQ(v.int64(0), 5);
   }
 }
 
@@ -314,11 +314,11 @@ budget:
   cost_per_1m_output: 10000
 models:
   - id: m1
-    backend: {base_url: 'http://127.0.0.1:1'}
+    backend: {base_url: 'http://127.0.0.1:1', max_tokens: 10}
   - id: m2
-    backend: {base_url: 'http://127.0.0.1:2'}
+    backend: {base_url: 'http://127.0.0.1:2', max_tokens: 10}
   - id: m3
-    backend: {base_url: 'http://127.0.0.1:3', cost_per_1m_output: 0}
+    backend: {base_url: 'http://127.0.0.1:3', cost_per_1m_output: 0, max_tokens: 10}
 )",
                              "spend.yaml");
   int64_t cid = s->add_campaign(file, admin);
@@ -367,6 +367,138 @@ models:
   EXPECT_EQ(rows.int64(0), 4);
   EXPECT_EQ(rows.int64(1), 1);
   EXPECT_EQ(rows.int64(2), 115);
+}
+
+// A live campaign of three models whose answers may take 10 tokens each; `budget` is its budget block.
+int64_t add_reserving_campaign(ArenaStore& s, int64_t admin, const std::string& name, const std::string& budget) {
+  return s.add_campaign(parse_campaign(fmt::format(R"(kind: arena
+name: {}
+live_prompts: true
+budget: {}
+models:
+  - id: m1
+    backend: {{base_url: 'http://127.0.0.1:1', max_tokens: 10}}
+  - id: m2
+    backend: {{base_url: 'http://127.0.0.1:2', max_tokens: 10}}
+  - id: m3
+    backend: {{base_url: 'http://127.0.0.1:3', max_tokens: 10}}
+)",
+                                                   name, budget),
+                                       name + ".yaml"),
+                        admin);
+}
+
+// `tries` pair starts at once, spread over `stores` (servers sharing the
+// database: separate connections); returns the pairs that started.
+std::vector<LivePair> start_at_once(std::vector<std::unique_ptr<ArenaStore>>& stores, int tries, int64_t cid,
+                                    int64_t voter, const std::string& prompt) {
+  std::mutex mu;
+  std::vector<LivePair> started;
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int k = 0; k < tries; ++k)
+    threads.emplace_back([&, k] {
+      ArenaStore& s = *stores[static_cast<size_t>(k) % stores.size()];
+      ready.fetch_add(1);
+      while (ready.load() < tries) std::this_thread::yield();  // all start together
+      auto p = s.start_live_pair(cid, voter, prompt, std::chrono::minutes(5));
+      std::lock_guard lk(mu);
+      if (p) started.push_back(std::move(*p));
+    });
+  for (auto& t : threads) t.join();
+  return started;
+}
+
+TEST_P(ArenaStoreOn, ConcurrentLivePairStartsNeverPassTheBudget) {
+  std::vector<std::unique_ptr<ArenaStore>> stores;
+  for (int k = 0; k < 4; ++k) stores.push_back(open_store(d));
+  ArenaStore& s = *stores[0];
+  int64_t admin = s.create_account("admin", "admin password", Role::Admin);
+  int64_t voter = s.create_account("voter", "voter password", Role::Voter);
+  // Tokens: a pair's worst case is 20 completion tokens, so 2 pairs fit in 50.
+  int64_t tokens = add_reserving_campaign(s, admin, "tokens", "{max_completion_tokens: 50}");
+  // Money: output 1 a token, input 0.1 a token. An answer to "hi" may cost
+  // 10 + 0.1 x (2 bytes + 64 template tokens) = 16.6, a pair 33.2: 2 pairs fit in 70.
+  int64_t money = add_reserving_campaign(s, admin, "money",
+                                         "{max_cost: 70, cost_per_1m_input: 100000, cost_per_1m_output: 1000000}");
+  EXPECT_EQ(live_worst_case(s.live_campaign(tokens).models[0], "hi").prompt_tokens, 2 + kChatTemplateTokens);
+
+  std::vector<LivePair> started = start_at_once(stores, 12, tokens, voter, "hi");
+  ASSERT_EQ(started.size(), 2u) << "12 servers' threads at once, room for 2 pairs";
+  for (const auto& p : started) {
+    EXPECT_NE(p.a.id, p.b.id);
+    EXPECT_EQ(p.reservation.size(), 32u);
+  }
+  BudgetStatus b = s.live_budget(tokens);
+  EXPECT_EQ(b.pairs_in_flight, 2);
+  EXPECT_EQ(b.reserved_completion_tokens, 40);
+  EXPECT_EQ(b.reserved_prompt_tokens, 4 * (2 + kChatTemplateTokens));
+  EXPECT_EQ(b.completion_tokens, 0) << "nothing spent yet";
+  EXPECT_EQ(b.remaining_tokens.value_or(-1), 10);
+  EXPECT_TRUE(b.exhausted) << "10 left, a pair needs 20";
+  EXPECT_FALSE(s.start_live_pair(tokens, voter, "hi", std::chrono::minutes(5)));
+
+  // A pair finishes: its reservation (20) becomes its actual usage (7 + 3),
+  // which makes room for exactly one more pair.
+  s.finish_live_pair(tokens, voter, started[0].reservation,
+                     {{started[0].a.id, 5, 7, false}, {started[0].b.id, 5, 3, false}});
+  b = s.live_budget(tokens);
+  EXPECT_EQ(b.pairs_in_flight, 1);
+  EXPECT_EQ(b.reserved_completion_tokens, 20);
+  EXPECT_EQ(b.completion_tokens, 10);
+  EXPECT_EQ(b.remaining_tokens.value_or(-1), 20);
+  std::vector<LivePair> more = start_at_once(stores, 8, tokens, voter, "hi");
+  EXPECT_EQ(more.size(), 1u);
+  b = s.live_budget(tokens);
+  EXPECT_EQ(b.completion_tokens + b.reserved_completion_tokens, 50) << "spent + reserved never pass the cap";
+
+  // The money cap, with the prompt's worst case in it.
+  std::vector<LivePair> paid = start_at_once(stores, 12, money, voter, "hi");
+  EXPECT_EQ(paid.size(), 2u);
+  b = s.live_budget(money);
+  EXPECT_NEAR(b.reserved_cost, 4 * 16.6, 1e-9);
+  EXPECT_NEAR(b.remaining_cost.value_or(-1), 70 - 4 * 16.6, 1e-9);
+  EXPECT_EQ(b.cost, 0.0);
+  // A longer prompt reserves more. One pair finishes having cost nothing: 36.8
+  // left. A 21-byte prompt's pair may cost 2 x (10 + 0.1 x 85) = 37: refused;
+  // a 20-byte one's 36.8: fits exactly.
+  s.finish_live_pair(money, voter, paid[0].reservation, {{paid[0].a.id, 0, 0, false}});
+  EXPECT_NEAR(s.live_budget(money).remaining_cost.value_or(-1), 36.8, 1e-9);
+  EXPECT_FALSE(s.start_live_pair(money, voter, std::string(21, 'x'), std::chrono::minutes(5)));
+  EXPECT_TRUE(s.start_live_pair(money, voter, std::string(20, 'x'), std::chrono::minutes(5)));
+  EXPECT_NEAR(s.live_budget(money).remaining_cost.value_or(-1), 0.0, 1e-9);
+}
+
+TEST_P(ArenaStoreOn, LiveReservationsOfAStoppedServerLapse) {
+  auto s = open_store(d);
+  int64_t admin = s->create_account("admin", "admin password", Role::Admin);
+  int64_t voter = s->create_account("voter", "voter password", Role::Voter);
+  int64_t cid = add_reserving_campaign(*s, admin, "lapse", "{max_completion_tokens: 20}");
+  // A server takes the only pair's room, then dies before finishing it.
+  ASSERT_TRUE(s->start_live_pair(cid, voter, "hi", std::chrono::milliseconds(1500)));
+  s.reset();
+  auto restarted = open_store(d);
+  EXPECT_FALSE(restarted->start_live_pair(cid, voter, "hi", std::chrono::minutes(5))) << "still held";
+  EXPECT_EQ(restarted->live_budget(cid).pairs_in_flight, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  BudgetStatus b = restarted->live_budget(cid);
+  EXPECT_EQ(b.pairs_in_flight, 0) << "lapsed";
+  EXPECT_EQ(b.remaining_tokens.value_or(-1), 20);
+  auto p = restarted->start_live_pair(cid, voter, "hi", std::chrono::minutes(5));
+  ASSERT_TRUE(p);
+  kaival::store::SqlDb db = raw();
+  auto q = db.prepare("SELECT count(*) FROM live_reservations");
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.int64(0), 2) << "the lapsed rows are gone, the new pair's two are there";
+  auto a = db.prepare("SELECT count(*) FROM audit_log WHERE action='live.reservation_lapsed'");
+  ASSERT_TRUE(a.step());
+  EXPECT_EQ(a.int64(0), 1);
+  // Finishing a reservation twice, or after it lapsed, records the usage once and no more.
+  restarted->finish_live_pair(cid, voter, p->reservation, {{p->a.id, 1, 2, false}});
+  restarted->finish_live_pair(cid, voter, p->reservation, {});
+  b = restarted->live_budget(cid);
+  EXPECT_EQ(b.pairs_in_flight, 0);
+  EXPECT_EQ(b.completion_tokens, 2);
 }
 
 TEST_P(ArenaStoreOn, ReviewAssignmentAvoidsConflictsAndEditsAreAudited) {
