@@ -6,6 +6,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -97,19 +98,27 @@ QueueProgress RequestQueue::enqueue(const std::string& run, const std::string& m
   return progress(run);
 }
 
-QueueProgress RequestQueue::progress(const std::string& run, int max_attempts) {
-  // A claim whose lease ran out after the last allowed attempt will never be answered: failed.
-  auto rows = impl_->db.query(
+namespace {
+// Counts of run $1's requests by state, narrowed by `and_where` (which may use
+// $3 onwards). A claim whose lease ran out after the last allowed attempt ($2)
+// will never be answered: failed.
+QueueProgress count_states(PgDb& db, std::string_view and_where, std::initializer_list<PgValue> params) {
+  auto rows = db.query(
       "SELECT count(*), count(*) FILTER (WHERE state = 'done'), "
       "count(*) FILTER (WHERE state = 'failed' OR (state = 'claimed' AND lease_until < now() AND attempts >= $2)), "
-      "count(*) FILTER (WHERE state = 'claimed') FROM eval_requests WHERE run = $1",
-      {run, std::to_string(max_attempts)});
+      "count(*) FILTER (WHERE state = 'claimed') FROM eval_requests WHERE run = $1" + std::string(and_where),
+      params);
   QueueProgress p;
   p.total = to_i64(rows.at(0)[0]);
   p.done = to_i64(rows.at(0)[1]);
   p.failed = to_i64(rows.at(0)[2]);
   p.claimed = to_i64(rows.at(0)[3]);
   return p;
+}
+}  // namespace
+
+QueueProgress RequestQueue::progress(const std::string& run, int max_attempts) {
+  return count_states(impl_->db, "", {run, std::to_string(max_attempts)});
 }
 
 std::map<std::string, json> RequestQueue::responses(const std::string& run) {
@@ -128,18 +137,8 @@ std::string hash_list(const std::vector<std::string>& hashes) { return json(hash
 }  // namespace
 
 QueueProgress RequestQueue::progress(const std::string& run, const std::vector<std::string>& hashes, int max_attempts) {
-  auto rows = impl_->db.query(
-      "SELECT count(*), count(*) FILTER (WHERE state = 'done'), "
-      "count(*) FILTER (WHERE state = 'failed' OR (state = 'claimed' AND lease_until < now() AND attempts >= $3)), "
-      "count(*) FILTER (WHERE state = 'claimed') FROM eval_requests WHERE run = $1 AND "
-      "hash IN (SELECT jsonb_array_elements_text($2::jsonb))",
-      {run, hash_list(hashes), std::to_string(max_attempts)});
-  QueueProgress p;
-  p.total = to_i64(rows.at(0)[0]);
-  p.done = to_i64(rows.at(0)[1]);
-  p.failed = to_i64(rows.at(0)[2]);
-  p.claimed = to_i64(rows.at(0)[3]);
-  return p;
+  return count_states(impl_->db, " AND hash IN (SELECT jsonb_array_elements_text($3::jsonb))",
+                      {run, std::to_string(max_attempts), hash_list(hashes)});
 }
 
 std::map<std::string, json> RequestQueue::responses(const std::string& run, const std::vector<std::string>& hashes) {
