@@ -480,11 +480,16 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   json models = client.get("models");
   std::string served = opt.served_model;
   std::string revision;
+  json chat_template_sha256;  // null unless the server reports it (kaival serve-model does)
   if (models.contains("data") && models["data"].is_array() && !models["data"].empty()) {
-    const json& m0 = models["data"][0];
-    if (served.empty() && m0.contains("id") && m0["id"].is_string()) served = m0["id"].get<std::string>();
-    if (m0.contains("root") && m0["root"].is_string()) revision = m0["root"].get<std::string>();
-    if (m0.contains("revision") && m0["revision"].is_string()) revision = m0["revision"].get<std::string>();
+    const json* m0 = &models["data"][0];
+    for (const json& m : models["data"])
+      if (!served.empty() && m.contains("id") && m["id"] == served) m0 = &m;
+    if (served.empty() && m0->contains("id") && (*m0)["id"].is_string()) served = (*m0)["id"].get<std::string>();
+    if (m0->contains("root") && (*m0)["root"].is_string()) revision = (*m0)["root"].get<std::string>();
+    if (m0->contains("revision") && (*m0)["revision"].is_string()) revision = (*m0)["revision"].get<std::string>();
+    if (m0->contains("chat_template_sha256") && (*m0)["chat_template_sha256"].is_string())
+      chat_template_sha256 = (*m0)["chat_template_sha256"];
   }
   if (served.empty()) fail<IoError>(client.base_url() + "/models", "the server names no model; pass the model name");
 
@@ -725,16 +730,27 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
           else if (m == "ifeval") {
             const OJson& ids = it.doc.contains("instruction_id_list") ? it.doc["instruction_id_list"] : OJson::array();
             const OJson& kws = it.doc.contains("kwargs") ? it.doc["kwargs"] : OJson::array();
-            size_t ok = 0;
+            size_t ok = 0, ok_loose = 0;
             for (size_t k = 0; k < ids.size(); ++k) {
               OJson kw = k < kws.size() && kws[k].is_object() ? kws[k] : OJson::object();
-              bool pass = ifeval_check(ids[k].get<std::string>(), kw, text);
+              const std::string id = ids[k].get<std::string>();
+              const bool pass = ifeval_check(id, kw, text);
+              // Loose: also passes if the response does with its first and/or
+              // last line or its asterisks removed (IFEval's loose accuracy).
+              const bool loose = pass || ifeval_check_loose(id, kw, text);
               ok += pass;
-              if (!scores.count("inst_level_strict_acc")) metric_order.push_back("inst_level_strict_acc");
-              scores["inst_level_strict_acc"].push_back(pass ? 1.0 : 0.0);
+              ok_loose += loose;
+              const std::pair<const char*, bool> inst[] = {{"inst_level_strict_acc", pass},
+                                                           {"inst_level_loose_acc", loose}};
+              for (const auto& [name, ok_inst] : inst) {
+                if (!scores.count(name)) metric_order.push_back(name);
+                scores[name].push_back(ok_inst ? 1.0 : 0.0);
+              }
             }
             add_metric("prompt_level_strict_acc", ok == ids.size() ? 1.0 : 0.0, per);
+            add_metric("prompt_level_loose_acc", ok_loose == ids.size() ? 1.0 : 0.0, per);
             per["inst_level_strict_acc"] = ids.empty() ? 1.0 : double(ok) / double(ids.size());
+            per["inst_level_loose_acc"] = ids.empty() ? 1.0 : double(ok_loose) / double(ids.size());
           }
         }
         if (conv)
@@ -947,7 +963,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
                        {"max_retries", opt.client.max_retries},
                        {"bootstrap", opt.bootstrap},
                        {"bootstrap_seed", 1234}}},
-                     {"chat_template_sha256", nullptr},
+                     {"chat_template_sha256", chat_template_sha256},
                      {"store", opt.store_url.empty() ? json(nullptr)
                                                      : json{{"url", store::redact_url(opt.store_url)}, {"run", queue_run}}},
                      {"requests", {{"total", total_requests}, {"sent", st.requests}, {"retries", st.retries},
