@@ -4,13 +4,13 @@
 // The server (ArenaServer on a fresh SQLite store, synchronous=FULL, WAL,
 // group commit) runs in this process on 127.0.0.1. Each vote is two API
 // requests, as a browser makes them: POST .../battle (a new blind pair), then
-// POST .../vote. Two load generators drive it for --seconds each, in the same
-// run:
+// POST .../vote. Two load generators drive it for --seconds each, one after
+// the other in the same run:
+//   epoll:   one thread with --connections keep-alive sockets and a small
+//            HTTP/1.1 state machine (a few microseconds per request);
 //   threads: --connections httplib clients, one thread each (the generator
 //            of tests/arena/server_test.cpp; its threads compete with the
-//            server's for the cores);
-//   epoll:   one thread with --connections keep-alive sockets and a small
-//            HTTP/1.1 state machine (a few microseconds per request).
+//            server's for the cores).
 // Reported per generator: acknowledged votes/s, vote latency percentiles
 // (vote request sent -> 200 read), the generator's CPU and the rest of the
 // process's CPU (the server's), from which the server's CPU per vote and the
@@ -233,6 +233,20 @@ Result run_epoll(int port, const std::vector<Session>& sessions, double seconds)
     send_battle(k);
   }
   size_t open = conns.size();
+  // Closes connection k; reopens it unless the time is up. False: k is done.
+  auto close_conn = [&](size_t k) {
+    Conn& c = conns[k];
+    epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+    ::close(c.fd);
+    c.in.clear();
+    if (Clock::now() >= until) {
+      c.fd = -1;
+      --open;
+      return false;
+    }
+    open_conn(k);
+    return true;
+  };
   std::vector<epoll_event> evs(conns.size());
   char buf[16384];
   while (open > 0) {
@@ -252,16 +266,7 @@ Result run_epoll(int port, const std::vector<Session>& sessions, double seconds)
       if (r <= 0) {
         if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
         ++out.errors;  // closed without an answer: reconnect and start a new pair
-        epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
-        ::close(c.fd);
-        c.in.clear();
-        if (Clock::now() >= until) {
-          c.fd = -1;
-          --open;
-          continue;
-        }
-        open_conn(k);
-        send_battle(k);
+        if (close_conn(k)) send_battle(k);
         continue;
       }
       c.in.append(buf, static_cast<size_t>(r));
@@ -290,15 +295,7 @@ Result run_epoll(int port, const std::vector<Session>& sessions, double seconds)
         send_battle(k);
       }
       if (p.close || Clock::now() >= until) {  // the server ends keep-alive after some requests
-        epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
-        ::close(c.fd);
-        c.in.clear();
-        if (Clock::now() >= until) {
-          c.fd = -1;
-          --open;
-          continue;
-        }
-        open_conn(k);
+        close_conn(k);
         continue;
       }
       arm(k, true);

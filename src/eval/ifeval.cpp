@@ -1,7 +1,5 @@
 #include "eval/ifeval.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "eval/regex.h"
 
 namespace kaival::eval {
 namespace {
@@ -113,62 +112,6 @@ std::vector<std::string_view> split_on(std::string_view s, std::string_view sep)
   return out;
 }
 
-std::string escape_regex(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (std::string_view("\\^$.|?*+()[]{}/#-").find(c) != std::string_view::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-// A compiled UTF-8 PCRE2 pattern with Unicode classes (\s, \d, \b as Python 3's re).
-class Pattern {
- public:
-  explicit Pattern(const std::string& pattern) {
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err,
-                          &off, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR buf[256];
-      pcre2_get_error_message(err, buf, sizeof buf);
-      throw FormatError("ifeval pattern '" + pattern + "'",
-                        fmt::format("at offset {}: {}", off, reinterpret_cast<char*>(buf)));
-    }
-  }
-  ~Pattern() { pcre2_code_free(code_); }
-  Pattern(const Pattern&) = delete;
-  Pattern& operator=(const Pattern&) = delete;
-
-  // Non-overlapping matches left to right (re.findall / re.finditer). Text
-  // that is not valid UTF-8 matches nothing.
-  std::vector<std::pair<size_t, size_t>> find_all(std::string_view s) const {
-    std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
-        pcre2_match_data_create_from_pattern(code_, nullptr), &pcre2_match_data_free);
-    std::vector<std::pair<size_t, size_t>> out;
-    size_t pos = 0;
-    while (pos <= s.size()) {
-      int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md.get(), nullptr);
-      if (rc < 0) break;
-      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md.get());
-      out.emplace_back(ov[0], ov[1]);
-      if (ov[1] > ov[0]) {
-        pos = ov[1];
-      } else {  // empty match: step over one whole code point
-        pos = ov[1] + 1;
-        while (pos < s.size() && (static_cast<unsigned char>(s[pos]) & 0xC0) == 0x80) ++pos;
-      }
-    }
-    return out;
-  }
-  size_t count(std::string_view s) const { return find_all(s).size(); }
-  bool found(std::string_view s) const { return !find_all(s).empty(); }
-
- private:
-  pcre2_code* code_ = nullptr;
-};
-
 // ---- keyword arguments
 
 class Args {
@@ -229,7 +172,7 @@ size_t count_words(std::string_view s) {
 }
 
 size_t count_word(std::string_view hay, const std::string& word) {
-  return Pattern("(?i)\\b" + escape_regex(word) + "\\b").count(hay);
+  return Regex("(?i)\\b" + escape_regex(word) + "\\b").count(hay);
 }
 
 // ---- language detection
@@ -497,7 +440,7 @@ bool check(const std::string& id, const Args& a, std::string_view rv) {
     // or last fails the instruction.
     std::vector<std::string_view> parts;
     size_t pos = 0;
-    for (auto [b, e] : Pattern("\\s?\\*\\*\\*\\s?").find_all(r)) {
+    for (auto [b, e] : Regex("\\s?\\*\\*\\*\\s?").find_all(r)) {
       parts.push_back(rv.substr(pos, b - pos));
       pos = e;
     }
@@ -532,8 +475,8 @@ bool check(const std::string& id, const Args& a, std::string_view rv) {
     return n == want && first == lower(a.string("first_word"));
   }
   if (id == "detectable_format:number_bullet_lists")
-    return static_cast<int64_t>(Pattern("(?m)^\\s*[\\*\\-]\\s").count(r)) == a.integer("num_bullets");
-  if (id == "detectable_format:title") return Pattern("<<[^\\n]+>>").found(r);
+    return static_cast<int64_t>(Regex("(?m)^\\s*[\\*\\-]\\s").count(r)) == a.integer("num_bullets");
+  if (id == "detectable_format:title") return Regex("<<[^\\n]+>>").found(r);
   if (id == "detectable_format:json_format") {
     std::string t(strip(r));
     if (t.empty()) return false;
@@ -544,7 +487,7 @@ bool check(const std::string& id, const Args& a, std::string_view rv) {
   }
   if (id == "detectable_format:number_highlighted_sections") {
     int64_t n = 0;
-    for (auto [b, e] : Pattern("\\*[^\\n\\*]*\\*").find_all(r))
+    for (auto [b, e] : Regex("\\*[^\\n\\*]*\\*").find_all(r))
       n += r.substr(b, e - b).find_first_not_of("* ") != std::string::npos;
     return n >= a.integer("num_highlights");
   }
@@ -557,7 +500,7 @@ bool check(const std::string& id, const Args& a, std::string_view rv) {
   if (id == "detectable_format:multiple_sections") {
     // re.split(r"\s?" + splitter + r"\s?\d+\s?") yields one more part than
     // there are section headers.
-    Pattern header("\\s?" + escape_regex(a.string("section_spliter")) + "\\s?\\d+\\s?");
+    Regex header("\\s?" + escape_regex(a.string("section_spliter")) + "\\s?\\d+\\s?");
     return static_cast<int64_t>(header.count(r)) >= a.integer("num_sections");
   }
   if (id == "keywords:existence") {
@@ -592,9 +535,9 @@ bool check(const std::string& id, const Args& a, std::string_view rv) {
     return t.size() >= 2 && t.front() == '"' && t.back() == '"';
   }
   if (id == "detectable_content:postscript")
-    return Pattern("(?im)\\s*" + escape_regex(a.string("postscript_marker")) + ".*$").found(r);
+    return Regex("(?im)\\s*" + escape_regex(a.string("postscript_marker")) + ".*$").found(r);
   if (id == "detectable_content:number_placeholders")
-    return static_cast<int64_t>(Pattern("\\[[^\\n]*?\\]").count(r)) >= a.integer("num_placeholders");
+    return static_cast<int64_t>(Regex("\\[[^\\n]*?\\]").count(r)) >= a.integer("num_placeholders");
   if (id == "language:response_language") {
     std::string want = a.string("language"), got = detect_language(r);
     return got.empty() || got == want;  // langdetect finding no features counts as followed

@@ -1,7 +1,5 @@
 #include "eval/score.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "eval/regex.h"
 
 namespace kaival::eval {
 
@@ -30,58 +29,6 @@ std::string nfkc(std::string_view s) {
 }
 
 namespace {
-
-// A compiled UTF-8 PCRE2 pattern.
-class Regex {
- public:
-  explicit Regex(const std::string& pattern) {
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &err,
-                          &off, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR buf[256];
-      pcre2_get_error_message(err, buf, sizeof buf);
-      throw FormatError("regex '" + pattern + "'", fmt::format("at offset {}: {}", off, reinterpret_cast<char*>(buf)));
-    }
-    md_ = pcre2_match_data_create_from_pattern(code_, nullptr);
-  }
-  ~Regex() {
-    pcre2_match_data_free(md_);
-    pcre2_code_free(code_);
-  }
-  Regex(const Regex&) = delete;
-  Regex& operator=(const Regex&) = delete;
-
-  // Group `g` of the first match at or after `start`; false if none.
-  bool search(const std::string& s, size_t start, int g, std::string* out, size_t* match_end = nullptr,
-              size_t* group_begin = nullptr) {
-    int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.c_str()), s.size(), start, 0, md_, nullptr);
-    if (rc < 0) return false;
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md_);
-    if (g >= rc || ov[2 * g] == PCRE2_UNSET) {
-      if (out) out->clear();
-    } else if (out) {
-      *out = s.substr(ov[2 * g], ov[2 * g + 1] - ov[2 * g]);
-    }
-    if (match_end) *match_end = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
-    if (group_begin) *group_begin = (g < rc && ov[2 * g] != PCRE2_UNSET) ? ov[2 * g] : ov[0];
-    return true;
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
-  pcre2_match_data* md_ = nullptr;
-};
-
-std::string escape_regex(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
-    out += c;
-  }
-  return out;
-}
 
 enum class LabelStyle { Letters, Digits, Hangul, Other };
 
