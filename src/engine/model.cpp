@@ -143,13 +143,34 @@ void Linear::apply(const float* x, int64_t n, float* y, WorkerPool& pool) const 
       for (int64_t i = 0; i < out(); ++i) y[r * out() + i] += bias[i];
 }
 
-KvCache::KvCache(int64_t layers, int64_t capacity, int64_t kv_width)
-    : k_(static_cast<size_t>(layers), std::vector<float>(static_cast<size_t>(capacity * kv_width))),
-      v_(static_cast<size_t>(layers), std::vector<float>(static_cast<size_t>(capacity * kv_width))),
-      capacity_(capacity),
-      width_(kv_width) {}
+KvCache::KvCache(int64_t capacity, int64_t kv_width, std::vector<int64_t> slots)
+    : slots_(std::move(slots)), capacity_(capacity), width_(kv_width) {
+  k_.reserve(slots_.size());
+  v_.reserve(slots_.size());
+  for (const int64_t s : slots_) {
+    k_.emplace_back(static_cast<size_t>(s * kv_width));
+    v_.emplace_back(static_cast<size_t>(s * kv_width));
+  }
+}
 
-void KvCache::truncate(int64_t n) { size_ = std::clamp<int64_t>(n, 0, size_); }
+size_t KvCache::bytes() const {
+  size_t n = 0;
+  for (size_t l = 0; l < k_.size(); ++l) n += (k_[l].size() + v_[l].size()) * sizeof(float);
+  return n;
+}
+
+void KvCache::truncate(int64_t n) {
+  n = std::clamp<int64_t>(n, 0, size_);
+  // Position n attends to (n - slots, n); a ring of `slots` positions still
+  // holds (written - slots, written) of what was written.
+  for (const int64_t s : slots_)
+    if (std::max<int64_t>(0, n - s + 1) < std::max<int64_t>(0, written_ - s))
+      fail<UnsupportedError>("KV cache",
+                             "cannot go back to position {}: a sliding-window layer keeps only the last {} of the {} "
+                             "positions written",
+                             n, s, written_);
+  size_ = n;
+}
 
 Model Model::open(const std::string& path, int threads) { return load(weights::Checkpoint::open(path), threads); }
 
@@ -465,10 +486,14 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   return m;
 }
 
-KvCache Model::new_cache(int64_t capacity) const {
+KvCache Model::new_cache(int64_t capacity, bool full_windows) const {
   if (cfg_.max_position > 0) capacity = std::min(capacity, cfg_.max_position);
   if (capacity <= 0) fail(where_, "KV cache capacity must be positive");
-  return KvCache(cfg_.layers, capacity, cfg_.kv_heads * cfg_.head_dim);
+  std::vector<int64_t> slots(static_cast<size_t>(cfg_.layers), capacity);
+  if (!full_windows)
+    for (int64_t l = 0; l < cfg_.layers; ++l)
+      if (sliding(l)) slots[static_cast<size_t>(l)] = std::min(capacity, cfg_.sliding_window);
+  return KvCache(capacity, cfg_.kv_heads * cfg_.head_dim, std::move(slots));
 }
 
 void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0, const std::vector<float>& inv_freq) const {
@@ -489,7 +514,8 @@ void Model::rope(float* x, int64_t n, int64_t heads, int64_t pos0, const std::ve
   }
 }
 
-void Model::attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const {
+void Model::attention(int64_t layer, const float* q, const float* k, const float* v,
+                      std::span<const Segment> segments, float* out) const {
   const int64_t hd = cfg_.head_dim, heads = cfg_.heads, group = heads / cfg_.kv_heads, kvw = cfg_.kv_heads * hd;
   const float scale = cfg_.attn_scale > 0 ? cfg_.attn_scale : 1.0f / std::sqrt(static_cast<float>(hd));
   const auto cap = static_cast<float>(cfg_.attn_softcap);
@@ -508,15 +534,20 @@ void Model::attention(int64_t layer, const float* q, std::span<const Segment> se
     for (int64_t i = i0; i < i1; ++i) {
       const Segment& s = segments[static_cast<size_t>(i / heads)];
       const int64_t h = i % heads, kvh = h / group;
+      // Key/value j: this batch's row for j >= pos0, else the cache's slot
+      // (a ring in a bounded sliding-window layer).
       const float* K = s.cache->k_[static_cast<size_t>(layer)].data();
       const float* V = s.cache->v_[static_cast<size_t>(layer)].data();
+      const int64_t slots = s.cache->slots_[static_cast<size_t>(layer)];
+      auto key = [&](int64_t j) { return j >= s.pos0 ? k + (s.row0 + j - s.pos0) * kvw : K + j % slots * kvw; };
+      auto value = [&](int64_t j) { return j >= s.pos0 ? v + (s.row0 + j - s.pos0) * kvw : V + j % slots * kvw; };
       for (int64_t t = 0; t < s.n; ++t) {
         const int64_t len = s.pos0 + t + 1;  // causal: keys 0..pos0+t
         const int64_t first = window > 0 ? std::max<int64_t>(0, len - window) : 0;
         const float* qh = q + ((s.row0 + t) * heads + h) * hd;
         float mx = -INFINITY;
         for (int64_t j = first; j < len; ++j) {
-          scores[j] = dot(qh, K + j * kvw + kvh * hd, hd) * scale;
+          scores[j] = dot(qh, key(j) + kvh * hd, hd) * scale;
           if (cap > 0) scores[j] = cap * std::tanh(scores[j] / cap);
           mx = std::max(mx, scores[j]);
         }
@@ -527,7 +558,7 @@ void Model::attention(int64_t layer, const float* q, std::span<const Segment> se
         std::fill(oh, oh + hd, 0.0f);
         for (int64_t j = first; j < len; ++j) {
           const float p = scores[j] * inv;
-          const float* vj = V + j * kvw + kvh * hd;
+          const float* vj = value(j) + kvh * hd;
           for (int64_t d = 0; d < hd; ++d) oh[d] += p * vj[d];
         }
       }
@@ -616,6 +647,11 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     const KvCache& cache = *s.cache;
     if (cache.width_ != kvw || static_cast<int64_t>(cache.k_.size()) != c.layers)
       fail(where_, "KV cache was made for a different model");
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const int64_t slots = cache.slots_[static_cast<size_t>(l)];
+      if (slots != cache.capacity_ && !(sliding(l) && slots == std::min(cache.capacity_, c.sliding_window)))
+        fail(where_, "KV cache was made for a different model (layer {} holds {} positions)", l, slots);
+    }
     if (s.pos0 + s.n > cache.capacity_)
       fail(where_, "sequence of {} tokens exceeds the context capacity {}", s.pos0 + s.n, cache.capacity_);
     for (size_t j = 0; j < i; ++j)
@@ -658,12 +694,17 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     for (const auto& s : segments) {
       rope(q.data() + s.row0 * qw, s.n, c.heads, s.pos0, inv_freq);
       rope(k.data() + s.row0 * kvw, s.n, c.kv_heads, s.pos0, inv_freq);
-      for (int64_t t = 0; t < s.n; ++t) {
+    }
+    attention(l, q.data(), k.data(), v.data(), segments, att.data());
+    // Only now into the caches: a ring keeps just the last `slots` of them,
+    // which the batch's own earlier rows may have needed.
+    for (const auto& s : segments) {
+      const int64_t slots = s.cache->slots_[static_cast<size_t>(l)];
+      for (int64_t t = std::max<int64_t>(0, s.n - slots); t < s.n; ++t) {
         std::copy_n(k.data() + (s.row0 + t) * kvw, kvw, s.cache->k(l, s.pos0 + t));
         std::copy_n(v.data() + (s.row0 + t) * kvw, kvw, s.cache->v(l, s.pos0 + t));
       }
     }
-    attention(l, q.data(), segments, att.data());
     L.o.apply(att.data(), n, proj.data(), *pool_);
     if (!L.post_attn_norm.empty()) rms_norm(proj.data(), L.post_attn_norm.data(), n, H, c.norm_eps, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
@@ -685,7 +726,10 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }
-  for (const auto& s : segments) s.cache->size_ = s.pos0 + s.n;
+  for (const auto& s : segments) {
+    s.cache->size_ = s.pos0 + s.n;
+    s.cache->written_ = std::max(s.cache->written_, s.cache->size_);
+  }
 
   rms_norm(x.data(), final_norm_.data(), n, H, c.norm_eps, xn.data());
   if (hs) hs->final_norm.assign(xn.begin(), xn.end());

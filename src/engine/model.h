@@ -3,7 +3,8 @@
 // QK-norm, EXAONE, the sparse mixture-of-experts Mixtral, Qwen3-MoE and
 // Qwen2-MoE (with its gated shared expert), and
 // Gemma 2/3 with their sandwich norms, GeGLU, soft-capping and local/global
-// layers) loaded from a Checkpoint, with a KV cache and batched prompt processing.
+// layers) loaded from a Checkpoint, with a KV cache (sliding-window layers
+// bounded to the window) and batched prompt processing.
 // Matrices stay in their stored type (F16/BF16/GGUF block types are decoded
 // row by row inside the products, see matmul.h).
 #include <cstdint>
@@ -80,23 +81,39 @@ struct ModelConfig {
   std::vector<bool> sliding_layers;  // [layers]: the window applies; empty = no layer
 };
 
-// Keys and values of the positions processed so far, per layer.
+// Keys and values of the positions processed so far, per layer. A
+// sliding-window layer keeps only the last `window` positions, in a ring
+// (position p in slot p % window), so its memory is O(window) however long
+// the sequence; other layers keep every position up to the capacity.
 class KvCache {
  public:
   KvCache() = default;
-  KvCache(int64_t layers, int64_t capacity, int64_t kv_width);
+  // slots[l]: positions layer l holds (capacity, or the window for a ring).
+  KvCache(int64_t capacity, int64_t kv_width, std::vector<int64_t> slots);
   int64_t size() const { return size_; }
   int64_t capacity() const { return capacity_; }
-  void clear() { size_ = 0; }
-  // Drop positions >= n (e.g. to reuse a shared prompt prefix).
+  // Positions layer `layer` holds in memory (its window when bounded).
+  int64_t layer_slots(int64_t layer) const { return slots_.at(static_cast<size_t>(layer)); }
+  // Bytes of keys and values held, all layers.
+  size_t bytes() const;
+  void clear() { size_ = written_ = 0; }
+  // Drop positions >= n (e.g. to reuse a shared prompt prefix). Throws
+  // UnsupportedError when a bounded sliding-window layer has already
+  // overwritten keys the position n would need (going back more than one
+  // position once the sequence has passed the window).
   void truncate(int64_t n);
 
  private:
   friend class Model;
-  float* k(int64_t layer, int64_t pos) { return k_[layer].data() + pos * width_; }
-  float* v(int64_t layer, int64_t pos) { return v_[layer].data() + pos * width_; }
-  std::vector<std::vector<float>> k_, v_;  // [layer][capacity * width]
+  size_t slot(int64_t layer, int64_t pos) const {
+    return static_cast<size_t>(pos % slots_[static_cast<size_t>(layer)] * width_);
+  }
+  float* k(int64_t layer, int64_t pos) { return k_[static_cast<size_t>(layer)].data() + slot(layer, pos); }
+  float* v(int64_t layer, int64_t pos) { return v_[static_cast<size_t>(layer)].data() + slot(layer, pos); }
+  std::vector<std::vector<float>> k_, v_;  // [layer][slots * width]
+  std::vector<int64_t> slots_;             // [layer]
   int64_t capacity_ = 0, width_ = 0, size_ = 0;
+  int64_t written_ = 0;  // highest position written + 1 since the last clear (what a ring has overwritten)
 };
 
 // Residual stream after the embedding and after each layer, plus the final
@@ -126,8 +143,11 @@ class Model {
   int threads() const { return pool_->threads(); }
   // Bytes of weights held (packed types at their stored size).
   size_t weight_bytes() const;
-  // A cache for up to `capacity` positions (clamped to max_position if known).
-  KvCache new_cache(int64_t capacity) const;
+  // A cache for up to `capacity` positions (clamped to max_position if
+  // known). Sliding-window layers hold only their window unless
+  // full_windows (every position kept, the attention still masked: the
+  // unbounded layout, for checks).
+  KvCache new_cache(int64_t capacity, bool full_windows = false) const;
 
   // Appends `tokens` at positions cache.size()... and returns their logits,
   // [tokens.size(), vocab] when all_logits, otherwise only the last row.
@@ -163,7 +183,10 @@ class Model {
   // Logits: every row when all_logits, else the last row of each segment.
   void run(std::span<const int32_t> tokens, std::span<const Segment> segments, HiddenStates* hidden, float* logits,
            bool all_logits) const;
-  void attention(int64_t layer, const float* q, std::span<const Segment> segments, float* out) const;
+  // q [rows, heads * head_dim]; k, v [rows, kv width] of this batch's rows
+  // (positions before a segment's pos0 are read from its cache).
+  void attention(int64_t layer, const float* q, const float* k, const float* v, std::span<const Segment> segments,
+                 float* out) const;
   bool sliding(int64_t layer) const {
     return !cfg_.sliding_layers.empty() && cfg_.sliding_layers[static_cast<size_t>(layer)];
   }

@@ -3,7 +3,8 @@
 // folder (norms stored as w of x * (1 + w)) and from the GGUF F16 export
 // (norms stored as 1 + w, as llama.cpp writes them), plus greedy decoding
 // through the KV cache, batched decode, the ablations that show the
-// reference needs the sliding window and soft-capping, and config reading.
+// reference needs the sliding window and soft-capping, the bounded
+// sliding-window cache, and config reading.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "core/error.h"
 #include "engine/model.h"
 #include "../support/decode_batch_check.h"
+#include "../support/window_cache_check.h"
 #include "weights/architecture.h"
 
 namespace kaival::engine {
@@ -187,6 +189,60 @@ TEST(GemmaTest, DecodeBatchEqualsOneSequenceSteps) {
   for (const char* name : {"gemma2-tiny", "gemma3-tiny"})
     testing_support::expect_decode_batch_matches_alone(Model::open(kEngine + name, 2),
                                                        {{2, 65, 89}, {12, 100, 5, 77, 30, 9, 44}, {2}}, 5, 32, name);
+}
+
+// The local layers' cache is a ring of `window` positions: a sequence five
+// windows long, fed whole, in uneven chunks that straddle the ring's wrap
+// and one token at a time, gives the logits of the unbounded cache (every
+// position kept, the window applied by masking), and only the global layers
+// hold the whole sequence.
+TEST(GemmaTest, SlidingWindowCacheHoldsOnlyTheWindow) {
+  for (const char* name : {"gemma2-tiny", "gemma3-tiny"}) {
+    const Model model = Model::open(kEngine + name, 2);
+    const auto& c = model.config();
+    ASSERT_EQ(c.sliding_window, 4);
+    const int64_t n = 5 * c.sliding_window + 3;
+    std::vector<int32_t> ids;
+    for (int64_t i = 0; i < n; ++i) ids.push_back(static_cast<int32_t>((i * 37 + 11) % c.vocab));
+    double worst = 0;
+    for (const std::vector<int64_t>& pieces : {std::vector<int64_t>{n}, {3, 1, 6, 2, 5}, {1}})
+      worst = std::max(worst, testing_support::bounded_vs_full_window_cache(model, ids, pieces, name));
+    std::vector<int32_t> other(ids.rbegin(), ids.rend());
+    worst = std::max(worst, testing_support::bounded_vs_full_window_batch(model, ids, other, 3));
+    std::printf("[ measured ] %s: bounded vs full-window cache max |logit diff| %.3g\n", name, worst);
+    EXPECT_LE(worst, 1e-6) << name;
+  }
+}
+
+// Going back in a bounded cache works while the keys the next position
+// needs are still in the ring, and is refused by name once they are
+// overwritten (the full-window cache can still go back anywhere).
+TEST(GemmaTest, TruncateBoundedByTheWindow) {
+  const Model model = Model::open(kEngine + "gemma2-tiny", 2);
+  const int64_t V = model.config().vocab;
+  const std::vector<int32_t> a = {2, 65, 89, 12, 100, 5, 77, 30, 9, 44}, b = {2, 65, 89, 12, 100, 5, 77, 30, 9, 61};
+  auto cache = model.new_cache(16), full = model.new_cache(16, true);
+  model.forward(a, cache);
+  model.forward(a, full);
+  cache.truncate(9);  // one back: positions 5..8 are still in the 4-slot ring
+  const auto tail = model.forward(std::span<const int32_t>(b).subspan(9), cache, false);
+  const auto ref = model.forward(b);
+  for (int64_t i = 0; i < V; ++i) EXPECT_NEAR(tail[i], ref[9 * V + i], 1e-4);
+  try {
+    cache.truncate(3);
+    ADD_FAILURE() << "truncate(3) after 10 positions with a window of 4 should throw";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("sliding-window"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(cache.size(), 10);
+  full.truncate(3);
+  EXPECT_EQ(full.size(), 3);
+  // Within the first window nothing has been overwritten yet.
+  auto early = model.new_cache(16);
+  model.forward(std::span<const int32_t>(a).first(4), early);
+  early.truncate(1);
+  const auto again = model.forward(std::span<const int32_t>(b).subspan(1, 2), early, false);
+  for (int64_t i = 0; i < V; ++i) EXPECT_NEAR(again[i], ref[2 * V + i], 1e-4);
 }
 
 // What the published configs and llama.cpp's metadata imply.

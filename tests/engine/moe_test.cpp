@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "engine/model.h"
 #include "../support/decode_batch_check.h"
+#include "../support/window_cache_check.h"
 
 namespace kaival::engine {
 namespace {
@@ -279,6 +280,10 @@ TEST_F(MoeConfigEditTest, SlidingWindowFromConfigIsHonoured) {
     for (int64_t i = 0; i < V; ++i) worst = std::max(worst, std::abs((*logits)[(n - 1) * V + i] - last[i]));
     EXPECT_LT(worst, 1e-4) << (logits == &full ? "full forward" : "through the cache");
   }
+  // Every layer is windowed, so every layer's cache is a ring of the window,
+  // with the logits of the unbounded cache.
+  ASSERT_LT(window, n);
+  EXPECT_LE(testing_support::bounded_vs_full_window_cache(model, ids, {1, 3}, "mixtral window"), 1e-6);
 }
 
 TEST_F(MoeLoadErrorTest, MissingSharedExpertGateIsNamed) {
