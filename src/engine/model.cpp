@@ -284,6 +284,7 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
   m.layers_.resize(static_cast<size_t>(c.layers));
   for (auto& L : m.layers_) L.experts.resize(static_cast<size_t>(c.experts));
   bool have_embedding = false, have_head = false, have_final = false;
+  bool per_expert_gguf = false;  // GGUF experts as one tensor each rather than stacked *_exps
   for (const auto& t : ckpt.tensors()) {
     const auto& role = t.role;
     if (role.tower != weights::Tower::Language || role.kind == RoleKind::Unknown) continue;
@@ -376,7 +377,14 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
         if (role.expert >= c.experts)
           fail(where, "tensor {} belongs to expert {} but the config states num_experts {}", t.name, role.expert,
                c.experts);
-        mat(part(L->experts[static_cast<size_t>(role.expert)]), out, in);
+        // One tensor per expert: HF, or GGUF's older per-expert layout
+        // (blk.N.ffn_gate.E.weight, as early Mixtral conversions wrote).
+        Linear& l = part(L->experts[static_cast<size_t>(role.expert)]);
+        if (!role.bias && !l.empty())
+          fail(where, "tensor {} gives layer {} expert {} a {} matrix it already has", t.name, role.layer,
+               role.expert, weights::role_kind_name(role.kind));
+        if (ckpt.format() == weights::Format::GGUF) per_expert_gguf = true;
+        mat(l, out, in);
         break;
       }
       case RoleKind::SharedExpertGate:
@@ -440,8 +448,8 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       if (L.router.empty()) missing(RoleKind::Router, -1);
       for (size_t e = 0; e < L.experts.size(); ++e) {
         const auto& E = L.experts[e];
-        // GGUF stacks every expert in one tensor per projection: name that.
-        const int idx = ckpt.format() == weights::Format::GGUF ? -1 : static_cast<int>(e);
+        // GGUF usually stacks every expert in one tensor per projection: name that.
+        const int idx = ckpt.format() == weights::Format::GGUF && !per_expert_gguf ? -1 : static_cast<int>(e);
         if (E.gate.empty()) missing(RoleKind::ExpertGate, idx);
         if (E.up.empty()) missing(RoleKind::ExpertUp, idx);
         if (E.down.empty()) missing(RoleKind::ExpertDown, idx);

@@ -36,7 +36,8 @@ struct Linear {
 };
 
 // One expert of a sparse MoE layer: a SwiGLU MLP of width expert_ffn. From
-// GGUF (*_exps: one 3-D tensor per projection) each holds its own slice.
+// GGUF (*_exps: one 3-D tensor per projection) each holds its own slice;
+// older GGUFs (blk.N.ffn_gate.E.weight) and HF give one tensor per expert.
 struct Expert {
   Linear gate, up, down;
 };

@@ -346,6 +346,21 @@ Classified classify(std::string_view name, const Context& ctx) {
     return out;
   }
 
+  // Older GGUF Mixtral files give each expert its own tensors:
+  // blk.N.ffn_{gate,up,down}.E.weight.
+  if (ctx.gguf && inner.size() == 2) {
+    int e = 0;
+    const K kind = inner[0] == "ffn_gate" ? K::ExpertGate
+                   : inner[0] == "ffn_up" ? K::ExpertUp
+                   : inner[0] == "ffn_down" ? K::ExpertDown
+                                            : K::Unknown;
+    if (kind != K::Unknown && parse_index(inner[1], e)) {
+      r.kind = kind;
+      r.expert = e;
+      return out;
+    }
+  }
+
   // Inside a language-model block: normalise the expert index, then look up.
   std::string path;
   for (size_t i = 0; i < inner.size(); ++i) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 
 #include "core/error.h"
 #include "engine/model.h"
+#include "weights/checkpoint.h"
+#include "weights/gguf.h"
 #include "../support/decode_batch_check.h"
 #include "../support/window_cache_check.h"
 
@@ -439,6 +442,115 @@ TEST(MoeGgufTest, Qwen2MoeSharedExpertMatchesReference) {
   const auto a = gguf.forward(ids), b = hf.forward(ids);
   ASSERT_EQ(a.size(), b.size());
   EXPECT_LT(max_diff(a.data(), b.data(), static_cast<int64_t>(a.size())), 1e-4);
+}
+
+// ---- GGUF with one tensor per expert -----------------------------------------
+// Older Mixtral conversions wrote every expert's matrices as their own
+// tensors, blk.N.ffn_{gate,up,down}.E.weight (ne [in, out]).
+
+// `bytes` (a GGUF file) rewritten with each stacked blk.N.ffn_X_exps.weight
+// split into blk.N.ffn_X.E.weight, one per expert, the bytes of each
+// expert's slice unchanged; header and metadata are kept verbatim.
+// `drop`: leave out the tensor of that name.
+std::string split_packed_experts(const std::string& bytes, const std::string& drop = "") {
+  const auto g = weights::GgufFile::parse(
+      std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "split_packed_experts");
+  auto put = [](std::string& out, auto value) {
+    out.append(reinterpret_cast<const char*>(&value), sizeof(value));
+  };
+  auto gguf_string = [&](const std::string& s) {
+    std::string o;
+    put(o, static_cast<uint64_t>(s.size()));
+    return o + s;
+  };
+  // The tensor infos start where the first tensor's name is (metadata first).
+  const size_t infos = bytes.find(gguf_string(g->tensors.at(0).name));
+  EXPECT_NE(infos, std::string::npos);
+  struct Piece {
+    std::string name;
+    std::vector<uint64_t> ne;  // innermost first
+    uint32_t type;
+    std::string_view data;
+  };
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < g->tensors.size(); ++i) {
+    const auto& t = g->tensors[i];
+    const std::string_view data(bytes.data() + t.offset, t.nbytes);
+    const size_t at = t.name.find("_exps.weight");
+    if (at == std::string::npos) {
+      pieces.push_back({t.name, std::vector<uint64_t>(t.shape.rbegin(), t.shape.rend()), g->ggml_types[i], data});
+      continue;
+    }
+    EXPECT_EQ(t.shape.size(), 3u) << t.name;
+    const auto experts = static_cast<uint64_t>(t.shape[0]), each = t.nbytes / experts;
+    for (uint64_t e = 0; e < experts; ++e)
+      pieces.push_back({t.name.substr(0, at) + "." + std::to_string(e) + ".weight",
+                        {static_cast<uint64_t>(t.shape[2]), static_cast<uint64_t>(t.shape[1])}, g->ggml_types[i],
+                        data.substr(e * each, each)});
+  }
+  std::erase_if(pieces, [&](const Piece& p) { return p.name == drop; });
+  std::string out = bytes.substr(0, infos), data;
+  const uint64_t count = pieces.size();
+  std::memcpy(out.data() + 8, &count, 8);  // after magic and version
+  for (const auto& p : pieces) {
+    out += gguf_string(p.name);
+    put(out, static_cast<uint32_t>(p.ne.size()));
+    for (const uint64_t n : p.ne) put(out, n);
+    put(out, p.type);
+    put(out, static_cast<uint64_t>(data.size()));
+    data += p.data;
+    data.append((g->alignment - data.size() % g->alignment) % g->alignment, '\0');
+  }
+  out.append((g->alignment - out.size() % g->alignment) % g->alignment, '\0');
+  return out + data;
+}
+
+// The Mixtral F16 GGUF rewritten with one tensor per expert is the same
+// model: every logit equal to the packed file's, and the experts keep their
+// stored type (the same weight bytes).
+TEST(MoeGgufTest, MixtralPerExpertTensorsEqualPackedLayout) {
+  const std::string path = testing::TempDir() + "/moe_per_expert_" + std::to_string(::getpid()) + ".gguf";
+  const std::string packed_path = kEngine + "mixtral-tiny/mixtral-tiny-f16.gguf";
+  write_file(path, split_packed_experts(read_file(packed_path)));
+  {
+    const auto ckpt = weights::Checkpoint::open(path);
+    int per_expert = 0;
+    for (const auto& t : ckpt.tensors()) {
+      EXPECT_EQ(t.name.find("_exps"), std::string::npos) << t.name;
+      if (t.name == "blk.1.ffn_down.3.weight") {
+        EXPECT_EQ(weights::role_name(t.role), "layer.1.expert.3.expert_down");
+        EXPECT_EQ(t.shape, (std::vector<int64_t>{32, 32}));
+      }
+      per_expert += t.role.expert >= 0;
+    }
+    EXPECT_EQ(per_expert, 2 * 4 * 3);  // layers * experts * projections
+  }
+  const Model split = Model::open(path, 2), packed = Model::open(packed_path, 2);
+  EXPECT_EQ(split.config().experts, 4);
+  EXPECT_EQ(split.weight_bytes(), packed.weight_bytes());
+  const auto ref = load_json(kEngine + "mixtral-tiny/reference_logits.json");
+  double worst = 0;
+  for (const auto& seq : ref["sequences"]) {
+    const auto ids = seq["token_ids"].get<std::vector<int32_t>>();
+    const auto a = split.forward(ids), b = packed.forward(ids);
+    ASSERT_EQ(a.size(), b.size());
+    worst = std::max(worst, max_diff(a.data(), b.data(), static_cast<int64_t>(a.size())));
+  }
+  std::printf("[ measured ] mixtral per-expert GGUF vs packed: max |logit diff| %.3g\n", worst);
+  EXPECT_EQ(worst, 0.0);
+  const auto d = compare_to_reference(split, ref);
+  EXPECT_LT(d.worst, 1e-4);
+  EXPECT_EQ(d.agree, d.total);
+  // A missing per-expert tensor is named with its expert.
+  write_file(path, split_packed_experts(read_file(packed_path), "blk.1.ffn_up.2.weight"));
+  try {
+    Model::open(path, 1);
+    ADD_FAILURE() << "a per-expert GGUF without blk.1.ffn_up.2.weight loaded";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("MoE layer 1 has no layer.1.expert.2.expert_up tensor"), std::string::npos)
+        << e.what();
+  }
+  fs::remove(path);
 }
 
 // A copy of the Qwen3-MoE GGUF with a metadata value or a tensor name edited

@@ -351,6 +351,16 @@ TEST(Roles, GgufMoeMlaAndPostNorms) {
             {"blk.1.ffn_up_exps.weight", "layer.1.expert_up"},
             {"blk.1.ffn_down_exps.weight", "layer.1.expert_down"},
         });
+  // Older Mixtral GGUFs: one tensor per expert, blk.N.ffn_{gate,up,down}.E.
+  check(make_arch("mixtral", "llama"), true,
+        {
+            {"blk.5.ffn_gate.3.weight", "layer.5.expert.3.expert_gate"},
+            {"blk.5.ffn_up.0.weight", "layer.5.expert.0.expert_up"},
+            {"blk.5.ffn_down.7.weight", "layer.5.expert.7.expert_down"},
+            {"blk.5.ffn_gate.weight", "layer.5.mlp_gate"},
+            {"blk.5.ffn_gate_exps.weight", "layer.5.expert_gate"},
+            {"blk.5.ffn_norm.3.weight", "layer.5.unknown"},
+        });
   check(make_arch("deepseek_v3", "deepseek2"), true,
         {
             {"blk.3.attn_q_a.weight", "layer.3.mla_q_a"},
