@@ -1,20 +1,26 @@
-"""Engine reference for Gemma 2 and Gemma 3 (text): two tiny random models,
-each written as an HF folder (config.json + BF16 model.safetensors) and as
+"""Engine reference for Gemma 1, Gemma 2 and Gemma 3 (text): three tiny random
+models, each written as an HF folder (config.json + BF16 model.safetensors) and as
 the GGUF F16 file llama.cpp's converter would make (norm weights stored as
 1 + w in F32, no Q/K row permutation, no output.weight: tied), with an
 independent float64 numpy forward pass of the stored weights:
 
+  gemma-tiny   Gemma 1: 3 layers, all global, one KV head (multi-query, as
+               gemma-2b), only the two pre-norms of a layer (input,
+               post_attention = before the MLP, as in Llama), no soft-caps,
+               scale head_dim^-0.5; config.json as the published gemma-2b
+               writes it (hidden_act "gelu", no hidden_activation: HF's
+               GemmaConfig then uses gelu_pytorch_tanh)
   gemma2-tiny  4 layers (local, global, local, global), window 4, attention
                logit soft-cap and final logit soft-cap
   gemma3-tiny  6 layers (5 local, then 1 global), window 4, QK-norm, local
                layers on rope_local_base_freq 10000, the global layer on
                rope_theta 100 with linear rope_scaling factor 2
 
-Both: hidden 32, 4 query heads and 2 KV heads of head_dim 12 (!= 32 / 4),
-GeGLU MLP of width 24, embeddings scaled by sqrt(32), every RMSNorm x*(1+w),
-the four norms of a layer (input, post_attention, pre_feedforward,
-post_feedforward), query_pre_attn_scalar 12, vocabulary 128 (token ids
-only, no tokenizer). The weights are BF16 values that F16 also holds
+All: hidden 32, 4 query heads of head_dim 12 (!= 32 / 4), GeGLU MLP of
+width 24, embeddings scaled by sqrt(32), every RMSNorm x*(1+w), vocabulary
+128 (token ids only, no tokenizer). Gemma 2/3: 2 KV heads, the four norms
+of a layer (input, post_attention, pre_feedforward, post_feedforward),
+query_pre_attn_scalar 12. The weights are BF16 values that F16 also holds
 exactly, so the HF and GGUF files describe the same model.
 
 reference_logits.json holds, for a few id sequences longer than the window,
@@ -22,13 +28,15 @@ the full logits of the last position, the first 32 logits and the argmax of
 every position; a greedy continuation (every step's top-1/top-2 gap >= 1e-3);
 and, to show the tests can tell, the logits computed without the sliding
 window, without the soft-caps (Gemma 2), and with query_pre_attn_scalar 8
-(Gemma 2, for a config that states it).
+(Gemma 2, for a config that states it); for Gemma 1, without the embedding
+scale, with x*w norms (no 1 +) and with exact (erf) gelu.
 
 Needs only numpy (Debian python3-numpy); dev-only.
-Run: /usr/bin/python3 tools/gen_gemma_fixture.py --out testdata/engine"""
+Run: /usr/bin/python3 tools/gen_gemma_fixture.py --out testdata/engine [--only gemma-tiny]"""
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -50,6 +58,9 @@ SEQUENCES = [
 GREEDY_PROMPT = [2, 40, 41, 42, 43]
 GREEDY_STEPS = 12
 
+GEMMA1 = {"name": "gemma-tiny", "family": "gemma", "hidden": 32, "heads": 4, "kv_heads": 1, "head_dim": 12, "ffn": 24,
+          "window": None, "eps": 1e-6, "qpas": None, "layers": 3, "theta": 10000.0, "local_theta": None,
+          "scaling": None, "attn_cap": None, "final_cap": None, "qk_norm": False, "pattern": None}
 COMMON = {"hidden": 32, "heads": 4, "kv_heads": 2, "head_dim": 12, "ffn": 24, "window": 4, "eps": 1e-6, "qpas": 12.0}
 GEMMA2 = {**COMMON, "name": "gemma2-tiny", "family": "gemma2", "layers": 4, "theta": 10000.0, "local_theta": None,
           "scaling": None, "attn_cap": 2.0, "final_cap": 10.0, "qk_norm": False, "pattern": 2}
@@ -73,8 +84,7 @@ def make_weights(cfg, rng):
     w = {"model.embed_tokens.weight": rng.normal(0, 1, (VOCAB, H)), "model.norm.weight": norm(H)}
     for l in range(cfg["layers"]):
         p = f"model.layers.{l}."
-        for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                  "post_feedforward_layernorm"):
+        for n in ("input_layernorm", "post_attention_layernorm") + sandwich_norms(cfg):
             w[p + n + ".weight"] = norm(H)
         w[p + "self_attn.q_proj.weight"] = lin(NH * HD, H, 2.0)
         w[p + "self_attn.k_proj.weight"] = lin(NKV * HD, H, 2.0)
@@ -89,8 +99,13 @@ def make_weights(cfg, rng):
     return {k: bf16_f16_exact(v).astype(np.float64) for k, v in w.items()}
 
 
-def rms(x, w, eps):
-    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * (1.0 + w)
+def sandwich_norms(cfg):
+    """Gemma 2/3's extra norms; Gemma 1's post_attention_layernorm is the pre-MLP norm."""
+    return () if cfg["family"] == "gemma" else ("pre_feedforward_layernorm", "post_feedforward_layernorm")
+
+
+def rms(x, w, eps, one=1.0):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * (one + w)
 
 
 def rope(x, pos, theta, factor):
@@ -108,17 +123,22 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x ** 3)))
 
 
+def gelu_erf(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / np.sqrt(2.0)))
+
+
 def is_sliding(cfg, l):
-    return (l + 1) % cfg["pattern"] != 0
+    return cfg["pattern"] is not None and (l + 1) % cfg["pattern"] != 0
 
 
-def forward(cfg, w, ids, window=True, caps=True, qpas=None):
+def forward(cfg, w, ids, window=True, caps=True, qpas=None, embed_scale=True, one=1.0, gelu=gelu_tanh):
     """Float64 logits [T, vocab] of a fresh sequence."""
     H, HD, NH, NKV, eps, T = cfg["hidden"], cfg["head_dim"], cfg["heads"], cfg["kv_heads"], cfg["eps"], len(ids)
-    scale = (qpas or cfg["qpas"]) ** -0.5
+    scale = (qpas or cfg["qpas"] or HD) ** -0.5  # Gemma 1: head_dim^-0.5
     attn_cap = cfg["attn_cap"] if caps else None
     final_cap = cfg["final_cap"] if caps else None
-    x = w["model.embed_tokens.weight"][ids] * np.sqrt(H)
+    gemma1 = cfg["family"] == "gemma"
+    x = w["model.embed_tokens.weight"][ids] * (np.sqrt(H) if embed_scale else 1.0)
     pos = np.arange(T)
     qi, kj = np.meshgrid(pos, pos, indexing="ij")
     for l in range(cfg["layers"]):
@@ -132,13 +152,13 @@ def forward(cfg, w, ids, window=True, caps=True, qpas=None):
             theta, factor = cfg["local_theta"], 1.0
         else:
             theta, factor = cfg["theta"], cfg["scaling"] or 1.0
-        h = rms(x, w[p + "input_layernorm.weight"], eps)
+        h = rms(x, w[p + "input_layernorm.weight"], eps, one)
         q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, NH, HD)
         k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, NKV, HD)
         v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, NKV, HD)
         if cfg["qk_norm"]:
-            q = rms(q, w[p + "self_attn.q_norm.weight"], eps)
-            k = rms(k, w[p + "self_attn.k_norm.weight"], eps)
+            q = rms(q, w[p + "self_attn.q_norm.weight"], eps, one)
+            k = rms(k, w[p + "self_attn.k_norm.weight"], eps, one)
         q, k = rope(q, pos, theta, factor), rope(k, pos, theta, factor)
         att = np.zeros((T, NH, HD))
         for hh in range(NH):
@@ -151,12 +171,16 @@ def forward(cfg, w, ids, window=True, caps=True, qpas=None):
             s /= s.sum(-1, keepdims=True)
             att[:, hh, :] = s @ v[:, kv, :]
         a = att.reshape(T, NH * HD) @ w[p + "self_attn.o_proj.weight"].T
-        x = x + rms(a, w[p + "post_attention_layernorm.weight"], eps)
-        h = rms(x, w[p + "pre_feedforward_layernorm.weight"], eps)
-        m = (gelu_tanh(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T)) @ \
+        if gemma1:  # pre-norm only, like Llama
+            x = x + a
+            h = rms(x, w[p + "post_attention_layernorm.weight"], eps, one)
+        else:
+            x = x + rms(a, w[p + "post_attention_layernorm.weight"], eps, one)
+            h = rms(x, w[p + "pre_feedforward_layernorm.weight"], eps, one)
+        m = (gelu(h @ w[p + "mlp.gate_proj.weight"].T) * (h @ w[p + "mlp.up_proj.weight"].T)) @ \
             w[p + "mlp.down_proj.weight"].T
-        x = x + rms(m, w[p + "post_feedforward_layernorm.weight"], eps)
-    x = rms(x, w["model.norm.weight"], eps)
+        x = x + (m if gemma1 else rms(m, w[p + "post_feedforward_layernorm.weight"], eps, one))
+    x = rms(x, w["model.norm.weight"], eps, one)
     logits = x @ w["model.embed_tokens.weight"].T
     if final_cap:
         logits = final_cap * np.tanh(logits / final_cap)
@@ -178,6 +202,15 @@ def greedy(cfg, w, prompt, steps):
 
 
 def config_json(cfg):
+    if cfg["family"] == "gemma":  # as the published gemma-2b config.json
+        return {
+            "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "attention_bias": False,
+            "attention_dropout": 0.0, "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0,
+            "head_dim": cfg["head_dim"], "hidden_act": "gelu", "hidden_size": cfg["hidden"],
+            "intermediate_size": cfg["ffn"], "max_position_embeddings": 256, "num_attention_heads": cfg["heads"],
+            "num_hidden_layers": cfg["layers"], "num_key_value_heads": cfg["kv_heads"], "rms_norm_eps": cfg["eps"],
+            "rope_scaling": None, "rope_theta": cfg["theta"], "torch_dtype": "bfloat16", "vocab_size": VOCAB,
+        }
     c = {
         "architectures": ["Gemma2ForCausalLM" if cfg["family"] == "gemma2" else "Gemma3ForCausalLM"],
         "model_type": "gemma2" if cfg["family"] == "gemma2" else "gemma3_text",
@@ -206,6 +239,14 @@ GGUF_LAYER = [
 ]
 
 
+# Gemma 1 (llama.cpp's "gemma"): post_attention_layernorm is the pre-MLP norm
+GGUF_LAYER_GEMMA1 = [
+    ("input_layernorm", "attn_norm"), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+    ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("post_attention_layernorm", "ffn_norm"),
+    ("mlp.gate_proj", "ffn_gate"), ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
+]
+
+
 def write_gguf(cfg, w, path):
     arch = cfg["family"]
     kv = [
@@ -220,10 +261,13 @@ def write_gguf(cfg, w, path):
         (f"{arch}.attention.layer_norm_rms_epsilon", gguf.F32V, cfg["eps"]),
         (f"{arch}.attention.key_length", gguf.U32, cfg["head_dim"]),
         (f"{arch}.attention.value_length", gguf.U32, cfg["head_dim"]),
-        (f"{arch}.attention.sliding_window", gguf.U32, cfg["window"]),
         ("general.file_type", gguf.U32, 1),
     ]
-    if arch == "gemma2":  # llama.cpp's Gemma2 converter: no rope keys (theta 10000)
+    if cfg["window"]:
+        kv.insert(-1, (f"{arch}.attention.sliding_window", gguf.U32, cfg["window"]))
+    if arch == "gemma":  # llama.cpp's Gemma converter: no rope keys (theta 10000)
+        pass
+    elif arch == "gemma2":  # llama.cpp's Gemma2 converter: no rope keys (theta 10000)
         kv += [(f"{arch}.attn_logit_softcapping", gguf.F32V, cfg["attn_cap"]),
                (f"{arch}.final_logit_softcapping", gguf.F32V, cfg["final_cap"])]
     else:
@@ -232,7 +276,7 @@ def write_gguf(cfg, w, path):
                (f"{arch}.rope.scaling.factor", gguf.F32V, cfg["scaling"])]
     tensors = [("token_embd.weight", w["model.embed_tokens.weight"], gguf.GGML_F16)]
     for l in range(cfg["layers"]):
-        for hf, g in GGUF_LAYER:
+        for hf, g in (GGUF_LAYER_GEMMA1 if arch == "gemma" else GGUF_LAYER):
             name = f"model.layers.{l}.{hf}.weight"
             if name not in w:
                 continue
@@ -269,6 +313,11 @@ def build(cfg, out_root):
     if cfg["attn_cap"]:
         ablations["no_softcapping"] = forward(cfg, w, seq0, caps=False)[-1]
         ablations["query_pre_attn_scalar_8"] = forward(cfg, w, seq0, qpas=8.0)[-1]
+    if cfg["family"] == "gemma":
+        del ablations["no_sliding_window"]  # no local layers
+        ablations["no_embed_scale"] = forward(cfg, w, seq0, embed_scale=False)[-1]
+        ablations["norm_without_one"] = forward(cfg, w, seq0, one=0.0)[-1]
+        ablations["exact_gelu"] = forward(cfg, w, seq0, gelu=gelu_erf)[-1]
     ref = {
         "computation": "numpy float64 forward of the stored BF16 (= F16) weights; tools/gen_gemma_fixture.py",
         "seed": seed,
@@ -291,9 +340,11 @@ def build(cfg, out_root):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(HERE, "..", "testdata", "engine"))
+    ap.add_argument("--only", help="build this model only (gemma-tiny, gemma2-tiny, gemma3-tiny)")
     args = ap.parse_args()
-    for cfg in (GEMMA2, GEMMA3):
-        build(cfg, args.out)
+    for cfg in (GEMMA1, GEMMA2, GEMMA3):
+        if not args.only or cfg["name"] == args.only:
+            build(cfg, args.out)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,10 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kC * (x + 0.044715f * x * x * x)));
 }
 
-bool is_gemma(const std::string& family) { return family == "gemma2" || family == "gemma3"; }
+// Gemma 1/2/3: GeGLU, scaled embeddings, x * (1 + w) norms, tied head.
+bool is_gemma(const std::string& family) { return family == "gemma" || family == "gemma2" || family == "gemma3"; }
+// Gemma 2/3 only: post-attention/post-MLP norms, soft-capping, local layers.
+bool is_gemma_sandwich(const std::string& family) { return family == "gemma2" || family == "gemma3"; }
 
 // Inverse RoPE frequencies for `dim` rotated dimensions, with the scaling
 // variants whose frequencies do not depend on the sequence length.
@@ -200,14 +203,14 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
                                   "supported by the engine yet (only Qwen2-MoE's gated shared expert)",
                            a.num_shared_experts);
   static const char* const kFamilies[] = {"llama",   "mistral", "qwen2",     "qwen3",     "exaone", "exaone4",
-                                          "mixtral", "qwen2_moe", "qwen3_moe", "gemma2", "gemma3"};
+                                          "mixtral", "qwen2_moe", "qwen3_moe", "gemma",  "gemma2", "gemma3"};
   if (std::find(std::begin(kFamilies), std::end(kFamilies), a.family) == std::end(kFamilies))
     fail<UnsupportedError>(where, "the engine does not support model family \"{}\" (model_type \"{}\") yet; "
                                   "supported: llama, mistral, qwen2, qwen3, exaone, mixtral, qwen2_moe, qwen3_moe, "
-                                  "gemma2, gemma3",
+                                  "gemma, gemma2, gemma3",
                            a.family, a.model_type);
   if (a.norm_type != "rmsnorm") fail<UnsupportedError>(where, "norm type \"{}\" is not supported", a.norm_type);
-  const bool gemma = is_gemma(a.family);
+  const bool gemma = is_gemma(a.family), sandwich = is_gemma_sandwich(a.family);
   if (gemma) {
     if (a.activation != "gelu_pytorch_tanh" && a.activation != "gelu_tanh" && a.activation != "gelu_new")
       fail<UnsupportedError>(where, "activation \"{}\" is not supported for {} (GeGLU with tanh gelu only)",
@@ -248,11 +251,15 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
     c.gelu = true;
     // In the activation type, as HF multiplies by a tensor of that dtype.
     c.embed_scale = static_cast<float>(std::sqrt(static_cast<double>(c.hidden)));
-    const double scalar = a.query_pre_attn_scalar > 0 ? a.query_pre_attn_scalar : static_cast<double>(c.head_dim);
+    // Gemma 1: head_dim^-0.5, no soft-capping, no local layers.
+    const double scalar = sandwich && a.query_pre_attn_scalar > 0 ? a.query_pre_attn_scalar
+                                                                  : static_cast<double>(c.head_dim);
     c.attn_scale = static_cast<float>(1.0 / std::sqrt(scalar));
-    c.attn_softcap = a.attn_logit_softcapping;
-    c.final_softcap = a.final_logit_softcapping;
-    if (a.sliding_window > 0 && !a.sliding_layers.empty()) {
+    if (sandwich) {
+      c.attn_softcap = a.attn_logit_softcapping;
+      c.final_softcap = a.final_logit_softcapping;
+    }
+    if (sandwich && a.sliding_window > 0 && !a.sliding_layers.empty()) {
       if (static_cast<int64_t>(a.sliding_layers.size()) != c.layers)
         fail(where, "{} sliding-window layer flags for {} layers", a.sliding_layers.size(), c.layers);
       c.sliding_window = a.sliding_window;
@@ -469,10 +476,10 @@ Model Model::load(const weights::Checkpoint& ckpt, int threads) {
       if (L.shared_router.empty()) missing(RoleKind::SharedExpertRouter);
     }
     // Post-norm-only layers (EXAONE 4, OLMo 2) are another design.
-    if (!gemma && (!L.post_attn_norm.empty() || !L.post_mlp_norm.empty()))
+    if (!sandwich && (!L.post_attn_norm.empty() || !L.post_mlp_norm.empty()))
       fail<UnsupportedError>(where, "layer {} has post-sublayer norms, which the engine supports for Gemma 2/3 only",
                              l);
-    if (gemma && (L.post_attn_norm.empty() || L.post_mlp_norm.empty()))
+    if (sandwich && (L.post_attn_norm.empty() || L.post_mlp_norm.empty()))
       fail(where, "{} layer {} lacks its post-attention or post-feedforward norm", a.family, l);
     if (L.attn_norm.empty() || L.mlp_norm.empty() || L.q.empty() || L.k.empty() || L.v.empty() || L.o.empty() ||
         (!any_expert && (L.gate.empty() || L.up.empty() || L.down.empty())))

@@ -1,10 +1,11 @@
 #pragma once
 // A decoder-only Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3 with
 // QK-norm, EXAONE, the sparse mixture-of-experts Mixtral, Qwen3-MoE and
-// Qwen2-MoE (with its gated shared expert), and
-// Gemma 2/3 with their sandwich norms, GeGLU, soft-capping and local/global
-// layers) loaded from a Checkpoint, with a KV cache (sliding-window layers
-// bounded to the window) and batched prompt processing.
+// Qwen2-MoE (with its gated shared expert), Gemma 1 (GeGLU, scaled
+// embeddings, x * (1 + w) norms) and Gemma 2/3 with, in addition, their
+// sandwich norms, soft-capping and local/global layers) loaded from a
+// Checkpoint, with a KV cache (sliding-window layers bounded to the window)
+// and batched prompt processing.
 // Matrices stay in their stored type (F16/BF16/GGUF block types are decoded
 // row by row inside the products, see matmul.h).
 #include <cstdint>
@@ -72,7 +73,7 @@ struct ModelConfig {
   int64_t experts = 0, experts_per_token = 0, expert_ffn = 0;
   bool norm_topk = false;  // renormalise the top-k routing weights to sum 1
   int64_t shared_ffn = 0;  // width of the shared expert (from its tensors); 0 = none
-  // Gemma 2/3. Norm weights are held as the factor applied (HF's 1 + w is
+  // Gemma (1/2/3). Norm weights are held as the factor applied (HF's 1 + w is
   // folded in at load, as llama.cpp's converter does for GGUF).
   bool gelu = false;         // GeGLU (tanh-approximated gelu) instead of SwiGLU
   float embed_scale = 1.0f;  // embeddings times sqrt(hidden) for Gemma
@@ -134,7 +135,7 @@ struct HiddenStates {
 class Model {
  public:
   // Throws UnsupportedError for families or features not implemented
-  // (shared experts other than Qwen2-MoE's, LayerNorm, Gemma 1, MLA, ...),
+  // (shared experts other than Qwen2-MoE's, LayerNorm, MLA, ...),
   // FormatError for missing or mis-shaped tensors.
   // `threads`: worker threads for the matrix products (0: one per core).
   static Model load(const weights::Checkpoint& ckpt, int threads = 0);

@@ -423,6 +423,10 @@ void apply_family_rules(const ConfigReader& r, Architecture& a) {
   }
   if (fam == "mixtral" && a.moe_intermediate_size == 0) a.moe_intermediate_size = a.intermediate_size;
   if (fam == "mixtral") a.norm_topk_prob = true;  // its router always renormalises
+  // Gemma 1's published configs state hidden_act "gelu" and no
+  // hidden_activation; GemmaConfig then defaults hidden_activation to
+  // gelu_pytorch_tanh, which is what its MLP uses (not exact gelu).
+  if (fam == "gemma" && !r.string({"hidden_activation"})) a.activation = "gelu_pytorch_tanh";
   if (fam == "gemma2" || fam == "gemma3") {
     // Gemma2Config / Gemma3TextConfig defaults for keys left out (null in the
     // file means "off" and is kept).

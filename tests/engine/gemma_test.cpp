@@ -1,9 +1,10 @@
-// Gemma 2 and Gemma 3 (text) against the float64 numpy forward of
+// Gemma 1, Gemma 2 and Gemma 3 (text) against the float64 numpy forward of
 // tools/gen_gemma_fixture.py (testdata/engine/gemma*-tiny), from the HF
 // folder (norms stored as w of x * (1 + w)) and from the GGUF F16 export
 // (norms stored as 1 + w, as llama.cpp writes them), plus greedy decoding
 // through the KV cache, batched decode, the ablations that show the
-// reference needs the sliding window and soft-capping, the bounded
+// reference needs the sliding window and soft-capping (Gemma 2/3) or the
+// embedding scale, the 1 + w norms and tanh gelu (Gemma 1), the bounded
 // sliding-window cache, and config reading.
 #include <gtest/gtest.h>
 
@@ -46,7 +47,7 @@ double max_diff(const float* a, const std::vector<double>& b) {
 }
 
 struct Source {
-  std::string name;   // gemma2-tiny / gemma3-tiny
+  std::string name;   // gemma-tiny / gemma2-tiny / gemma3-tiny
   std::string file;   // "" = the HF folder, else a file inside it
   std::string label;  // test name suffix
   std::string path() const { return kEngine + name + (file.empty() ? "" : "/" + file); }
@@ -54,6 +55,8 @@ struct Source {
 };
 
 const Source kSources[] = {
+    {"gemma-tiny", "", "Gemma1Hf"},
+    {"gemma-tiny", "gemma-tiny-f16.gguf", "Gemma1Gguf"},
     {"gemma2-tiny", "", "Gemma2Hf"},
     {"gemma2-tiny", "gemma2-tiny-f16.gguf", "Gemma2Gguf"},
     {"gemma3-tiny", "", "Gemma3Hf"},
@@ -74,11 +77,21 @@ TEST_P(GemmaReferenceTest, LogitsMatchNumpyReference) {
   EXPECT_EQ(c.head_dim, 12);  // not hidden / heads = 8
   EXPECT_TRUE(c.gelu);
   EXPECT_TRUE(c.tied_embeddings);
-  EXPECT_EQ(c.sliding_window, 4);
-  const bool g2 = src.name == "gemma2-tiny";
-  ASSERT_EQ(c.sliding_layers.size(), g2 ? 4u : 6u);
-  for (size_t l = 0; l < c.sliding_layers.size(); ++l)
-    EXPECT_EQ(c.sliding_layers[l], g2 ? l % 2 == 0 : l != 5) << "layer " << l;
+  EXPECT_FLOAT_EQ(c.embed_scale, static_cast<float>(std::sqrt(32.0)));
+  const bool g1 = src.name == "gemma-tiny", g2 = src.name == "gemma2-tiny";
+  if (g1) {
+    // Gemma 1: every layer global, one KV head, no post-sublayer norms.
+    EXPECT_EQ(c.family, "gemma");
+    EXPECT_EQ(c.kv_heads, 1);
+    EXPECT_EQ(c.sliding_window, 0);
+    EXPECT_TRUE(c.sliding_layers.empty());
+  } else {
+    EXPECT_EQ(c.sliding_window, 4);
+    ASSERT_EQ(c.sliding_layers.size(), g2 ? 4u : 6u);
+    for (size_t l = 0; l < c.sliding_layers.size(); ++l)
+      EXPECT_EQ(c.sliding_layers[l], g2 ? l % 2 == 0 : l != 5) << "layer " << l;
+  }
+  // Gemma 1: head_dim^-0.5; Gemma 2/3: query_pre_attn_scalar^-0.5 (12 here too).
   EXPECT_FLOAT_EQ(c.attn_scale, static_cast<float>(1 / std::sqrt(12.0)));
   EXPECT_DOUBLE_EQ(c.attn_softcap, g2 ? 2.0 : 0.0);
   EXPECT_DOUBLE_EQ(c.final_softcap, g2 ? 10.0 : 0.0);
@@ -137,10 +150,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GemmaReferenceTest, testing::ValuesIn(kSource
                          [](const testing::TestParamInfo<Source>& info) { return info.param.label; });
 
 // The fixtures are sensitive to what they test: the reference computed
-// without the sliding window (both) or without soft-capping (Gemma 2) is far
+// without the sliding window (Gemma 2/3) or without soft-capping (Gemma 2),
+// or, for Gemma 1, without the embedding scale or with x * w norms, is far
 // from the real one (> 1 logit), and the engine matches only the real one.
+// Exact (erf) gelu moves Gemma 1's logits by 1.4e-3 only, still 10x the
+// tolerance.
 TEST(GemmaTest, ReferenceNeedsSlidingWindowAndSoftCapping) {
-  for (const char* name : {"gemma2-tiny", "gemma3-tiny"}) {
+  for (const char* name : {"gemma-tiny", "gemma2-tiny", "gemma3-tiny"}) {
     const auto ref = load_json(kEngine + name + "/reference_logits.json");
     const auto& ab = ref["ablations"];
     const auto ids = ab["token_ids"].get<std::vector<int32_t>>();
@@ -151,13 +167,16 @@ TEST(GemmaTest, ReferenceNeedsSlidingWindowAndSoftCapping) {
     const auto logits = model.forward(ids);
     const float* last = logits.data() + (static_cast<int64_t>(ids.size()) - 1) * V;
     EXPECT_LT(max_diff(last, real), 1e-4) << name;
-    std::vector<std::string> keys = {"no_sliding_window"};
-    if (std::string(name) == "gemma2-tiny") keys.push_back("no_softcapping");
-    for (const auto& key : keys) {
+    std::vector<std::pair<std::string, double>> keys = {{"no_sliding_window", 1.0}};
+    if (std::string(name) == "gemma2-tiny") keys.emplace_back("no_softcapping", 1.0);
+    if (std::string(name) == "gemma-tiny")
+      keys = {{"no_embed_scale", 1.0}, {"norm_without_one", 1.0}, {"exact_gelu", 1e-3}};
+    for (const auto& [key, apart] : keys) {
+      ASSERT_TRUE(ab.contains(key)) << name << " " << key;
       const auto wrong = ab[key].get<std::vector<double>>();
       const double d = max_diff(last, wrong);
       std::printf("[ measured ] %s: engine vs reference %s: %.3g\n", name, key.c_str(), d);
-      EXPECT_GT(d, 1.0) << name << " " << key;
+      EXPECT_GT(d, apart) << name << " " << key;
     }
   }
 }
@@ -186,7 +205,7 @@ TEST(GemmaTest, QueryPreAttnScalarFromConfig) {
 // Sequences at different positions (some past the window, some not)
 // decoded together give each sequence's own logits.
 TEST(GemmaTest, DecodeBatchEqualsOneSequenceSteps) {
-  for (const char* name : {"gemma2-tiny", "gemma3-tiny"})
+  for (const char* name : {"gemma-tiny", "gemma2-tiny", "gemma3-tiny"})
     testing_support::expect_decode_batch_matches_alone(Model::open(kEngine + name, 2),
                                                        {{2, 65, 89}, {12, 100, 5, 77, 30, 9, 44}, {2}}, 5, 32, name);
 }
@@ -288,9 +307,33 @@ TEST(GemmaTest, ArchitectureFromPublishedConfigs) {
   EXPECT_THROW(weights::architecture_from_config(c, "v5"), FormatError);
 }
 
-// Gemma 1 is not built: refused by name rather than run with the wrong
-// architecture.
-TEST(GemmaTest, GemmaOneIsRefused) {
+// Gemma 1's published configs (gemma-2b, gemma-7b) say hidden_act "gelu"
+// and no hidden_activation, for which HF's GemmaConfig uses tanh gelu; a
+// config that states exact gelu as hidden_activation is refused, not run
+// with the wrong activation.
+TEST(GemmaTest, GemmaOneActivationFromConfig) {
+  nlohmann::json c = load_json(kEngine + "gemma-tiny/config.json");
+  ASSERT_EQ(c["hidden_act"], "gelu");
+  ASSERT_FALSE(c.contains("hidden_activation"));
+  auto a = weights::architecture_from_config(c, "gemma-tiny");
+  EXPECT_EQ(a.family, "gemma");
+  EXPECT_EQ(a.activation, "gelu_pytorch_tanh");
+  EXPECT_TRUE(a.sliding_layers.empty());
+  c["hidden_activation"] = "gelu";
+  EXPECT_EQ(weights::architecture_from_config(c, "gemma-tiny").activation, "gelu");
+
+  const std::string dir = testing::TempDir() + "/gemma1_gelu_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy_file(kEngine + "gemma-tiny/model.safetensors", dir + "/model.safetensors");
+  std::ofstream(dir + "/config.json") << c.dump(2);
+  EXPECT_THROW(Model::open(dir, 1), UnsupportedError);
+  fs::remove_all(dir);
+}
+
+// A Gemma 2 checkpoint labelled Gemma 1 is refused (its post-sublayer norms
+// are not part of Gemma 1) rather than run with half its norms.
+TEST(GemmaTest, GemmaTwoWeightsLabelledGemmaOneAreRefused) {
   const std::string dir = testing::TempDir() + "/gemma1_" + std::to_string(::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -298,7 +341,12 @@ TEST(GemmaTest, GemmaOneIsRefused) {
   auto cfg = load_json(kEngine + "gemma2-tiny/config.json");
   cfg["model_type"] = "gemma";
   std::ofstream(dir + "/config.json") << cfg.dump(2);
-  EXPECT_THROW(Model::open(dir, 1), UnsupportedError);
+  try {
+    Model::open(dir, 1);
+    ADD_FAILURE() << "Gemma 2 weights loaded as Gemma 1";
+  } catch (const UnsupportedError& e) {
+    EXPECT_NE(std::string(e.what()).find("post-sublayer norms"), std::string::npos) << e.what();
+  }
   fs::remove_all(dir);
 }
 
