@@ -14,6 +14,7 @@
 #include "core/hash.h"
 #include "eval/json_split.h"
 #include "eval/lmeval_import.h"
+#include "eval/parquet.h"
 #include "eval/rubric.h"
 
 namespace kaival::eval {
@@ -107,11 +108,11 @@ DataSource parse_source(const OJson& s, const std::string& where, const fs::path
     else if (ext == ".json") d.format = "json";
     else if (ext == ".csv") d.format = "csv";
     else if (ext == ".tsv") d.format = "tsv";
-    else if (ext == ".parquet") throw UnsupportedError(where, "parquet files are not supported; name the JSON/CSV export");
-    else fail(where, "cannot tell the format of '{}': set 'format' (jsonl, json, csv, tsv)", name);
+    else if (ext == ".parquet") d.format = "parquet";
+    else fail(where, "cannot tell the format of '{}': set 'format' (jsonl, json, csv, tsv, parquet)", name);
   }
-  if (d.format != "jsonl" && d.format != "json" && d.format != "csv" && d.format != "tsv")
-    throw UnsupportedError(where, "format '" + d.format + "' (use jsonl, json, csv or tsv)");
+  if (d.format != "jsonl" && d.format != "json" && d.format != "csv" && d.format != "tsv" && d.format != "parquet")
+    throw UnsupportedError(where, "format '" + d.format + "' (use jsonl, json, csv, tsv or parquet)");
   return d;
 }
 
@@ -467,6 +468,7 @@ struct SplitReader::Impl {
   size_t line = 0;                    // jsonl
   std::optional<CsvObjects> csv;      // csv | tsv
   std::optional<JsonArrayReader> json;  // json: the list, one element at a time
+  std::optional<ParquetReader> parquet;  // parquet: one row group decoded at a time
 };
 
 SplitReader::SplitReader(const TaskCard& card, const std::string& split, const LoadOptions& opt)
@@ -483,6 +485,10 @@ SplitReader::SplitReader(const TaskCard& card, const std::string& split, const L
   m.hash = sha256_file(m.path);
   if (!src.sha256.empty() && opt.local_dir.empty() && m.hash != src.sha256)
     fail(m.path, "SHA-256 {} does not match the card's {}", m.hash, src.sha256);
+  if (m.format == "parquet") {
+    m.parquet.emplace(m.path);  // a broken footer or schema fails here, before any row
+    return;
+  }
   m.in.open(m.path, std::ios::binary);
   if (!m.in) fail<IoError>(m.path, "cannot open");
   if (m.format == "json") {
@@ -513,6 +519,8 @@ std::optional<Doc> SplitReader::next() {
     }
   } else if (m.format == "json") {
     row = m.json->next();
+  } else if (m.format == "parquet") {
+    row = m.parquet->next();
   } else {
     row = m.csv->next();
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Task cards (`schema: kaival.task/1`, YAML; see docs/eval.md and
 // schemas/task.schema.json) and the datasets they name: local JSONL / JSON /
-// CSV / TSV files, or Hugging Face Hub dataset files pinned by repo, revision
+// CSV / TSV / Parquet files, or Hugging Face Hub dataset files pinned by repo, revision
 // and path, downloaded once into a cache directory.
 #include <cstdint>
 #include <map>
@@ -21,7 +21,7 @@ using OJson = nlohmann::ordered_json;
 enum class RequestType { Loglikelihood, GenerateUntil, GenerativeMC };
 
 struct DataSource {
-  std::string format;  // jsonl | json | csv | tsv
+  std::string format;  // jsonl | json | csv | tsv | parquet (eval/parquet.h)
   std::string path;    // local file (relative paths are relative to the card)
   std::string hf_repo, hf_revision, hf_path;  // Hugging Face Hub dataset file
   std::string json_field;  // json: key of the record list inside an object

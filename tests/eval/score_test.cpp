@@ -133,7 +133,7 @@ TEST(Cards, BadCardsNameTheProblem) {
   EXPECT_THROW(load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: a.jsonl}\nrequest: generate_until\n"
                                "prompt: \"{{ x | wordwrap }}\"\ntarget: t\n")),
                UnsupportedError);  // template outside the Jinja subset
-  EXPECT_THROW(load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: a.parquet}\nrequest: generate_until\n"
+  EXPECT_THROW(load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: {path: a.arrow, format: arrow}}\nrequest: generate_until\n"
                                "prompt: p\ntarget: t\n")),
                UnsupportedError);
   fs::remove_all(dir);
