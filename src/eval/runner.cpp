@@ -140,6 +140,19 @@ json generation_body(const TaskCard& c, const std::string& model, const std::str
   return body;
 }
 
+// A loglikelihood request: the prompt echoed with its log-probabilities, one token generated.
+json loglikelihood_body(const std::string& model, const std::string& prompt) {
+  return {{"model", model}, {"prompt", prompt}, {"max_tokens", 1}, {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
+}
+
+// What every request of the card sends besides the model and the prompt (the sampling
+// parameters), for the results' config: a rerun can be checked against it.
+json request_sampling(const TaskCard& c) {
+  json b = c.request == RequestType::Loglikelihood ? loglikelihood_body("", "") : generation_body(c, "", "");
+  for (const char* k : {"model", "prompt", "messages"}) b.erase(k);
+  return b;
+}
+
 // Rows and requests alive at once, over the window being scored and the one read ahead on the
 // prefetch thread; the maxima are the streaming bound that RunStats reports.
 class HeldCounter {
@@ -196,7 +209,26 @@ struct TaskState {
   CardTemplates tpl;  // refers to `card`: a TaskState never moves (held by unique_ptr)
   std::optional<SplitReader> reader;
   std::map<std::string, std::string> dataset_sha256;
-  std::string prefix;  // description + few-shot examples, before every prompt
+  std::map<std::string, std::string> dataset_path;  // the file each hash is of
+  std::string description;  // the card's description and separator, before every prompt
+  // Few-shot examples in the seed's order: the first k that are not the item itself go before
+  // its prompt (k + 1 are kept, so an item drawn as an example of itself is replaced).
+  struct Shot {
+    OJson fields;
+    std::string text;  // rendered prompt + answer + separator
+  };
+  std::vector<Shot> shots;
+  std::string prefix_for(const OJson& doc) const {
+    std::string p = description;
+    size_t used = 0;
+    for (const auto& s : shots) {
+      if (used == static_cast<size_t>(card.fewshot.k)) break;
+      if (s.fields == doc) continue;
+      p += s.text;
+      ++used;
+    }
+    return p;
+  }
   std::map<std::string, std::vector<double>> scores;
   std::vector<std::string> metric_order;
   size_t n = 0;  // items scored
@@ -514,20 +546,22 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     lo.limit = opt.limit;
     t->reader.emplace(c, c.eval_split, lo);
     t->dataset_sha256[c.eval_split] = t->reader->file_sha256();
-    // Few-shot examples: a fixed-seed sample, the same for every item (the few-shot split is small: held whole).
-    std::string shots;
+    t->dataset_path[c.eval_split] = t->reader->file_path();
+    // Few-shot examples: a fixed-seed sample, the same for every item but the item itself (the
+    // few-shot split is small: held whole).
     if (c.fewshot.k > 0) {
       LoadOptions fo = opt.data;
       fo.limit = 100000;
-      std::string fh;
-      auto pool = load_split(c, c.fewshot.split, fo, &fh);
+      std::string fh, fp;
+      auto pool = load_split(c, c.fewshot.split, fo, &fh, &fp);
       t->dataset_sha256[c.fewshot.split] = fh;
+      t->dataset_path[c.fewshot.split] = fp;
       std::vector<size_t> idx(pool.size());
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
       std::mt19937_64 rng(c.fewshot.seed);
       std::shuffle(idx.begin(), idx.end(), rng);
       if (c.fewshot.split == c.eval_split) fail(path, "few-shot examples must come from another split than eval_split");
-      for (size_t s = 0; s < idx.size() && s < static_cast<size_t>(c.fewshot.k); ++s) {
+      for (size_t s = 0; s < idx.size() && s <= static_cast<size_t>(c.fewshot.k); ++s) {
         const OJson& ex = pool[idx[s]].fields;
         std::vector<std::string> ch;
         std::string answer;
@@ -538,17 +572,17 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         else if (c.request == RequestType::Loglikelihood) answer = c.choice_prefix + ch[static_cast<size_t>(tpl.gold(ctx, ch.size(), idx[s]))];
         else if (c.request == RequestType::GenerativeMC) answer = " " + labels[static_cast<size_t>(tpl.gold(ctx, ch.size(), idx[s]))];
         else answer = " " + (tpl.target_ ? tpl.target_->render(ctx) : std::string());
-        shots += tpl.prompt_.render(ctx) + answer + c.fewshot.separator;
+        t->shots.push_back({ex, tpl.prompt_.render(ctx) + answer + c.fewshot.separator});
       }
     }
-    t->prefix = (c.description.empty() ? "" : c.description + c.fewshot.separator) + shots;
+    t->description = c.description.empty() ? "" : c.description + c.fewshot.separator;
     any_loglik = any_loglik || (c.request == RequestType::Loglikelihood && opt.limit != 0);
     tasks.push_back(std::move(t));
   }
 
   // Reads up to `max_docs` rows of a task into the window's items and requests. Runs on the
   // prefetch thread while the previous window is scored: it touches only the task's reader and
-  // (read-only) its card, templates and prefix.
+  // (read-only) its card, templates and few-shot examples.
   auto fill = [&](TaskState& t, size_t max_docs, Window& w) {
     std::vector<Request>& reqs = w.reqs;
     const TaskCard& c = t.card;
@@ -566,6 +600,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
       if (c.request != RequestType::GenerateUntil) ch = tpl.choices(template_context(it.doc, {}, {}));
       auto labels = c.request == RequestType::GenerativeMC ? labels_for(c, ch.size()) : std::vector<std::string>{};
       OJson ctx = template_context(it.doc, ch, labels);
+      const std::string prefix = t.prefix_for(it.doc);
       it.doc_id = tpl.doc_id_ ? tpl.doc_id_->render(ctx) : std::to_string(d->index);
       if (c.request != RequestType::GenerateUntil) {
         if (ch.size() < 2) fail(path, "row {}: fewer than two choices", d->index + 1);
@@ -583,24 +618,22 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
         reqs.push_back(std::move(r));
       };
       if (c.request == RequestType::Loglikelihood) {
-        it.prompt = t.prefix + tpl.prompt_.render(ctx);
+        it.prompt = prefix + tpl.prompt_.render(ctx);
         for (const auto& choice : ch)
-          add_request("completions", {{"model", served}, {"prompt", it.prompt + c.choice_prefix + choice}, {"max_tokens", 1},
-                                      {"temperature", 0}, {"echo", true}, {"logprobs", 1}});
+          add_request("completions", loglikelihood_body(served, it.prompt + c.choice_prefix + choice));
         // The context alone: its prompt token count marks where every continuation starts.
-        add_request("completions", {{"model", served}, {"prompt", it.prompt}, {"max_tokens", 1}, {"temperature", 0},
-                                    {"echo", true}, {"logprobs", 1}});
+        add_request("completions", loglikelihood_body(served, it.prompt));
       } else if (c.request == RequestType::GenerativeMC) {
         size_t rotations = c.circular ? ch.size() : 1;
         for (size_t rot = 0; rot < rotations; ++rot) {
           std::vector<std::string> rc(ch.size());
           for (size_t j = 0; j < ch.size(); ++j) rc[j] = ch[(j + rot) % ch.size()];
-          std::string p = t.prefix + tpl.prompt_.render(template_context(it.doc, rc, labels));
+          std::string p = prefix + tpl.prompt_.render(template_context(it.doc, rc, labels));
           if (rot == 0) it.prompt = p;
           add_request(c.chat ? "chat/completions" : "completions", generation_body(c, served, p));
         }
       } else {
-        it.prompt = t.prefix + tpl.prompt_.render(ctx);
+        it.prompt = prefix + tpl.prompt_.render(ctx);
         add_request(c.chat ? "chat/completions" : "completions", generation_body(c, served, it.prompt));
       }
       w.items.push_back(std::move(it));
@@ -613,8 +646,7 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   if (any_loglik) {
     std::vector<Request> probe(1);
     probe[0].endpoint = "completions";
-    probe[0].body = {{"model", served}, {"prompt", "The capital of France is Paris"}, {"max_tokens", 1},
-                     {"temperature", 0}, {"echo", true}, {"logprobs", 1}};
+    probe[0].body = loglikelihood_body(served, "The capital of France is Paris");
     probe[0].hash = response_cache_key(probe[0].endpoint, probe[0].body);
     Progress quiet(0, false);
     WorkerPool(client, cache_path, 1, quiet).run(probe);
@@ -792,16 +824,18 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     cfg["card_path"] = c.file;
     cfg["dataset_sha256"] = t.dataset_sha256;
     cfg["request"] = c.raw.value("request", "");
-    cfg["fewshot"] = {{"k", c.fewshot.k}, {"seed", c.fewshot.seed}};
+    cfg["fewshot"] = {{"k", c.fewshot.k}, {"seed", c.fewshot.seed}, {"split", c.fewshot.split}};
     cfg["generation"] = c.generation;
+    cfg["sampling"] = request_sampling(c);
     cfg["license"] = c.license;
     configs[c.name] = cfg;
     manifest_inputs.push_back({{"path", c.file}, {"sha256", c.sha256}});
-    for (const auto& [split, h] : t.dataset_sha256)
-      manifest_inputs.push_back({{"path", c.splits.at(split).path.empty() ? c.splits.at(split).hf_repo + "@" +
-                                              c.splits.at(split).hf_revision + ":" + c.splits.at(split).hf_path
-                                                                          : c.splits.at(split).path},
-                                 {"sha256", h}});
+    for (const auto& [split, h] : t.dataset_sha256) {  // the file read (a --data-dir sample, a Hub download)
+      const DataSource& src = c.splits.at(split);
+      OJson in = {{"path", t.dataset_path.at(split)}, {"sha256", h}};
+      if (!src.hf_repo.empty()) in["source"] = src.hf_repo + "@" + src.hf_revision + ":" + src.hf_path;
+      manifest_inputs.push_back(std::move(in));
+    }
     if (!c.group.empty()) {
       if (!gacc.count(c.group)) group_order.push_back(c.group);
       auto& g = gacc[c.group];

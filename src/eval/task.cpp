@@ -502,6 +502,7 @@ SplitReader::~SplitReader() = default;
 SplitReader::SplitReader(SplitReader&&) noexcept = default;
 
 const std::string& SplitReader::file_sha256() const { return impl_->hash; }
+const std::string& SplitReader::file_path() const { return impl_->path; }
 
 std::optional<Doc> SplitReader::next() {
   Impl& m = *impl_;
@@ -533,9 +534,10 @@ std::optional<Doc> SplitReader::next() {
 }
 
 std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
-                            std::string* file_sha256) {
+                            std::string* file_sha256, std::string* file_path) {
   SplitReader r(card, split, opt);
   if (file_sha256) *file_sha256 = r.file_sha256();
+  if (file_path) *file_path = r.file_path();
   std::vector<Doc> docs;
   while (auto d = r.next()) docs.push_back(std::move(*d));
   return docs;

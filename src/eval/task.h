@@ -100,15 +100,19 @@ class SplitReader {
   // The next row (index = its position), or nullopt after the last (or `limit`) row.
   std::optional<Doc> next();
   const std::string& file_sha256() const;
+  // The file read: the card's local path, the Hub download in the cache, or the sample under
+  // LoadOptions::local_dir (what file_sha256 is the hash of).
+  const std::string& file_path() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// Rows of one split, each a JSON object. `file_sha256` receives the file hash.
+// Rows of one split, each a JSON object. `file_sha256` receives the file hash, `file_path`
+// the file read (SplitReader::file_path).
 std::vector<Doc> load_split(const TaskCard& card, const std::string& split, const LoadOptions& opt,
-                            std::string* file_sha256 = nullptr);
+                            std::string* file_sha256 = nullptr, std::string* file_path = nullptr);
 
 // Downloads <endpoint>/datasets/<repo>/resolve/<revision>/<path> into the cache
 // (atomically) unless present; returns the local path.

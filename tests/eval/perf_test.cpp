@@ -18,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/json_schema.h"
 #include "core/error.h"
 #include "mock_server.h"
 #include "server/openai_server.h"
@@ -29,6 +30,17 @@ using testing::MockFaults;
 using testing::MockServer;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+
+const testing_support::JsonSchema& perf_schema() {
+  static const auto s = testing_support::JsonSchema::load(std::string(KAIVAL_SOURCE_DIR) + "/schemas/perf.schema.json");
+  return s;
+}
+
+// What `kaival perf --out` would write for `rep` conforms to schemas/perf.schema.json.
+void expect_perf_json_conforms(const PerfReport& rep) {
+  auto errs = perf_schema().errors(perf_json(rep));
+  EXPECT_TRUE(errs.empty()) << testing_support::join_errors(errs);
+}
 
 PerfOptions mock_options(const MockServer& mock) {
   PerfOptions o;
@@ -204,6 +216,7 @@ TEST(PerfMock, FailuresAreCountedWithReasonsNotFatal) {
   for (size_t i = 0; i < 4; ++i) EXPECT_FALSE(r.requests[i].ok);
   for (size_t i = 4; i < 8; ++i) EXPECT_TRUE(r.requests[i].ok);
   EXPECT_EQ(r.ttft.n, 4u);
+  expect_perf_json_conforms(rep);  // failed requests: error set, latencies null
 }
 
 TEST(PerfMock, UnreachableServerFailsEveryRequestWithoutThrowing) {
@@ -216,6 +229,7 @@ TEST(PerfMock, UnreachableServerFailsEveryRequestWithoutThrowing) {
   auto rep = run_perf(o);
   EXPECT_EQ(rep.runs[0].failed, 3u);
   EXPECT_EQ(rep.runs[0].completed, 0u);
+  expect_perf_json_conforms(rep);  // no latencies at all
 }
 
 TEST(PerfMock, PoissonRunSendsAtTheGeneratedTimes) {
@@ -283,6 +297,11 @@ TEST(PerfMock, SweepRunsClosedLoopsAndWritesJsonAndHtml) {
 
   auto j = perf_json(rep);
   EXPECT_EQ(j["schema"], "kaival.perf/1");
+  auto errs = perf_schema().errors(j);  // with SLO (goodput) and price (cost)
+  EXPECT_TRUE(errs.empty()) << testing_support::join_errors(errs);
+  auto broken = j;
+  broken["runs"][1]["ttft_ms"].erase("p99");
+  EXPECT_FALSE(perf_schema().errors(broken).empty());
   EXPECT_EQ(j["runs"].size(), 3u);
   EXPECT_EQ(j["runs"][2]["concurrency"], 4);
   EXPECT_EQ(j["runs"][0]["requests"].size(), 8u);
@@ -322,6 +341,22 @@ TEST(PerfMock, SweepRunsClosedLoopsAndWritesJsonAndHtml) {
   std::string table = perf_table(rep);
   EXPECT_NE(table.find("Median ITL (ms):"), std::string::npos);
   EXPECT_NE(table.find("Request goodput"), std::string::npos);
+}
+
+TEST(PerfSchema, SummaryFilesTheStageReadsConformToo) {
+  // The one-line summaries (the demo's, the stage fixtures') are the schema's other form.
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(std::string(KAIVAL_TESTDATA) + "/stage")) {
+    if (e.path().parent_path().filename() != "perf" || e.path().extension() != ".json") continue;
+    ++n;
+    std::ifstream in(e.path());
+    auto j = json::parse(in);
+    auto errs = perf_schema().errors(j);
+    EXPECT_TRUE(errs.empty()) << e.path() << ": " << testing_support::join_errors(errs);
+    j.erase("requests");
+    EXPECT_FALSE(perf_schema().errors(j).empty()) << e.path();
+  }
+  EXPECT_GE(n, 5u);
 }
 
 TEST(PerfPrompts, JsonlFileIsReadAndBadLinesNamed) {

@@ -9,7 +9,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../support/json_schema.h"
+
 using nlohmann::json;
+using kaival::testing_support::join_errors;
+using kaival::testing_support::JsonSchema;
 namespace fs = std::filesystem;
 
 namespace {
@@ -33,84 +37,6 @@ CliRun run(const std::string& args) {
 }
 
 std::string model(const std::string& name) { return std::string(KAIVAL_TESTDATA) + "/models/" + name; }
-
-// A small JSON Schema checker covering the keywords the lineage schema uses
-// (type, const, enum, required, properties, additionalProperties, items,
-// oneOf, $ref into $defs).
-class SchemaChecker {
- public:
-  explicit SchemaChecker(json root) : root_(std::move(root)) {}
-  std::vector<std::string> check(const json& v) {
-    errors_.clear();
-    visit(root_, v, "$");
-    return errors_;
-  }
-
- private:
-  bool type_ok(const std::string& t, const json& v) {
-    if (t == "object") return v.is_object();
-    if (t == "array") return v.is_array();
-    if (t == "string") return v.is_string();
-    if (t == "number") return v.is_number();
-    if (t == "integer") return v.is_number_integer();
-    if (t == "boolean") return v.is_boolean();
-    if (t == "null") return v.is_null();
-    return false;
-  }
-  void visit(const json& s, const json& v, const std::string& at) {
-    if (s.contains("$ref")) {
-      std::string ref = s["$ref"];
-      const std::string prefix = "#/$defs/";
-      visit(root_["$defs"][ref.substr(prefix.size())], v, at);
-      return;
-    }
-    if (s.contains("type")) {
-      bool ok = false;
-      if (s["type"].is_array()) {
-        for (const auto& t : s["type"]) ok = ok || type_ok(t, v);
-      } else {
-        ok = type_ok(s["type"], v);
-      }
-      if (!ok) {
-        errors_.push_back(at + ": wrong type " + std::string(v.type_name()));
-        return;
-      }
-    }
-    if (s.contains("const") && v != s["const"]) errors_.push_back(at + ": not the constant");
-    if (s.contains("enum")) {
-      bool found = false;
-      for (const auto& e : s["enum"]) found = found || e == v;
-      if (!found) errors_.push_back(at + ": " + v.dump() + " not in enum");
-    }
-    if (s.contains("oneOf")) {
-      int matches = 0;
-      for (const auto& alt : s["oneOf"]) {
-        SchemaChecker sub(root_);
-        std::vector<std::string> saved = errors_;
-        errors_.clear();
-        visit(alt, v, at);
-        matches += errors_.empty();
-        errors_ = saved;
-      }
-      if (matches != 1) errors_.push_back(at + ": matches " + std::to_string(matches) + " alternatives of oneOf");
-    }
-    if (v.is_object()) {
-      if (s.contains("required"))
-        for (const auto& k : s["required"])
-          if (!v.contains(k.get<std::string>())) errors_.push_back(at + ": missing " + k.get<std::string>());
-      for (auto& [k, sub] : v.items()) {
-        if (s.contains("properties") && s["properties"].contains(k))
-          visit(s["properties"][k], sub, at + "." + k);
-        else if (s.contains("additionalProperties") && s["additionalProperties"].is_object())
-          visit(s["additionalProperties"], sub, at + "." + k);
-      }
-    }
-    if (v.is_array() && s.contains("items"))
-      for (size_t i = 0; i < v.size(); ++i) visit(s["items"], v[i], at + "[" + std::to_string(i) + "]");
-  }
-  json root_;
-  std::vector<std::string> errors_;
-};
 
 json load_json(const fs::path& p) {
   std::ifstream f(p);
@@ -139,9 +65,9 @@ TEST_F(LineageCli, DerivedPairReportValidatesAndGates) {
   EXPECT_NE(r.out.find("layer.3.mlp"), std::string::npos);
 
   json rep = load_json(js);
-  SchemaChecker schema(load_json(std::string(KAIVAL_SOURCE_DIR) + "/schemas/lineage-report.schema.json"));
-  auto errors = schema.check(rep);
-  EXPECT_TRUE(errors.empty()) << errors.front();
+  auto schema = JsonSchema::load(std::string(KAIVAL_SOURCE_DIR) + "/schemas/lineage-report.schema.json");
+  auto errors = schema.errors(rep);
+  EXPECT_TRUE(errors.empty()) << join_errors(errors);
   EXPECT_EQ(rep["verdict"], "derived");
   EXPECT_LT(rep["log10_p"].get<double>(), -50);
   ASSERT_EQ(rep["inputs"].size(), 2u);
@@ -172,9 +98,9 @@ TEST_F(LineageCli, IndependentPairsPassTheGateAndManyModelsFormFamilies) {
               " --controls " + model("indep-s3") + " --json " + js.string());
   EXPECT_EQ(r.code, 3);  // base-a / finetune-a is derived
   json rep = load_json(js);
-  SchemaChecker schema(load_json(std::string(KAIVAL_SOURCE_DIR) + "/schemas/lineage-report.schema.json"));
-  auto errors = schema.check(rep);
-  EXPECT_TRUE(errors.empty()) << errors.front();
+  auto schema = JsonSchema::load(std::string(KAIVAL_SOURCE_DIR) + "/schemas/lineage-report.schema.json");
+  auto errors = schema.errors(rep);
+  EXPECT_TRUE(errors.empty()) << join_errors(errors);
   EXPECT_EQ(rep["pairs"].size(), 3u);
   EXPECT_TRUE(rep["verdict"].is_null());
   ASSERT_EQ(rep["families"].size(), 2u);

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include <unistd.h>
+
 namespace kaival::testing_support {
 
 // The bytes of `path`, unchanged (binary mode).
@@ -27,5 +29,22 @@ inline void write_file(const std::filesystem::path& path, std::string_view text)
   f.write(text.data(), static_cast<std::streamsize>(text.size()));
   if (!f) throw std::runtime_error("cannot write " + path.string());
 }
+
+// A fresh directory under the system temp folder, named by `tag` and the process id, removed
+// with everything in it when the object goes.
+struct TempDir {
+  explicit TempDir(const std::string& tag)
+      : path(std::filesystem::temp_directory_path() / ("kaival_" + tag + "_" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::filesystem::path path;
+};
 
 }  // namespace kaival::testing_support
