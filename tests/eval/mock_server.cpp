@@ -182,11 +182,13 @@ MockServer::MockServer(MockFaults faults) : impl_(std::make_unique<Impl>()) {
               std::string s = "data: " + u.dump() + "\n\n";
               sink.write(s.data(), s.size());
             }
+            // Recorded before [DONE] goes out: a client that sends its next request
+            // on [DONE] must find this one already counted, in order.
+            completed_.fetch_add(1);
+            record();
             std::string done = "data: [DONE]\n\n";
             sink.write(done.data(), done.size());
             sink.done();
-            completed_.fetch_add(1);
-            record();
             return true;
           });
       return;
