@@ -27,7 +27,7 @@ void register_eval(CLI::App& app) {
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--model", o->run.model_url, "server URL, e.g. http://127.0.0.1:8080 (with or without /v1)")->required();
-  cmd->add_option("--task", o->tasks, "task card (YAML), repeatable")->required();
+  cmd->add_option("--task", o->tasks, "task card (YAML), repeatable; CARD#name1,name2 picks tasks of an expanded card (tasks/kmmlu.yaml#kmmlu_law)")->required();
   cmd->add_option("--limit", o->run.limit, "first N items per task");
   cmd->add_option("--concurrency", o->run.client.concurrency, "requests in flight at most")->check(CLI::Range(1, 1024));
   cmd->add_option("--out", o->run.out_dir, "output directory");

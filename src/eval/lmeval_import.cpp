@@ -222,17 +222,25 @@ class Importer {
         src["path"] = p.lexically_normal().string();
       } else {
         if (repo.empty()) fail(path_, "no dataset_path");
-        std::string file = (config.empty() ? "" : config + "/") + split + ".jsonl";
-        src["hf"] = {{"repo", repo}, {"revision", revision.empty() ? "main" : revision}, {"path", file}};
-        src["format"] = "jsonl";
+        // Every public Hub dataset has a Parquet conversion on the `refs/convert/parquet`
+        // branch, one folder per config and split: <config>/<split>/0000.parquet, the config
+        // "default" when unnamed. It is what the datasets library reads for script-less repos.
+        std::string file = (config.empty() ? "default" : config) + "/" + split + "/0000.parquet";
+        src["hf"] = {{"repo", repo}, {"revision", "refs/convert/parquet"}, {"path", file}};
+        src["format"] = "parquet";
       }
       splits[split] = src;
     }
     if (data_files.is_null()) {
-      warn(fmt::format("dataset {}{}: kaival reads JSON Lines exports, assumed at <{}split>.jsonl in the Hub repo "
-                       "(lm-eval loads the dataset with the datasets library); set dataset_kwargs.data_files otherwise",
-                       repo, config.empty() ? "" : " (" + config + ")", config.empty() ? "" : config + "/"));
-      if (revision.empty()) warn("dataset revision not pinned (dataset_kwargs.revision); reading 'main'");
+      warn(fmt::format("dataset {}{}: read from the Hub's Parquet conversion (revision refs/convert/parquet, "
+                       "{}/<split>/0000.parquet; a split stored in several files reads only the first); "
+                       "set dataset_kwargs.data_files otherwise",
+                       repo, config.empty() ? "" : " (" + config + ")", config.empty() ? "default" : config));
+      // The conversion branch follows the dataset's main branch; what was read is pinned by the
+      // SHA-256 of each file in the run's manifest.
+      if (revision.empty()) warn("dataset revision not pinned (dataset_kwargs.revision); the manifest's file SHA-256s pin what was read");
+      else warn(fmt::format("dataset_kwargs.revision {} is a commit of the dataset's source, which its Parquet conversion "
+                            "does not keep: the manifest's file SHA-256s pin what was read", revision));
     }
     c["splits"] = splits;
   }

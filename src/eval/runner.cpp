@@ -536,8 +536,12 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
   // hash mismatch fails before any request. The evaluation rows are then read in windows.
   std::vector<std::unique_ptr<TaskState>> tasks;
   bool any_loglik = false;
-  for (const auto& path : card_paths) {
-    auto t = std::make_unique<TaskState>(load_card(path));
+  std::vector<TaskCard> cards;  // an expanded card (KMMLU's subjects) gives several
+  for (const auto& spec : card_paths)
+    for (auto& c : load_cards(spec)) cards.push_back(std::move(c));
+  for (auto& card : cards) {
+    const std::string path = card.file;
+    auto t = std::make_unique<TaskState>(std::move(card));
     const TaskCard& c = t->card;
     for (const auto& o : tasks)
       if (o->card.name == c.name) fail(path, "task '{}' given twice", c.name);

@@ -1,10 +1,13 @@
 #include "eval/task.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <curl/curl.h>
@@ -92,9 +95,14 @@ DataSource parse_source(const OJson& s, const std::string& where, const fs::path
       d.hf_repo = str_field(h, "repo", where + ".hf", true);
       d.hf_revision = str_field(h, "revision", where + ".hf", true);
       d.hf_path = str_field(h, "path", where + ".hf", true);
-      if (d.hf_repo.find("..") != std::string::npos || d.hf_path.find("..") != std::string::npos ||
-          d.hf_revision.find("..") != std::string::npos || d.hf_revision.find('/') != std::string::npos)
-        fail(where, "'hf' repo, revision and path must not contain '..' (revision: no '/')");
+      // They become a URL and a cache path: no '..', nothing absolute; a revision is a commit,
+      // a branch or tag (`refs/convert/parquet`, the Hub's Parquet conversion, holds '/').
+      for (const std::string* f : {&d.hf_repo, &d.hf_revision, &d.hf_path})
+        if (f->empty() || f->find("..") != std::string::npos || f->front() == '/' || f->find('\\') != std::string::npos)
+          fail(where, "'hf' repo, revision and path must be non-empty, without '..' or '\\', not starting with '/' ('{}')", *f);
+      if (!std::all_of(d.hf_revision.begin(), d.hf_revision.end(),
+                       [](unsigned char ch) { return std::isalnum(ch) || ch == '/' || ch == '.' || ch == '_' || ch == '-'; }))
+        fail(where, "'hf' revision '{}' may only hold letters, digits and / . _ -", d.hf_revision);
     }
   } else {
     fail(where, "a split's source must be a path or a mapping");
@@ -118,11 +126,76 @@ DataSource parse_source(const OJson& s, const std::string& where, const fs::path
 
 }  // namespace
 
-TaskCard load_card(const std::string& path) {
+namespace {
+
+// `${var}`, `${var_id}` (lower case, other than letters and digits -> '_') and
+// `${var_words}` ('-' and '_' -> ' ') in every string of `j` (keys too).
+OJson substitute(const OJson& j, const std::string& var, const std::string& value) {
+  std::string id, words;
+  for (unsigned char ch : value) {
+    id += std::isalnum(ch) ? static_cast<char>(std::tolower(ch)) : (ch >= 0x80 ? static_cast<char>(ch) : '_');
+    words += ch == '-' || ch == '_' ? ' ' : static_cast<char>(ch);
+  }
+  const std::pair<std::string, const std::string*> subs[] = {
+      {"${" + var + "_id}", &id}, {"${" + var + "_words}", &words}, {"${" + var + "}", &value}};
+  auto in_string = [&](std::string s) {
+    for (const auto& [from, to] : subs)
+      for (size_t at = 0; (at = s.find(from, at)) != std::string::npos; at += to->size()) s.replace(at, from.size(), *to);
+    return s;
+  };
+  if (j.is_string()) return in_string(j.get<std::string>());
+  if (j.is_array()) {
+    OJson out = OJson::array();
+    for (const auto& x : j) out.push_back(substitute(x, var, value));
+    return out;
+  }
+  if (j.is_object()) {
+    OJson out = OJson::object();
+    for (auto it = j.begin(); it != j.end(); ++it) out[in_string(it.key())] = substitute(it.value(), var, value);
+    return out;
+  }
+  return j;
+}
+
+// A card with `expand: {var: [v1, v2, ...]}` stands for one task per value (KMMLU's 45
+// subjects, MMLU's 57): each gets the card with `${var}` and its derived forms substituted.
+std::vector<OJson> expand_card(OJson j, const std::string& path) {
+  if (!j.contains("expand")) return {std::move(j)};
+  const OJson e = j["expand"];
+  j.erase("expand");
+  if (!e.is_object() || e.size() != 1 || !e.begin().value().is_array() || e.begin().value().empty())
+    fail(path, "'expand' must map one variable to a non-empty list of values");
+  const std::string var = e.begin().key();
+  if (var.empty() || var.size() > 32 || !std::all_of(var.begin(), var.end(), [](unsigned char ch) { return std::islower(ch) || ch == '_'; }))
+    fail(path, "expand variable '{}' may only hold a-z and '_'", var);
+  const OJson& values = e.begin().value();
+  if (values.size() > 10000) fail(path, "'expand' lists {} values (at most 10000)", values.size());
+  std::vector<OJson> out;
+  std::set<std::string> names;
+  for (const auto& v : values) {
+    if (!v.is_string() || v.get<std::string>().empty()) fail(path, "expand.{}: every value must be a non-empty string", var);
+    OJson one = substitute(j, var, v.get<std::string>());
+    one["expanded"] = OJson{{var, v}};
+    std::string name = one.value("name", "");
+    if (!names.insert(name).second) fail(path, "expanded task name '{}' repeats: put ${{{}}} or ${{{}_id}} in 'name'", name, var, var);
+    out.push_back(std::move(one));
+  }
+  return out;
+}
+
+TaskCard card_from_json(OJson j, const std::string& path, const std::string& sha256, std::vector<std::string> warnings);
+
+}  // namespace
+
+std::vector<TaskCard> load_cards(const std::string& spec) {
+  // "card.yaml#name1,name2" picks tasks of an expanded card by name.
+  std::string path = spec, pick;
+  if (auto hash = spec.rfind('#'); hash != std::string::npos && !fs::exists(spec)) {
+    path = spec.substr(0, hash);
+    pick = spec.substr(hash + 1);
+  }
   std::string text = read_text(path);
-  TaskCard c;
-  c.file = path;
-  c.sha256 = sha256_hex(text);
+  const std::string sha = sha256_hex(text);
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -136,11 +209,39 @@ TaskCard load_card(const std::string& path) {
     fail(path, "{}", e.problem());
   }
   if (!j.is_object()) fail(path, "a task card is a YAML mapping");
+  std::vector<std::string> warnings;
   if (!j.contains("schema") && looks_like_lmeval_task(j)) {  // an lm-evaluation-harness task file
     ImportedTask imp = import_lmeval_task(path);
     j = std::move(imp.card);
-    c.warnings = std::move(imp.warnings);
+    warnings = std::move(imp.warnings);
   }
+  std::vector<TaskCard> cards;
+  for (auto& one : expand_card(std::move(j), path)) cards.push_back(card_from_json(std::move(one), path, sha, warnings));
+  if (pick.empty()) return cards;
+  std::vector<TaskCard> picked;
+  std::stringstream names(pick);
+  for (std::string name; std::getline(names, name, ',');) {
+    auto it = std::find_if(cards.begin(), cards.end(), [&](const TaskCard& c) { return c.name == name; });
+    if (it == cards.end()) fail(path, "no task named '{}' in this card (it has {} tasks, the first '{}')", name, cards.size(), cards[0].name);
+    picked.push_back(*it);
+  }
+  return picked;
+}
+
+TaskCard load_card(const std::string& path) {
+  auto cards = load_cards(path);
+  if (cards.size() != 1)
+    fail(path, "the card expands into {} tasks; pick one as {}#{}", cards.size(), path, cards[0].name);
+  return std::move(cards[0]);
+}
+
+namespace {
+
+TaskCard card_from_json(OJson j, const std::string& path, const std::string& sha256, std::vector<std::string> warnings) {
+  TaskCard c;
+  c.file = path;
+  c.sha256 = sha256;
+  c.warnings = std::move(warnings);
   c.raw = j;
   std::string schema = str_field(j, "schema", path, true);
   if (schema.rfind("kaival.task/", 0) != 0) fail(path, "schema '{}' is not kaival.task/N", schema);
@@ -281,6 +382,8 @@ TaskCard load_card(const std::string& path) {
   return c;
 }
 
+}  // namespace
+
 namespace {
 
 // RFC 4180-ish records read one at a time from a stream: quoted fields (CSV only) may hold
@@ -411,9 +514,13 @@ std::string hub_download(const DataSource& src, const LoadOptions& opt) {
     endpoint = e ? e : "https://huggingface.co";
   }
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-  fs::path local = fs::path(cache) / "hf" / src.hf_repo / src.hf_revision / src.hf_path;
+  // A revision with '/' (refs/convert/parquet) is one URL segment, escaped as the Hub expects,
+  // and one cache folder.
+  std::string rev;
+  for (char ch : src.hf_revision) rev += ch == '/' ? std::string("%2F") : std::string(1, ch);
+  fs::path local = fs::path(cache) / "hf" / src.hf_repo / rev / src.hf_path;
   if (fs::exists(local)) return local.string();
-  std::string url = endpoint + "/datasets/" + src.hf_repo + "/resolve/" + src.hf_revision + "/" + src.hf_path;
+  std::string url = endpoint + "/datasets/" + src.hf_repo + "/resolve/" + rev + "/" + src.hf_path;
   std::error_code ec;
   fs::create_directories(local.parent_path(), ec);
   if (ec) fail<IoError>(local.parent_path().string(), "cannot create cache directory: {}", ec.message());

@@ -71,7 +71,11 @@ struct TaskCard {
 };
 
 // Reads and validates a card; throws FormatError naming the card and the field.
-TaskCard load_card(const std::string& path);
+// `spec` is a card path, or "path#name1,name2" for some tasks of a card with `expand`
+// (one task per value of a variable, e.g. KMMLU's subjects); load_cards returns every task.
+std::vector<TaskCard> load_cards(const std::string& spec);
+// The card's one task (an error for an expanded card that was not narrowed to one).
+TaskCard load_card(const std::string& spec);
 
 struct Doc {
   size_t index = 0;

@@ -199,5 +199,37 @@ TEST(Hub, DownloadsOnceIntoTheCache) {
   fs::remove_all(cache);
 }
 
+// The Hub's Parquet conversion lives on the branch refs/convert/parquet: one URL segment,
+// escaped as %2F (as huggingface_hub sends it), and one cache folder.
+TEST(Hub, ABranchWithSlashesIsOneEscapedSegment) {
+  namespace fs = std::filesystem;
+  httplib::Server hub;
+  std::vector<std::string> seen;
+  hub.Get(R"(/datasets/org/ds/resolve/(.+)/default/test/0000\.parquet)", [&](const httplib::Request& req, httplib::Response& res) {
+    seen.push_back(req.target);  // as sent, before the server decodes it
+    res.set_content("PAR1", "application/octet-stream");
+  });
+  int port = hub.bind_to_any_port("127.0.0.1");
+  std::thread th([&] { hub.listen_after_bind(); });
+  while (!hub.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto cache = fs::temp_directory_path() / ("kaival_hub_rev_" + std::to_string(getpid()));
+  fs::remove_all(cache);
+  DataSource src;
+  src.hf_repo = "org/ds";
+  src.hf_revision = "refs/convert/parquet";
+  src.hf_path = "default/test/0000.parquet";
+  LoadOptions lo;
+  lo.cache_dir = cache.string();
+  lo.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
+  std::string p = hub_download(src, lo);
+  hub.stop();
+  th.join();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], "/datasets/org/ds/resolve/refs%2Fconvert%2Fparquet/default/test/0000.parquet");
+  EXPECT_EQ(fs::path(p), cache / "hf/org/ds/refs%2Fconvert%2Fparquet/default/test/0000.parquet");
+  EXPECT_EQ(fs::file_size(p), 4u);
+  fs::remove_all(cache);
+}
+
 }  // namespace
 }  // namespace kaival::eval

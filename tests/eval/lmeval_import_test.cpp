@@ -82,7 +82,10 @@ TEST(LmevalImport, KobestBoolqSendsTheNativeCardsRequestsAndScoresTheSame) {
   EXPECT_EQ(card.version, "1.0");
   EXPECT_EQ(card.eval_split, "test");
   EXPECT_EQ(card.splits.at("test").hf_repo, "skt/kobest_v1");
-  EXPECT_EQ(card.splits.at("test").hf_path, "boolq/test.jsonl");
+  // The Hub's Parquet conversion of the dataset, as the datasets library would read it.
+  EXPECT_EQ(card.splits.at("test").hf_revision, "refs/convert/parquet");
+  EXPECT_EQ(card.splits.at("test").hf_path, "boolq/test/0000.parquet");
+  EXPECT_EQ(card.splits.at("test").format, "parquet");
 }
 
 TEST(LmevalImport, HellaswagChoicesFromAFieldAndTheValidationSplit) {
@@ -92,7 +95,7 @@ TEST(LmevalImport, HellaswagChoicesFromAFieldAndTheValidationSplit) {
   TempDir dir("hellaswag");
   // lm-eval evaluates hellaswag on validation (test_split: null): the sample under that split name.
   fs::create_directories(dir.path / "hellaswag");
-  fs::copy_file(kData + "/hellaswag/test.jsonl", dir.path / "hellaswag" / "validation.jsonl");
+  fs::copy_file(kData + "/hellaswag/test.parquet", dir.path / "hellaswag" / "validation.parquet");
   RunOptions o = options(mock, dir.path.string());
   o.cache_path = (dir.path / "cache.sqlite").string();
   auto imported = run_eval({kLmeval + "hellaswag.yaml"}, o);
@@ -135,7 +138,7 @@ TEST(LmevalImport, Gsm8kWithIncludeFiltersAndWarnings) {
   EXPECT_TRUE(has_warning(imp.warnings, "repeats"));
   EXPECT_TRUE(has_warning(imp.warnings, "regexes_to_ignore is not applied"));
   EXPECT_TRUE(has_warning(imp.warnings, "'flexible-extract' dropped"));
-  // The few-shot example (train.jsonl) is in the prompt, answered with its target.
+  // The few-shot example (train.parquet) is in the prompt, answered with its target.
   bool saw_shot = false;
   for (const auto& p : mock.served_prompts())
     if (p.find("Question: Ann has 2 pens") != std::string::npos && p.find("Answer: 5\n\nQuestion: Tom") != std::string::npos)

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
+
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -110,12 +113,100 @@ TEST(Cards, EveryShippedCardLoadsWithLicenseAndSourceFormat) {
   for (const auto& e : fs::directory_iterator(std::string(KAIVAL_SOURCE_DIR) + "/tasks")) {
     if (e.path().extension() != ".yaml") continue;
     SCOPED_TRACE(e.path().string());
-    TaskCard c = load_card(e.path().string());
-    EXPECT_FALSE(c.license.empty());
-    EXPECT_TRUE(c.raw.contains("description_of_source"));
-    ++n;
+    for (const TaskCard& c : load_cards(e.path().string())) {
+      EXPECT_FALSE(c.license.empty());
+      EXPECT_TRUE(c.raw.contains("description_of_source"));
+      EXPECT_EQ(c.name.find("${"), std::string::npos) << c.name;
+      for (const auto& [split, src] : c.splits) EXPECT_EQ(src.hf_path.find("${"), std::string::npos) << src.hf_path;
+      ++n;
+    }
   }
-  EXPECT_GE(n, 20);
+  EXPECT_GE(n, 20 + 44 + 56);  // KMMLU alone is 45 tasks, MMLU 57
+}
+
+// One card, one task per value: KMMLU's subjects with their file names and task ids.
+TEST(Cards, ExpandedCardGivesOneTaskPerValue) {
+  const std::string card = std::string(KAIVAL_SOURCE_DIR) + "/tasks/kmmlu.yaml";
+  auto all = load_cards(card);
+  ASSERT_EQ(all.size(), 45u);
+  EXPECT_EQ(all[0].name, "kmmlu_accounting");
+  EXPECT_EQ(all[0].alias, "KMMLU Accounting");
+  EXPECT_EQ(all[0].splits.at("test").hf_path, "data/Accounting-test.csv");
+  EXPECT_EQ(all[0].splits.at("dev").hf_path, "data/Accounting-dev.csv");
+  EXPECT_EQ(all[0].raw["expanded"]["subject"], "Accounting");
+  EXPECT_FALSE(all[0].raw.contains("expand"));
+  EXPECT_EQ(all[2].name, "kmmlu_aviation_engineering_and_maintenance");
+  EXPECT_EQ(all[2].alias, "KMMLU Aviation Engineering and Maintenance");
+  EXPECT_EQ(all[44].name, "kmmlu_math");
+  EXPECT_EQ(all[44].splits.at("test").hf_path, "data/math-test.csv");
+  std::set<std::string> names;
+  for (const auto& c : all) {
+    names.insert(c.name);
+    EXPECT_EQ(c.group, "kmmlu");
+    EXPECT_EQ(c.sha256, all[0].sha256);  // the card file's hash
+  }
+  EXPECT_EQ(names.size(), 45u);
+  // "#names" picks tasks; a single pick is what load_card accepts.
+  auto two = load_cards(card + "#kmmlu_math,kmmlu_law");
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0].name, "kmmlu_math");
+  EXPECT_EQ(two[1].name, "kmmlu_law");
+  EXPECT_EQ(load_card(card + "#kmmlu_law").splits.at("test").hf_path, "data/Law-test.csv");
+  try {
+    load_card(card);
+    FAIL() << "an expanded card is many tasks";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("45 tasks"), std::string::npos) << e.what();
+  }
+  try {
+    load_cards(card + "#kmmlu_astrology");
+    FAIL() << "no such subject";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("kmmlu_astrology"), std::string::npos) << e.what();
+  }
+}
+
+// MMLU: the Hub's Parquet files, one folder per subject; the description names the subject.
+TEST(Cards, MmluExpandsIntoItsSubjectsParquetFiles) {
+  auto all = load_cards(std::string(KAIVAL_SOURCE_DIR) + "/tasks/mmlu.yaml");
+  ASSERT_EQ(all.size(), 57u);
+  EXPECT_EQ(all[0].name, "mmlu_abstract_algebra");
+  EXPECT_EQ(all[0].splits.at("test").hf_repo, "cais/mmlu");
+  EXPECT_EQ(all[0].splits.at("test").hf_path, "abstract_algebra/test-00000-of-00001.parquet");
+  EXPECT_EQ(all[0].splits.at("dev").hf_path, "abstract_algebra/dev-00000-of-00001.parquet");
+  EXPECT_EQ(all[0].splits.at("test").format, "parquet");
+  EXPECT_EQ(all[0].raw["description"], "The following are multiple choice questions (with answers) about abstract algebra.");
+  EXPECT_EQ(all[56].name, "mmlu_world_religions");
+  EXPECT_EQ(all[56].alias, "MMLU world religions");
+}
+
+TEST(Cards, BadExpansionsNameTheProblem) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("kaival_expand_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& expand, const std::string& name = "t_${s_id}") {
+    auto p = dir / "c.yaml";
+    std::ofstream(p) << "schema: kaival.task/1\nname: " << name << "\nsplits: {test: \"${s}.jsonl\"}\n"
+                     << "request: generate_until\nprompt: p\ntarget: t\nexpand: " << expand << "\n";
+    return p.string();
+  };
+  auto problem = [&](const std::string& path) -> std::string {
+    try {
+      load_cards(path);
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(load_cards(write("{s: [a-b, C]}")).size(), 2u);
+  EXPECT_EQ(load_cards(write("{s: [a-b, C]}"))[1].name, "t_c");
+  EXPECT_NE(problem(write("{s: []}")).find("non-empty list"), std::string::npos);
+  EXPECT_NE(problem(write("{s: [a], t: [b]}")).find("one variable"), std::string::npos);
+  EXPECT_NE(problem(write("{S1: [a]}")).find("a-z"), std::string::npos);
+  EXPECT_NE(problem(write("{s: [a, 3]}")).find("non-empty string"), std::string::npos);
+  EXPECT_NE(problem(write("{s: [a, b]}", "same")).find("repeats"), std::string::npos);
+  EXPECT_NE(problem(write("{s: [a]}", "t_${x}")).find("letters, digits"), std::string::npos);  // an unknown variable stays
+  fs::remove_all(dir);
 }
 
 TEST(Cards, BadCardsNameTheProblem) {
@@ -136,6 +227,21 @@ TEST(Cards, BadCardsNameTheProblem) {
   EXPECT_THROW(load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: {path: a.arrow, format: arrow}}\nrequest: generate_until\n"
                                "prompt: p\ntarget: t\n")),
                UnsupportedError);
+  // Hub fields become a URL and a cache path: nothing that escapes the cache folder.
+  auto hub = [&](const std::string& hf) -> std::string {
+    try {
+      load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: {hf: " + hf + ", format: jsonl}}\n"
+                      "request: generate_until\nprompt: p\ntarget: t\n"));
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(hub("{repo: o/d, revision: refs/convert/parquet, path: default/test/0000.parquet}"), "no error");
+  EXPECT_NE(hub("{repo: o/d, revision: main, path: /etc/passwd}").find("/etc/passwd"), std::string::npos);
+  EXPECT_NE(hub("{repo: o/d, revision: main, path: a/../../x}").find("'..'"), std::string::npos);
+  EXPECT_NE(hub("{repo: o/d, revision: \"\", path: a}").find("non-empty"), std::string::npos);
+  EXPECT_NE(hub("{repo: o/d, revision: \"a b?\", path: a}").find("revision 'a b?'"), std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -1,0 +1,54 @@
+// Writes the Parquet samples of the cards whose Hub datasets are Parquet files (MMLU, ARC,
+// GSM8K, and the lm-evaluation-harness imports of KoBEST BoolQ and HellaSwag): each hand-written testdata/eval/<task>/<split>.jsonl becomes <split>.parquet with
+// the Hub file's column types, written by DuckDB (DATA_PAGE v1, SNAPPY, like the
+// pyarrow-written files on the Hub), then read back with hyparquet (an independent reader)
+// and compared with the JSON Lines rows. The JSONL files stay: the tests count expected
+// scores from them, and lm-evaluation-harness imports read them.
+//
+//   cd tools/npm-parquet && npm ci && cd ../.. && node tools/gen_task_parquet_samples.mjs
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const mods = join(here, 'npm-parquet', 'node_modules')
+const load = (name, file) => import(pathToFileURL(join(mods, name, file)).href)
+const { parquetReadObjects } = await load('hyparquet', 'src/index.js')
+const { DuckDBInstance } = await load('@duckdb/node-api', 'lib/index.js')
+
+const data = join(here, '..', 'testdata', 'eval')
+// Column types of the Hub's files (datasets' ClassLabel `answer` is int64).
+const samples = [
+  { dir: 'mmlu_abstract_algebra', splits: ['test', 'dev'],
+    types: { question: 'VARCHAR', subject: 'VARCHAR', choices: 'VARCHAR[]', answer: 'BIGINT' } },
+  { dir: 'arc_challenge', splits: ['test'],
+    types: { id: 'VARCHAR', question: 'VARCHAR', choices: 'STRUCT(text VARCHAR[], label VARCHAR[])', answerKey: 'VARCHAR' } },
+  { dir: 'gsm8k', splits: ['test', 'train'], types: { question: 'VARCHAR', answer: 'VARCHAR' } },
+  // Read by imported lm-evaluation-harness tasks, which name the Hub's Parquet conversion.
+  { dir: 'kobest_boolq', splits: ['test'], types: { paragraph: 'VARCHAR', question: 'VARCHAR', label: 'BIGINT' } },
+  { dir: 'hellaswag', splits: ['test'],
+    types: { ind: 'BIGINT', activity_label: 'VARCHAR', ctx_a: 'VARCHAR', ctx_b: 'VARCHAR', ctx: 'VARCHAR', endings: 'VARCHAR[]',
+             source_id: 'VARCHAR', split: 'VARCHAR', split_type: 'VARCHAR', label: 'VARCHAR' } },
+]
+
+const db = await DuckDBInstance.create(':memory:')
+const con = await db.connect()
+const sq = s => `'${s.replaceAll("'", "''")}'`
+const plain = v => JSON.parse(JSON.stringify(v, (k, x) => (typeof x === 'bigint' ? Number(x) : x)))
+let failed = false
+for (const { dir, splits, types } of samples) {
+  for (const split of splits) {
+    const src = join(data, dir, `${split}.jsonl`)
+    const dst = join(data, dir, `${split}.parquet`)
+    const rows = readFileSync(src, 'utf8').split('\n').filter(l => l.trim()).map(l => JSON.parse(l))
+    rmSync(dst, { force: true })
+    const cols = Object.entries(types).map(([c, t]) => `${sq(c)}: ${sq(t)}`).join(', ')
+    await con.run(`COPY (SELECT * FROM read_json(${sq(src)}, format = 'newline_delimited', columns = {${cols}}))
+                   TO ${sq(dst)} (FORMAT parquet, COMPRESSION snappy)`)
+    const back = plain(await parquetReadObjects({ file: new Uint8Array(readFileSync(dst)).buffer }))
+    const same = JSON.stringify(back) === JSON.stringify(rows)
+    if (!same) { failed = true; console.error(`${dst}: read back differs\n${JSON.stringify(back)}\n${JSON.stringify(rows)}`) }
+    console.log(`${same ? 'ok  ' : 'FAIL'} ${dir}/${split}.parquet (${rows.length} rows)`)
+  }
+}
+if (failed) process.exit(1)
