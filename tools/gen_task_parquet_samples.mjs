@@ -1,5 +1,7 @@
-// Writes the Parquet samples of the cards whose Hub datasets are Parquet files (MMLU, ARC,
-// GSM8K, and the lm-evaluation-harness imports of KoBEST BoolQ and HellaSwag): each hand-written testdata/eval/<task>/<split>.jsonl becomes <split>.parquet with
+// Writes the Parquet samples of the cards that read Parquet from the Hub: the Hub's own files
+// (MMLU, ARC, GSM8K, MMLU-Pro) and its automatic conversion on refs/convert/parquet (KoBEST,
+// HellaSwag, KorMedMCQA, CLIcK; lm-evaluation-harness imports read the conversion too): each
+// hand-written testdata/eval/<task>/<split>.jsonl becomes <split>.parquet with
 // the Hub file's column types, written by DuckDB (DATA_PAGE v1, SNAPPY, like the
 // pyarrow-written files on the Hub), then read back with hyparquet (an independent reader)
 // and compared with the JSON Lines rows. The JSONL files stay: the tests count expected
@@ -24,11 +26,27 @@ const samples = [
   { dir: 'arc_challenge', splits: ['test'],
     types: { id: 'VARCHAR', question: 'VARCHAR', choices: 'STRUCT(text VARCHAR[], label VARCHAR[])', answerKey: 'VARCHAR' } },
   { dir: 'gsm8k', splits: ['test', 'train'], types: { question: 'VARCHAR', answer: 'VARCHAR' } },
-  // Read by imported lm-evaluation-harness tasks, which name the Hub's Parquet conversion.
+  { dir: 'mmlu_pro', splits: ['test'],
+    types: { question_id: 'BIGINT', question: 'VARCHAR', options: 'VARCHAR[]', answer: 'VARCHAR', answer_index: 'BIGINT',
+             cot_content: 'VARCHAR', category: 'VARCHAR', src: 'VARCHAR' } },
+  // The Hub's Parquet conversion (refs/convert/parquet, <config>/<split>/0000.parquet), read by the
+  // cards below and by imported lm-evaluation-harness tasks: ClassLabel columns are int64.
   { dir: 'kobest_boolq', splits: ['test'], types: { paragraph: 'VARCHAR', question: 'VARCHAR', label: 'BIGINT' } },
+  { dir: 'kobest_copa', splits: ['test'],
+    types: { premise: 'VARCHAR', question: 'VARCHAR', alternative_1: 'VARCHAR', alternative_2: 'VARCHAR', label: 'BIGINT' } },
+  { dir: 'kobest_hellaswag', splits: ['test'],
+    types: { context: 'VARCHAR', ending_1: 'VARCHAR', ending_2: 'VARCHAR', ending_3: 'VARCHAR', ending_4: 'VARCHAR', label: 'BIGINT' } },
+  { dir: 'kobest_sentineg', splits: ['test'], types: { sentence: 'VARCHAR', label: 'BIGINT' } },
+  { dir: 'kobest_wic', splits: ['test'], types: { word: 'VARCHAR', context_1: 'VARCHAR', context_2: 'VARCHAR', label: 'BIGINT' } },
   { dir: 'hellaswag', splits: ['test'],
     types: { ind: 'BIGINT', activity_label: 'VARCHAR', ctx_a: 'VARCHAR', ctx_b: 'VARCHAR', ctx: 'VARCHAR', endings: 'VARCHAR[]',
              source_id: 'VARCHAR', split: 'VARCHAR', split_type: 'VARCHAR', label: 'VARCHAR' } },
+  // KorMedMCQA's integer columns are written as int64 (their width in the Hub file is not verified).
+  { dir: 'kormedmcqa_doctor', splits: ['test', 'dev'],
+    types: { subject: 'VARCHAR', year: 'BIGINT', period: 'BIGINT', q_number: 'BIGINT', question: 'VARCHAR',
+             A: 'VARCHAR', B: 'VARCHAR', C: 'VARCHAR', D: 'VARCHAR', E: 'VARCHAR', answer: 'BIGINT', cot: 'VARCHAR' } },
+  { dir: 'click', splits: ['test'],
+    types: { id: 'VARCHAR', paragraph: 'VARCHAR', question: 'VARCHAR', choices: 'VARCHAR[]', answer: 'VARCHAR' } },
 ]
 
 const db = await DuckDBInstance.create(':memory:')
