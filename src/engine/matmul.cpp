@@ -387,17 +387,32 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
     // activation rows per pass. A worker takes kQTileRows weight rows (a few
     // KiB, L1/L2-resident) and sweeps all activation rows over them, so each
     // group of activations is loaded once per tile. A row's result does not
-    // depend on n (see qdot::rows_kernel). Error: the activations' rounding,
+    // depend on n (see qdot::rows_kernel). Types with a tile kernel (Q4_K at
+    // the VNNI level) get the whole tile per call, so the activation side is
+    // prepared once per tile. Error: the activations' rounding,
     // at most half a step of max|x| / 127 per activation block (32 values;
     // 256 for the K types, whose kernels then combine scales in integers).
     const qdot::Isa isa = qdot::best_isa();
     const qdot::RowsFn kernel = qdot::rows_kernel(isa, type_);
-    qdot::Q8Rows xq;
+    // Reused per thread: a fresh buffer per product cost page faults and zeroing (a few % of prefill).
+    // (A reference: the workers must read this thread's buffer, not their own thread_local.)
+    thread_local qdot::Q8Rows tls_xq;
+    qdot::Q8Rows& xq = tls_xq;
     xq.quantize(isa, x, n, cols_, qdot::activation_block(type_));
     // Chunks of at least ~64K weights: smaller ones cost more to hand out than to compute.
+    const qdot::TileFn tile = qdot::tile_kernel(isa, type_);
     pool.run(rows_, std::max<int64_t>(16, (int64_t{1} << 16) / cols_), [&](int64_t begin, int64_t end) {
       for (int64_t r0 = begin; r0 < end; r0 += kQTileRows) {
         const int64_t r1 = std::min(end, r0 + kQTileRows);
+        if (tile) {
+          // Same bits per (weight row, activation row) as kernel().
+          for (int64_t t = 0; t < n; t += kQGroup) {
+            const int64_t tn = std::min(kQGroup, n - t);
+            tile(packed_.data() + static_cast<size_t>(r0) * row_bytes_, row_bytes_, r1 - r0, xq.q(t), xq.d(t),
+                 xq.bsum(t), cols_, tn, y + t * rows_ + r0, rows_);
+          }
+          continue;
+        }
         for (int64_t t = 0; t < n; t += kQGroup) {
           const int64_t tn = std::min(kQGroup, n - t);
           for (int64_t r = r0; r < r1; ++r)

@@ -449,51 +449,240 @@ alignas(64) constexpr int16_t kK6PackIdx[2][32] = {
      10, 10, 10, 10, 14, 14, 14, 14, 11, 11, 11, 11, 15, 15, 15, 15},
 };
 
-// Q4_K: pair p of groups (low and high nibbles of 32 bytes) against its 64
-// activation bytes per vpdpbusd; then the super-block's int32 sums folded to
-// 256 bits and one F32 multiply-add each for the d and dmin terms.
+// Q4_K at the VNNI level: one weight row against up to 8 activation rows per
+// super-block. For activation row i, isum_i (16 int32 lanes: the products
+// of pair p of groups by the sub-block scales, as vpdpbusd + vpackssdw +
+// vpmaddwd / vpdpwssd give them) is reduced to the super-block's exact
+// integer total S_i, the eight rows' totals side by side in one 256-bit
+// register (lane i = row i; a transposing add tree, three 512-bit
+// operations per row); the minimum term M_i = sum_g mn_g * sum(x of group g)
+// likewise, by four vpdpwssd per weight super-block for all eight rows from
+// the activations' group sums laid out row-major per group pair
+// (K4Acts). Then per super-block and weight row one F32 multiply-add each
+// for all eight rows: s_i += S_i * (d * x_d_i), m_i += M_i * (dmin * x_d_i),
+// and the result is s_i - m_i. Each lane's F32 operations are the same
+// whatever the number of rows or the row's lane, so a row's result does not
+// depend on its neighbours (lanes of absent rows hold zeros).
+//
+// Activation side, prepared once per group of up to 8 activation rows and
+// chunk of super-blocks and shared by all weight rows of a tile.
+constexpr int64_t kK4Chunk = 32;  // super-blocks per prepared chunk
+constexpr int kK4Rows = 8;        // activation rows per pass over a weight row
+struct K4Acts {
+  alignas(32) int32_t gs[kK4Chunk][4][kK4Rows];  // [sb][pair h][row]: int16 sums of groups 2h, 2h+1
+  alignas(32) float dx[kK4Chunk][kK4Rows];       // [sb][row]: the row's activation scale
+};
+
+KAIVAL_QVNNI void k4_prepare(K4Acts& a, const float* d, const int16_t* bs, int64_t nsb, int64_t ns, int64_t sb0,
+                             int64_t nch, int n) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t s = 0; s < nch; ++s) {
+    for (int half = 0; half < 2; ++half) {
+      __m128i p[4];
+      for (int r = 0; r < 4; ++r) {
+        const int i = 4 * half + r;
+        if (i >= n) {  // absent rows: zeros
+          p[r] = _mm_setzero_si128();
+          continue;
+        }
+        // Group sums g0..g7 (|.| <= 32 * 127) as int16: int32 element h = (g_2h, g_2h+1).
+        const __m256i g = _mm256_madd_epi16(
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + (sb0 + s) * 16)), ones);
+        p[r] = _mm_packs_epi32(_mm256_castsi256_si128(g), _mm256_extracti128_si256(g, 1));
+      }
+      // 4 x 4 transpose: rows r of p become lanes r of gs[s][h].
+      const __m128i t0 = _mm_unpacklo_epi32(p[0], p[1]), t1 = _mm_unpacklo_epi32(p[2], p[3]);
+      const __m128i t2 = _mm_unpackhi_epi32(p[0], p[1]), t3 = _mm_unpackhi_epi32(p[2], p[3]);
+      _mm_store_si128(reinterpret_cast<__m128i*>(&a.gs[s][0][4 * half]), _mm_unpacklo_epi64(t0, t1));
+      _mm_store_si128(reinterpret_cast<__m128i*>(&a.gs[s][1][4 * half]), _mm_unpackhi_epi64(t0, t1));
+      _mm_store_si128(reinterpret_cast<__m128i*>(&a.gs[s][2][4 * half]), _mm_unpacklo_epi64(t2, t3));
+      _mm_store_si128(reinterpret_cast<__m128i*>(&a.gs[s][3][4 * half]), _mm_unpackhi_epi64(t2, t3));
+    }
+    for (int i = 0; i < kK4Rows; ++i) a.dx[s][i] = i < n ? d[i * nsb + sb0 + s] : 0.0f;
+  }
+}
+
+// Rows a and b (16 lanes each) to one vector whose 128-bit chunks hold
+// [a, b, a, b] partial sums; then four rows' to [r0, r1, r2, r3] per chunk.
+KAIVAL_QVNNI_INLINE __m512i k4_red2(__m512i a, __m512i b) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+KAIVAL_QVNNI_INLINE __m512i k4_red4(__m512i ab, __m512i cd) {
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+
+// One activation row's super-block against the unpacked weights: 16 int32 lanes summing to the exact total.
+// scv: the two scale vectors of k4_scale_vectors.
+KAIVAL_QVNNI_INLINE __m512i k4_isum(const __m512i* wq, const __m512i* scv, const int8_t* x) {
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i h0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[0], _mm512_loadu_si512(x)),
+                                        _mm512_dpbusd_epi32(zero, wq[1], _mm512_loadu_si512(x + 64)));
+  const __m512i h1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[2], _mm512_loadu_si512(x + 128)),
+                                        _mm512_dpbusd_epi32(zero, wq[3], _mm512_loadu_si512(x + 192)));
+  return _mm512_dpwssd_epi32(_mm512_madd_epi16(h0, scv[0]), h1, scv[1]);
+}
+
+// The sub-block scales as the two i16 vectors k4_isum takes (kK4PackIdx order).
+KAIVAL_QVNNI_INLINE void k4_scale_vectors(uint64_t scales, __m512i* scv) {
+  const __m512i sc8 =
+      _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
+  scv[0] = _mm512_permutexvar_epi16(_mm512_load_si512(kK4PackIdx[0]), sc8);
+  scv[1] = _mm512_permutexvar_epi16(_mm512_load_si512(kK4PackIdx[1]), sc8);
+}
+
+// Exact super-block totals of rows 0..N-1 (N <= 8, row i at x + i * cols) in lanes 0..N-1, zeros above
+// (any order of integer adds gives the same totals).
 template <int N>
-KAIVAL_QVNNI void q4_k_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs, int64_t cols,
-                                 float* out, int64_t os) {
+KAIVAL_QVNNI_INLINE __m256i k4_totals(const __m512i* wq, const __m512i* scv, const int8_t* x,
+                                      int64_t cols) {
+  const __m512i zero = _mm512_setzero_si512();
+  const auto isum = [&](int i) __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))) {
+    return i < N ? k4_isum(wq, scv, x + i * cols) : zero;
+  };
+  if constexpr (N == 1) {
+    const __m512i v = isum(0);
+    const __m256i f = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    __m128i g = _mm_add_epi32(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1));
+    g = _mm_add_epi32(g, _mm_unpackhi_epi64(g, g));
+    g = _mm_add_epi32(g, _mm_srli_epi64(g, 32));
+    return _mm256_zextsi128_si256(_mm_cvtsi32_si128(_mm_cvtsi128_si32(g)));
+  } else {
+    const __m512i r03 = k4_red4(k4_red2(isum(0), isum(1)), N > 2 ? k4_red2(isum(2), isum(3)) : zero);
+    if constexpr (N > 4) {
+      const __m512i r47 = k4_red4(k4_red2(isum(4), isum(5)), N > 6 ? k4_red2(isum(6), isum(7)) : zero);
+      // [r03 c0, c1, r47 c0, c1] + [r03 c2, c3, r47 c2, c3], then chunks reordered to [0, 2, 1, 3].
+      __m512i v = _mm512_add_epi32(_mm512_shuffle_i64x2(r03, r47, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_i64x2(r03, r47, _MM_SHUFFLE(3, 2, 3, 2)));
+      v = _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0));
+      return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    } else {
+      const __m256i f = _mm256_add_epi32(_mm512_castsi512_si256(r03), _mm512_extracti64x4_epi64(r03, 1));
+      return _mm256_zextsi128_si256(_mm_add_epi32(_mm256_castsi256_si128(f), _mm256_extracti128_si256(f, 1)));
+    }
+  }
+}
+
+// One weight row (from super-block sb0, nch of them) against N <= 8 activation rows.
+template <int N>
+KAIVAL_QVNNI void q4_k_chunk_vnni(const uint8_t* w, const int8_t* q, int64_t cols, const K4Acts& a, int64_t nch,
+                                  __m256& accs, __m256& accm) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m512i idx0 = _mm512_load_si512(kK4PackIdx[0]), idx1 = _mm512_load_si512(kK4PackIdx[1]);
-  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
-  __m256 acc[N];  // one register per row: the N accumulators and the weights fit the 32 registers
-  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t sb = 0; sb < nsb; ++sb, w += 144) {
+  for (int64_t s = 0; s < nch; ++s, w += 144, q += 256) {
     uint64_t scales, mins;
     k4_scales_mins(w + 4, scales, mins);
-    // Lanes 0-7: the scales as i16 (the rest undefined, never selected).
-    const __m512i sc8 =
-        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(scales))));
-    const __m512i scv0 = _mm512_permutexvar_epi16(idx0, sc8), scv1 = _mm512_permutexvar_epi16(idx1, sc8);
-    const __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
-    const __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
-    const float dw = half_avx2(w), dmin = half_avx2(w + 2);
+    __m512i scv[2];
+    k4_scale_vectors(scales, scv);
+    // Minimum term of all rows: lane i += gs[h][i] . (mn_2h, mn_2h+1).
+    const __m256i mn8 =
+        _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins))));
+    __m256i msum = _mm256_setzero_si256();
+    for (int h = 0; h < 4; ++h)
+      msum = _mm256_dpwssd_epi32(msum, _mm256_load_si256(reinterpret_cast<const __m256i*>(a.gs[s][h])),
+                                 _mm256_permutevar8x32_epi32(mn8, _mm256_set1_epi32(h)));
     __m512i wq[4];
     for (int p = 0; p < 4; ++p) {
       const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * p));
       wq[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, low4)),
                                  _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), 1);
     }
-    const __m512i zero = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int i = 0; i < N; ++i) {
-      const int8_t* x = q + i * cols + sb * 256;
-      const __m512i h0 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[0], _mm512_loadu_si512(x)),
-                                            _mm512_dpbusd_epi32(zero, wq[1], _mm512_loadu_si512(x + 64)));
-      const __m512i h1 = _mm512_packs_epi32(_mm512_dpbusd_epi32(zero, wq[2], _mm512_loadu_si512(x + 128)),
-                                            _mm512_dpbusd_epi32(zero, wq[3], _mm512_loadu_si512(x + 192)));
-      const __m512i isum = _mm512_dpwssd_epi32(_mm512_madd_epi16(h0, scv0), h1, scv1);
-      const __m256i s8 = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-      const __m256i ms =
-          _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + i * ns + sb * 16)), mn16);
-      const float dx = d[i * nsb + sb];
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(dw * dx), acc[i]);
-      acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(dmin * dx), acc[i]);
+    const __m256i tot = k4_totals<N>(wq, scv, q, cols);
+    const __m256 dxv = _mm256_load_ps(a.dx[s]);
+    accs = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tot), _mm256_mul_ps(_mm256_set1_ps(half_avx2(w)), dxv), accs);
+    accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(_mm256_set1_ps(half_avx2(w + 2)), dxv), accm);
+  }
+}
+
+// One weight row against one activation row (decode): the same integers S and M and the same F32
+// operations as one lane of q4_k_chunk_vnni, without the prepared activation side.
+KAIVAL_QVNNI void q4_k_chunk1_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bs,
+                                   int64_t nch, float& accs, float& accm) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m128 acc = _mm_setr_ps(accs, accm, 0, 0);  // lane 0: the S sum, lane 1: the M sum
+  for (int64_t s = 0; s < nch; ++s, w += 144, q += 256, bs += 16) {
+    uint64_t scales, mins;
+    k4_scales_mins(w + 4, scales, mins);
+    __m512i scv[2];
+    k4_scale_vectors(scales, scv);
+    const __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(mins)));
+    const __m256i mn16 = _mm256_set_m128i(_mm_unpackhi_epi16(mn8, mn8), _mm_unpacklo_epi16(mn8, mn8));
+    __m512i wq[4];
+    for (int p = 0; p < 4; ++p) {
+      const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16 + 32 * p));
+      wq[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(raw, low4)),
+                                 _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), 1);
+    }
+    const __m512i v = k4_isum(wq, scv, q);
+    const __m256i sv = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    const __m256i mv = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), mn16);
+    // Lanes [S, M] (exact totals): pairwise adds of S's and M's eight lanes.
+    const __m256i h = _mm256_hadd_epi32(sv, mv);  // [S01 S23 M01 M23 | S45 S67 M45 M67]
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    t = _mm_hadd_epi32(t, t);  // [S, M, S, M]
+    const __m128 scale = _mm_mul_ps(_mm_setr_ps(half_avx2(w), half_avx2(w + 2), 0, 0), _mm_set1_ps(d[s]));
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(t), scale, acc);
+  }
+  accs = _mm_cvtss_f32(acc);
+  accm = _mm_cvtss_f32(_mm_movehdup_ps(acc));
+}
+
+template <int M>
+void q4_k_chunk_rest(const uint8_t* w, const int8_t* q, int64_t cols, const K4Acts& a, int64_t nch, int m,
+                     __m256& accs, __m256& accm) {
+  if (m == M) return q4_k_chunk_vnni<M>(w, q, cols, a, nch, accs, accm);
+  if constexpr (M > 1) q4_k_chunk_rest<M - 1>(w, q, cols, a, nch, m, accs, accm);
+}
+
+// nw weight rows (w + j * rb) x n activation rows; out[t * os + j].
+KAIVAL_QVNNI void q4_k_tile_vnni(const uint8_t* w, size_t rb, int64_t nw, const int8_t* q, const float* d,
+                                 const int16_t* bs, int64_t cols, int64_t n, float* out, int64_t os) {
+  const int64_t nsb = cols / 256, ns = cols / kSumGroup;
+  K4Acts acts;
+  for (int64_t t = 0; t < n; t += kK4Rows) {
+    const int tn = static_cast<int>(std::min<int64_t>(kK4Rows, n - t));
+    const int8_t* qt = q + t * cols;
+    const float* dt = d + t * nsb;
+    const int16_t* bt = bs + t * ns;
+    for (int64_t j0 = 0; j0 < nw; j0 += 16) {  // accumulators of 16 weight rows kept across chunks
+      const int64_t j1 = std::min(nw, j0 + 16);
+      if (tn == 1) {
+        for (int64_t j = j0; j < j1; ++j) {
+          float s1 = 0, m1 = 0;
+          q4_k_chunk1_vnni(w + static_cast<size_t>(j) * rb, qt, dt, bt, nsb, s1, m1);
+          out[t * os + j] = s1 - m1;
+        }
+        continue;
+      }
+      __m256 accs[16], accm[16];
+      for (int64_t j = j0; j < j1; ++j) accs[j - j0] = accm[j - j0] = _mm256_setzero_ps();
+      for (int64_t sb0 = 0; sb0 < nsb; sb0 += kK4Chunk) {
+        const int64_t nch = std::min(kK4Chunk, nsb - sb0);
+        k4_prepare(acts, dt, bt, nsb, ns, sb0, nch, tn);
+        for (int64_t j = j0; j < j1; ++j) {
+          const uint8_t* wj = w + static_cast<size_t>(j) * rb + static_cast<size_t>(sb0) * 144;
+          if (tn == kK4Rows)
+            q4_k_chunk_vnni<kK4Rows>(wj, qt + sb0 * 256, cols, acts, nch, accs[j - j0], accm[j - j0]);
+          else
+            q4_k_chunk_rest<kK4Rows - 1>(wj, qt + sb0 * 256, cols, acts, nch, tn, accs[j - j0], accm[j - j0]);
+        }
+      }
+      for (int64_t j = j0; j < j1; ++j) {
+        alignas(32) float s[kK4Rows], m[kK4Rows];
+        _mm256_store_ps(s, accs[j - j0]);
+        _mm256_store_ps(m, accm[j - j0]);
+        for (int i = 0; i < tn; ++i) out[(t + i) * os + j] = s[i] - m[i];
+      }
     }
   }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
+}
+
+void q4_k_all_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c, int64_t n,
+                   float* o, int64_t os) {
+  q4_k_tile_vnni(w, 0, 1, q, d, s, c, n, o, os);
+}
+float q4_k_one_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c) {
+  float o;
+  q4_k_tile_vnni(w, 0, 1, q, d, s, c, 1, &o, 1);
+  return o;
 }
 
 // Signed weight bytes against activation bytes in 512-bit registers:
@@ -657,8 +846,8 @@ KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float*
 
 KAIVAL_QENTRY(q8_0, vnni, 32, 4)
 KAIVAL_QENTRY(q4_0, vnni, 32, 4)
-KAIVAL_QENTRY(q4_k, vnni, 256, 8)
 KAIVAL_QENTRY(q6_k, vnni, 256, 8)
+
 #undef KAIVAL_QENTRY
 
 // The portable multi-row kernel is the one-row kernel per row (it defines
@@ -754,6 +943,11 @@ RowsFn rows_kernel(Isa isa, weights::DType type) {
     case DType::Q6_K: return avx2 ? q6_k_all_avx2 : portable_rows<dot_q6_k_portable, 256>;
     default: return nullptr;
   }
+}
+
+TileFn tile_kernel(Isa isa, weights::DType type) {
+  if (isa == Isa::Avx512Vnni && type == DType::Q4_K) return q4_k_tile_vnni;
+  return nullptr;
 }
 
 void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block) {

@@ -23,9 +23,12 @@
 // and the super-blocks are summed in F32. The AVX2 and VNNI kernels compute
 // the same integer products; they split a super-block's integer sum into
 // vector lanes converted to F32 separately and add in another order, so they
-// differ from the portable level by F32 rounding only. A row's result is the
+// differ from the portable level by F32 rounding only (Q4_K at the VNNI
+// level converts the exact totals, as the portable level does, and differs by
+// its fused multiply-adds only). A row's result is the
 // same whether it is computed alone (kernel) or with other rows
 // (rows_kernel), at every level.
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -90,5 +93,16 @@ DotFn kernel(Isa isa, weights::DType type);  // nullptr when unsupported
 using RowsFn = void (*)(const uint8_t* w, const int8_t* q, const float* d, const int16_t* bsum, int64_t cols,
                         int64_t n, float* out, int64_t out_stride);
 RowsFn rows_kernel(Isa isa, weights::DType type);  // nullptr when unsupported
+
+// nw consecutive weight rows (row j at w + j * row_bytes) against n
+// activation rows as for RowsFn: out[t * out_stride + j] is what kernel()
+// returns for weight row j and activation row t, bit for bit. For a tile of
+// weight rows at once, so per-activation work (Q4_K at the VNNI level: the
+// group sums and scales transposed to one lane per activation row) is done
+// once per tile instead of once per weight row.
+using TileFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t nw, const int8_t* q, const float* d,
+                        const int16_t* bsum, int64_t cols, int64_t n, float* out, int64_t out_stride);
+// nullptr where the level has no tiled kernel for the type (use rows_kernel).
+TileFn tile_kernel(Isa isa, weights::DType type);
 
 }  // namespace kaival::engine::qdot

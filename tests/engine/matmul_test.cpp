@@ -249,6 +249,7 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(QdotCase{DType::Q8_0, 32}, QdotCase{DType::Q8_0, 96}, QdotCase{DType::Q8_0, 1056},
                     QdotCase{DType::Q4_0, 32}, QdotCase{DType::Q4_0, 160}, QdotCase{DType::Q4_0, 1024},
                     QdotCase{DType::Q4_K, 256}, QdotCase{DType::Q4_K, 768}, QdotCase{DType::Q4_K, 2048},
+                    QdotCase{DType::Q4_K, 8448},
                     QdotCase{DType::Q6_K, 256}, QdotCase{DType::Q6_K, 512}, QdotCase{DType::Q6_K, 1280}),
     [](const auto& info) {
       return std::string(weights::dtype_name(info.param.type)) + "_" + std::to_string(info.param.cols);
@@ -258,7 +259,8 @@ INSTANTIATE_TEST_SUITE_P(
 // sequence's logits are the same alone or inside a batched decode step, and
 // a prompt token's the same as if it were decoded alone. For each ISA the
 // multi-row kernel equals the one-row kernel bit for bit for every start and
-// count (n = 11: groups of four or eight plus every remainder), and matmul
+// count (n = 11: groups of four or eight plus every remainder), so does the
+// tiled kernel for several weight rows per call, and matmul
 // with n = 11 equals eleven n = 1 products, with any number of threads.
 TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
   const auto [type, cols] = GetParam();
@@ -286,6 +288,28 @@ TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
             ASSERT_EQ(out[2 * t + 1], -1.0f);  // the stride is respected
           }
         }
+    }
+    // The tiled kernel (several weight rows per call), where the level has one.
+    if (const auto tile = qdot::tile_kernel(isa, type)) {
+      for (int64_t r0 : {int64_t{0}, int64_t{3}})
+        for (int64_t nw : {int64_t{1}, int64_t{2}, int64_t{17}})
+          for (int64_t first = 0; first < n; first += 3)
+            for (int64_t count = 1; first + count <= n; ++count) {
+              const int64_t os = nw + 1;
+              std::vector<float> out(static_cast<size_t>(count * os), -1.0f);
+              tile(data.data() + r0 * row_bytes, row_bytes, nw, xq.q(first), xq.d(first), xq.bsum(first), cols,
+                   count, out.data(), os);
+              for (int64_t t = 0; t < count; ++t) {
+                for (int64_t j = 0; j < nw; ++j) {
+                  const uint8_t* w = data.data() + (r0 + j) * row_bytes;
+                  const float alone = one(w, xq.q(first + t), xq.d(first + t), xq.bsum(first + t), cols);
+                  ASSERT_EQ(std::bit_cast<uint32_t>(out[t * os + j]), std::bit_cast<uint32_t>(alone))
+                      << qdot::isa_name(isa) << " tile r0=" << r0 << " nw=" << nw << " rows " << first << "+" << count
+                      << " t=" << t << " j=" << j;
+                }
+                ASSERT_EQ(out[t * os + nw], -1.0f);
+              }
+            }
     }
   }
   const auto m = WeightMatrix::packed(type, rows, cols, data);
