@@ -293,7 +293,7 @@ void Engine::load_entries() {
       }
     }
     if (!e.perf.empty()) {
-      plan.perf = read_perf(in_, p_.resolve(e.perf));
+      plan.perf = read_perf(in_, p_.resolve(e.perf), e.perf_concurrency);
       plan.has_perf = true;
     }
     plans.push_back(std::move(plan));

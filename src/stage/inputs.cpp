@@ -239,10 +239,91 @@ std::optional<double> Perf::field(const std::string& dotted) const {
   return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
 }
 
-Perf read_perf(InputSet& in, const std::string& path) {
+namespace {
+
+// The summary keys (docs/formats.md) from one run of a measurement: the percentiles as measured,
+// throughputs, goodput, and a cost per 1M output tokens from the machine price (or, with API
+// prices only, per 1M total tokens). Figures a run does not have (no completed request, no
+// price) are left out, so program terms on them count as missing, not as zero.
+json summarize_measurement(const json& m, const std::string& where, int concurrency) {
+  const json& runs = m["runs"];
+  if (!runs.is_array() || runs.empty()) fail(where, "runs: expected a non-empty array");
+  std::string levels;
+  const json* run = nullptr;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const json& r = runs[i];
+    if (!r.is_object() || !r.contains("concurrency") || !r["concurrency"].is_number_integer())
+      fail(where, "runs[{}]: expected an object with an integer concurrency", i);
+    const int c = r["concurrency"].get<int>();
+    levels += fmt::format("{}{}", levels.empty() ? "" : ", ", c);
+    if (concurrency > 0 && c == concurrency) {
+      if (run) fail(where, "two runs at concurrency {}", c);
+      run = &r;
+    }
+  }
+  if (concurrency > 0 && !run) fail(where, "no run at concurrency {} (runs at {})", concurrency, levels);
+  if (concurrency == 0) {
+    if (runs.size() != 1)
+      fail(where, "{} runs (concurrency {}): name one in the program as perf: {{file: ..., concurrency: N}}", runs.size(), levels);
+    run = &runs[0];
+  }
+  const json& r = *run;
+  auto number = [&](const json& obj, const char* key, const std::string& at) -> std::optional<double> {
+    if (!obj.is_object() || !obj.contains(key) || obj[key].is_null()) return std::nullopt;
+    if (!obj[key].is_number()) fail(where, "{}.{}: expected a number", at, key);
+    return obj[key].get<double>();
+  };
+  const std::string at = fmt::format("runs[concurrency {}]", r["concurrency"].get<int>());
+  auto text = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : std::string(); };
+  json s{{"schema", "kaival.perf/1"},
+         {"model", text("model")},
+         {"endpoint", text("endpoint")},
+         {"concurrency", r["concurrency"]}};
+  for (const char* k : {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"}) {
+    if (!r.contains(k)) continue;
+    if (!r[k].is_object()) fail(where, "{}.{}: expected an object", at, k);
+    if (number(r[k], "n", at + "." + k).value_or(0) <= 0) continue;  // no sample: no figure
+    json d = json::object();
+    for (const char* q : {"mean", "median", "p90", "p99"})
+      if (auto v = number(r[k], q, at + "." + k)) d[q] = *v;
+    s[k] = d;
+  }
+  const std::pair<const char*, const char*> keys[] = {{"completed", "requests"},
+                                                      {"failed", "failed"},
+                                                      {"output_throughput", "output_tokens_per_s"},
+                                                      {"request_throughput", "requests_per_s"},
+                                                      {"goodput", "goodput_rps"}};
+  for (const auto& [from, to] : keys)
+    if (auto v = number(r, from, at)) s[to] = *v;
+  json price = json::object();
+  if (m.contains("config") && m["config"].is_object() && m["config"].contains("price") && m["config"]["price"].is_object())
+    price = m["config"]["price"];
+  if (r.contains("cost") && r["cost"].is_object()) {
+    const bool per_hour = number(price, "per_hour", "config.price").value_or(0) > 0;
+    if (auto v = number(r["cost"], per_hour ? "usd_per_1m_output_tokens" : "api_usd_per_1m_total_tokens", at + ".cost"); v && *v > 0)
+      s["cost_per_1m_tokens"] = *v;
+  }
+  s["price"] = price;
+  s["manifest"] = {{"tool", "kaival perf"},
+                   {"kaival_version", text("kaival_version")},
+                   {"created", text("created")},
+                   {"model_url", text("model_url")},
+                   {"run_concurrency", r["concurrency"]}};
+  return s;
+}
+
+}  // namespace
+
+Perf read_perf(InputSet& in, const std::string& path, int concurrency) {
   Perf p;
+  const std::string where = in.relative(path);
   p.data = parse_json_file(in, path, "perf");
-  check_schema(p.data, in.relative(path), "kaival.perf/1");
+  check_schema(p.data, where, "kaival.perf/1");
+  if (p.data.contains("runs")) {
+    p.data = summarize_measurement(p.data, where, concurrency);
+  } else if (concurrency > 0) {
+    fail(where, "a summary (one set of figures) has no runs to pick concurrency {} from", concurrency);
+  }
   p.synthetic = p.data.value("synthetic", false);
   p.source = in.source(path, "");
   return p;

@@ -99,7 +99,9 @@ struct Perf {
   bool synthetic = false;
   std::optional<double> field(const std::string& dotted) const;
 };
-Perf read_perf(InputSet& in, const std::string& path);
+// A summary file is read as it is; a `kaival perf --out` measurement is summarized from one of
+// its runs (the one at `concurrency`; 0: the file must hold exactly one run) into the same keys.
+Perf read_perf(InputSet& in, const std::string& path, int concurrency = 0);
 
 struct LineageFinding {
   std::string other;    // the model it was compared with

@@ -90,6 +90,7 @@ class Node {
   }
   const std::string& path() const { return path_; }
   bool has(const std::string& k) const { return n_.IsMap() && n_[k] && !n_[k].IsNull(); }
+  bool is_map() const { return n_.IsMap(); }
   Node at(const std::string& k) const {
     if (!n_.IsMap()) error("expected a mapping");
     if (!has(k)) Node(n_, join(k), file_).error("required key is missing");
@@ -491,7 +492,17 @@ static Program parse_checked(const std::string& text, const std::string& path, c
         l.only({"report", "label"});
         en.lineage.push_back({l.str("report"), l.str("label", "")});
       }
-      en.perf = e.str("perf", "");
+      // perf: FILE, or {file: FILE, concurrency: N} to pick one run of a `kaival perf` sweep.
+      if (e.has("perf") && e.at("perf").is_map()) {
+        Node pf = e.at("perf");
+        pf.only({"file", "concurrency"});
+        en.perf = pf.str("file");
+        const double c = pf.num("concurrency");
+        if (c < 1 || c > 1e6 || c != std::floor(c)) pf.at("concurrency").error(fmt::format("{} is not a concurrency (an integer >= 1)", c));
+        en.perf_concurrency = static_cast<int>(c);
+      } else {
+        en.perf = e.str("perf", "");
+      }
       en.repechage = e.boolean("repechage", false);
       // A team in a later stage either survived the previous one or enters through repechage.
       const Stage* prev_ptr = nullptr;  // the previous stage of the same track

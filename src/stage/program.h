@@ -126,7 +126,8 @@ struct Entry {  // a team's participation in one stage
   std::string target;  // model id in the registry
   std::vector<BenchmarkRef> chosen;
   std::vector<LineageRef> lineage;
-  std::string perf;    // path
+  std::string perf;    // path of a kaival.perf/1 file (summary, or `kaival perf --out` measurement)
+  int perf_concurrency = 0;  // which run of a measurement (its concurrency); 0: the file's only run
   bool repechage = false;
 };
 
