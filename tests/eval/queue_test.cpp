@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <thread>
@@ -115,6 +116,20 @@ TEST_F(PgQueue, FailedRequestsAreRetriedThenReportedByName) {
   EXPECT_NE(fails[0].find("500"), std::string::npos) << fails[0];
 }
 
+// The shipped KoBEST BoolQ card reading its split as JSON Lines, so that a test can write many
+// rows without a Parquet writer; the card is otherwise the one users run.
+std::string jsonl_card(const fs::path& dir) {
+  std::ifstream in(std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string from = "format: parquet";
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos);
+  if (at != std::string::npos) text.replace(at, from.size(), "format: jsonl");
+  const fs::path card = dir / "kobest_boolq.yaml";
+  std::ofstream(card) << text;
+  return card.string();
+}
+
 TEST_F(PgQueue, ThreeWorkersOneKilledEveryItemScoredOnce) {
   // 40 KoBEST BoolQ items in the source's format: 3 requests each (two choices + the context).
   fs::path data = fs::temp_directory_path() / ("kaival_queue_data_" + std::to_string(getpid()));
@@ -142,7 +157,7 @@ TEST_F(PgQueue, ThreeWorkersOneKilledEveryItemScoredOnce) {
   o.bootstrap = 100;
   o.client.concurrency = 8;
   o.client.backoff_initial_s = 0.01;
-  const std::string card = std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml";
+  const std::string card = jsonl_card(data);
 
   // Reference: one machine, SQLite cache in memory.
   OJ local = run_eval({card}, o);
@@ -258,7 +273,7 @@ TEST_F(PgQueue, StreamedStoreRunHoldsTwoWindowsAndResumes) {
   o.progress = false;
   o.bootstrap = 100;
   o.client.concurrency = 4;
-  const std::string card = std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml";
+  const std::string card = jsonl_card(data);
   OJ local = run_eval({card}, o);
 
   RunOptions d = o;

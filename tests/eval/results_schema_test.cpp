@@ -133,11 +133,11 @@ TEST(EvalResultsFile, DataDirSamplesAreNamedAsReadWithTheirHubSource) {
   auto r = run_eval({kSource + "/tasks/kobest_boolq.yaml"}, sample_options(mock));
   auto errs = results_schema().errors(r);
   EXPECT_TRUE(errs.empty()) << join_errors(errs);
-  const std::string sample = std::string(KAIVAL_TESTDATA) + "/eval/kobest_boolq/test.jsonl";
+  const std::string sample = std::string(KAIVAL_TESTDATA) + "/eval/kobest_boolq/test.parquet";
   OJ in = input_for(r, sample);
   ASSERT_TRUE(in.is_object()) << r["manifest"]["inputs"].dump();
   EXPECT_EQ(in["sha256"], sha256_file(sample));
-  EXPECT_EQ(in["source"], "skt/kobest_v1@main:boolq/test.jsonl");
+  EXPECT_EQ(in["source"], "skt/kobest_v1@refs/convert/parquet:boolq/test/0000.parquet");
   EXPECT_EQ(r["configs"]["kobest_boolq"]["dataset_sha256"]["test"], sha256_file(sample));
   EXPECT_EQ(r["configs"]["kobest_boolq"]["sampling"],
             OJ::parse(R"({"echo": true, "logprobs": 1, "max_tokens": 1, "temperature": 0})"));
