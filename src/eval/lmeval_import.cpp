@@ -224,7 +224,8 @@ class Importer {
         if (repo.empty()) fail(path_, "no dataset_path");
         // Every public Hub dataset has a Parquet conversion on the `refs/convert/parquet`
         // branch, one folder per config and split: <config>/<split>/0000.parquet, the config
-        // "default" when unnamed. It is what the datasets library reads for script-less repos.
+        // "default" when unnamed: the copy the Hub's dataset viewer serves, and for script-based
+        // repos (lm-eval's loader runs their Python) the only copy kaival can read.
         std::string file = (config.empty() ? "default" : config) + "/" + split + "/0000.parquet";
         src["hf"] = {{"repo", repo}, {"revision", "refs/convert/parquet"}, {"path", file}};
         src["format"] = "parquet";
