@@ -124,10 +124,6 @@ DataSource parse_source(const OJson& s, const std::string& where, const fs::path
   return d;
 }
 
-}  // namespace
-
-namespace {
-
 // `${var}`, `${var_id}` (lower case, other than letters and digits -> '_') and
 // `${var_words}` ('-' and '_' -> ' ') in every string of `j` (keys too).
 OJson substitute(const OJson& j, const std::string& var, const std::string& value) {
@@ -182,60 +178,6 @@ std::vector<OJson> expand_card(OJson j, const std::string& path) {
   }
   return out;
 }
-
-TaskCard card_from_json(OJson j, const std::string& path, const std::string& sha256, std::vector<std::string> warnings);
-
-}  // namespace
-
-std::vector<TaskCard> load_cards(const std::string& spec) {
-  // "card.yaml#name1,name2" picks tasks of an expanded card by name.
-  std::string path = spec, pick;
-  if (auto hash = spec.rfind('#'); hash != std::string::npos && !fs::exists(spec)) {
-    path = spec.substr(0, hash);
-    pick = spec.substr(hash + 1);
-  }
-  std::string text = read_text(path);
-  const std::string sha = sha256_hex(text);
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    fail(path, "YAML: {}", e.what());
-  }
-  OJson j;
-  try {
-    j = yaml_to_json(root);
-  } catch (const FormatError& e) {
-    fail(path, "{}", e.problem());
-  }
-  if (!j.is_object()) fail(path, "a task card is a YAML mapping");
-  std::vector<std::string> warnings;
-  if (!j.contains("schema") && looks_like_lmeval_task(j)) {  // an lm-evaluation-harness task file
-    ImportedTask imp = import_lmeval_task(path);
-    j = std::move(imp.card);
-    warnings = std::move(imp.warnings);
-  }
-  std::vector<TaskCard> cards;
-  for (auto& one : expand_card(std::move(j), path)) cards.push_back(card_from_json(std::move(one), path, sha, warnings));
-  if (pick.empty()) return cards;
-  std::vector<TaskCard> picked;
-  std::stringstream names(pick);
-  for (std::string name; std::getline(names, name, ',');) {
-    auto it = std::find_if(cards.begin(), cards.end(), [&](const TaskCard& c) { return c.name == name; });
-    if (it == cards.end()) fail(path, "no task named '{}' in this card (it has {} tasks, the first '{}')", name, cards.size(), cards[0].name);
-    picked.push_back(*it);
-  }
-  return picked;
-}
-
-TaskCard load_card(const std::string& path) {
-  auto cards = load_cards(path);
-  if (cards.size() != 1)
-    fail(path, "the card expands into {} tasks; pick one as {}#{}", cards.size(), path, cards[0].name);
-  return std::move(cards[0]);
-}
-
-namespace {
 
 TaskCard card_from_json(OJson j, const std::string& path, const std::string& sha256, std::vector<std::string> warnings) {
   TaskCard c;
@@ -383,6 +325,54 @@ TaskCard card_from_json(OJson j, const std::string& path, const std::string& sha
 }
 
 }  // namespace
+
+std::vector<TaskCard> load_cards(const std::string& spec) {
+  // "card.yaml#name1,name2" picks tasks of an expanded card by name.
+  std::string path = spec, pick;
+  if (auto hash = spec.rfind('#'); hash != std::string::npos && !fs::exists(spec)) {
+    path = spec.substr(0, hash);
+    pick = spec.substr(hash + 1);
+  }
+  std::string text = read_text(path);
+  const std::string sha = sha256_hex(text);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail(path, "YAML: {}", e.what());
+  }
+  OJson j;
+  try {
+    j = yaml_to_json(root);
+  } catch (const FormatError& e) {
+    fail(path, "{}", e.problem());
+  }
+  if (!j.is_object()) fail(path, "a task card is a YAML mapping");
+  std::vector<std::string> warnings;
+  if (!j.contains("schema") && looks_like_lmeval_task(j)) {  // an lm-evaluation-harness task file
+    ImportedTask imp = import_lmeval_task(path);
+    j = std::move(imp.card);
+    warnings = std::move(imp.warnings);
+  }
+  std::vector<TaskCard> cards;
+  for (auto& one : expand_card(std::move(j), path)) cards.push_back(card_from_json(std::move(one), path, sha, warnings));
+  if (pick.empty()) return cards;
+  std::vector<TaskCard> picked;
+  std::stringstream names(pick);
+  for (std::string name; std::getline(names, name, ',');) {
+    auto it = std::find_if(cards.begin(), cards.end(), [&](const TaskCard& c) { return c.name == name; });
+    if (it == cards.end()) fail(path, "no task named '{}' in this card (it has {} tasks, the first '{}')", name, cards.size(), cards[0].name);
+    picked.push_back(*it);
+  }
+  return picked;
+}
+
+TaskCard load_card(const std::string& path) {
+  auto cards = load_cards(path);
+  if (cards.size() != 1)
+    fail(path, "the card expands into {} tasks; pick one as {}#{}", cards.size(), path, cards[0].name);
+  return std::move(cards[0]);
+}
 
 namespace {
 

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "eval/task.h"
 #include "mock_server.h"
+#include "../support/files.h"
 
 namespace kaival::eval {
 namespace {
@@ -156,27 +157,47 @@ TEST(Client, LatencyBoundsThroughputByConcurrency) {
   EXPECT_EQ(mock.completed(), 8);
 }
 
+// A local stand-in for the Hub on 127.0.0.1: routes are added before start().
+struct LocalHub {
+  httplib::Server srv;
+  std::thread th;
+  int port = 0;
+  void start() {
+    port = srv.bind_to_any_port("127.0.0.1");
+    th = std::thread([this] { srv.listen_after_bind(); });
+    while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  void stop() {
+    if (!th.joinable()) return;
+    srv.stop();
+    th.join();
+  }
+  ~LocalHub() { stop(); }
+  LoadOptions options(const std::filesystem::path& cache) const {
+    LoadOptions lo;
+    lo.cache_dir = cache.string();
+    lo.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
+    return lo;
+  }
+};
+
 TEST(Hub, DownloadsOnceIntoTheCache) {
   namespace fs = std::filesystem;
-  httplib::Server hub;
+  LocalHub hub;
   int hits = 0;
-  hub.Get("/datasets/org/ds/resolve/abc123/data/test.jsonl", [&](const httplib::Request&, httplib::Response& res) {
+  hub.srv.Get("/datasets/org/ds/resolve/abc123/data/test.jsonl", [&](const httplib::Request&, httplib::Response& res) {
     ++hits;
     res.set_content("{\"q\": \"하나\"}\n{\"q\": \"둘\"}\n", "application/octet-stream");
   });
-  hub.set_keep_alive_max_count(1);
-  int port = hub.bind_to_any_port("127.0.0.1");
-  std::thread th([&] { hub.listen_after_bind(); });
-  while (!hub.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  auto cache = fs::temp_directory_path() / ("kaival_hub_" + std::to_string(getpid()));
-  fs::remove_all(cache);
+  hub.srv.set_keep_alive_max_count(1);
+  hub.start();
+  testing_support::TempDir tmp("hub");
+  const fs::path cache = tmp.path / "cache";
   DataSource src;
   src.hf_repo = "org/ds";
   src.hf_revision = "abc123";
   src.hf_path = "data/test.jsonl";
-  LoadOptions lo;
-  lo.cache_dir = cache.string();
-  lo.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
+  LoadOptions lo = hub.options(cache);
   std::string p1 = hub_download(src, lo);
   std::string p2 = hub_download(src, lo);
   EXPECT_EQ(p1, p2);
@@ -194,41 +215,31 @@ TEST(Hub, DownloadsOnceIntoTheCache) {
   src.sha256 = std::string(64, '0');
   fs::remove_all(cache);
   EXPECT_THROW(hub_download(src, lo), IoError);
-  hub.stop();
-  th.join();
-  fs::remove_all(cache);
 }
 
 // The Hub's Parquet conversion lives on the branch refs/convert/parquet: one URL segment,
 // escaped as %2F (as huggingface_hub sends it), and one cache folder.
 TEST(Hub, ABranchWithSlashesIsOneEscapedSegment) {
   namespace fs = std::filesystem;
-  httplib::Server hub;
+  LocalHub hub;
   std::vector<std::string> seen;
-  hub.Get(R"(/datasets/org/ds/resolve/(.+)/default/test/0000\.parquet)", [&](const httplib::Request& req, httplib::Response& res) {
+  hub.srv.Get(R"(/datasets/org/ds/resolve/(.+)/default/test/0000\.parquet)", [&](const httplib::Request& req, httplib::Response& res) {
     seen.push_back(req.target);  // as sent, before the server decodes it
     res.set_content("PAR1", "application/octet-stream");
   });
-  int port = hub.bind_to_any_port("127.0.0.1");
-  std::thread th([&] { hub.listen_after_bind(); });
-  while (!hub.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  auto cache = fs::temp_directory_path() / ("kaival_hub_rev_" + std::to_string(getpid()));
-  fs::remove_all(cache);
+  hub.start();
+  testing_support::TempDir tmp("hub_rev");
+  const fs::path cache = tmp.path / "cache";
   DataSource src;
   src.hf_repo = "org/ds";
   src.hf_revision = "refs/convert/parquet";
   src.hf_path = "default/test/0000.parquet";
-  LoadOptions lo;
-  lo.cache_dir = cache.string();
-  lo.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
-  std::string p = hub_download(src, lo);
+  std::string p = hub_download(src, hub.options(cache));
   hub.stop();
-  th.join();
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0], "/datasets/org/ds/resolve/refs%2Fconvert%2Fparquet/default/test/0000.parquet");
   EXPECT_EQ(fs::path(p), cache / "hf/org/ds/refs%2Fconvert%2Fparquet/default/test/0000.parquet");
   EXPECT_EQ(fs::file_size(p), 4u);
-  fs::remove_all(cache);
 }
 
 }  // namespace

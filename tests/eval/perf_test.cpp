@@ -18,10 +18,10 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/fixture_sweep.h"
 #include "../support/json_schema.h"
 #include "core/error.h"
 #include "mock_server.h"
-#include "server/openai_server.h"
 
 namespace kaival::eval {
 namespace {
@@ -405,17 +405,7 @@ TEST(PerfPrompts, JsonlFileIsReadAndBadLinesNamed) {
 // kaival's own OpenAI server on the tiny base-a fixture: usage arrives in the
 // final chunk and ignore_eos makes every answer exactly max_tokens long.
 TEST(PerfKaivalServer, SweepAgainstTheFixtureModel) {
-  auto served = server::ServedModel::open(std::string(KAIVAL_TESTDATA) + "/models/base-a");
-  server::OpenAIServer srv(served);
-  int port = srv.start();
-  PerfOptions o;
-  o.model_url = "http://127.0.0.1:" + std::to_string(port);
-  o.num_prompts = 4;
-  o.input_len = 8;
-  o.output_len = 6;
-  o.sweep = {1, 2};
-  o.timeout_s = 30;
-  auto rep = run_perf(o);
+  auto rep = testing_support::sweep_fixture_model();
   EXPECT_EQ(rep.model, "base-a");
   ASSERT_EQ(rep.runs.size(), 2u);
   for (const auto& r : rep.runs) {
@@ -430,7 +420,6 @@ TEST(PerfKaivalServer, SweepAgainstTheFixtureModel) {
     }
     EXPECT_GT(r.output_throughput, 0);
   }
-  srv.stop();
 }
 
 }  // namespace

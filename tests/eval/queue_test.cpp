@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 #include <thread>
@@ -23,6 +22,7 @@
 #include "eval/runner.h"
 #include "mock_server.h"
 #include "store/postgres.h"
+#include "../support/files.h"
 #include "../support/pg_cluster.h"
 
 namespace kaival::eval {
@@ -119,14 +119,13 @@ TEST_F(PgQueue, FailedRequestsAreRetriedThenReportedByName) {
 // The shipped KoBEST BoolQ card reading its split as JSON Lines, so that a test can write many
 // rows without a Parquet writer; the card is otherwise the one users run.
 std::string jsonl_card(const fs::path& dir) {
-  std::ifstream in(std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = testing_support::read_file(std::string(KAIVAL_SOURCE_DIR) + "/tasks/kobest_boolq.yaml");
   const std::string from = "format: parquet";
   const size_t at = text.find(from);
   EXPECT_NE(at, std::string::npos);
   if (at != std::string::npos) text.replace(at, from.size(), "format: jsonl");
   const fs::path card = dir / "kobest_boolq.yaml";
-  std::ofstream(card) << text;
+  testing_support::write_file(card, text);
   return card.string();
 }
 

@@ -7,12 +7,12 @@
 #include <fstream>
 #include <set>
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "eval/task.h"
+#include "../support/errors.h"
+#include "../support/files.h"
 
 namespace kaival::eval {
 namespace {
@@ -181,23 +181,14 @@ TEST(Cards, MmluExpandsIntoItsSubjectsParquetFiles) {
 }
 
 TEST(Cards, BadExpansionsNameTheProblem) {
-  namespace fs = std::filesystem;
-  auto dir = fs::temp_directory_path() / ("kaival_expand_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  testing_support::TempDir dir("expand");
   auto write = [&](const std::string& expand, const std::string& name = "t_${s_id}") {
-    auto p = dir / "c.yaml";
-    std::ofstream(p) << "schema: kaival.task/1\nname: " << name << "\nsplits: {test: \"${s}.jsonl\"}\n"
-                     << "request: generate_until\nprompt: p\ntarget: t\nexpand: " << expand << "\n";
+    auto p = dir.path / "c.yaml";
+    testing_support::write_file(p, "schema: kaival.task/1\nname: " + name + "\nsplits: {test: \"${s}.jsonl\"}\n" +
+                                       "request: generate_until\nprompt: p\ntarget: t\nexpand: " + expand + "\n");
     return p.string();
   };
-  auto problem = [&](const std::string& path) -> std::string {
-    try {
-      load_cards(path);
-    } catch (const FormatError& e) {
-      return e.what();
-    }
-    return "no error";
-  };
+  auto problem = [&](const std::string& path) { return testing_support::error_text<FormatError>([&] { load_cards(path); }); };
   EXPECT_EQ(load_cards(write("{s: [a-b, C]}")).size(), 2u);
   EXPECT_EQ(load_cards(write("{s: [a-b, C]}"))[1].name, "t_c");
   EXPECT_NE(problem(write("{s: []}")).find("non-empty list"), std::string::npos);
@@ -206,7 +197,6 @@ TEST(Cards, BadExpansionsNameTheProblem) {
   EXPECT_NE(problem(write("{s: [a, 3]}")).find("non-empty string"), std::string::npos);
   EXPECT_NE(problem(write("{s: [a, b]}", "same")).find("repeats"), std::string::npos);
   EXPECT_NE(problem(write("{s: [a]}", "t_${x}")).find("letters, digits"), std::string::npos);  // an unknown variable stays
-  fs::remove_all(dir);
 }
 
 TEST(Cards, BadCardsNameTheProblem) {
@@ -228,14 +218,11 @@ TEST(Cards, BadCardsNameTheProblem) {
                                "prompt: p\ntarget: t\n")),
                UnsupportedError);
   // Hub fields become a URL and a cache path: nothing that escapes the cache folder.
-  auto hub = [&](const std::string& hf) -> std::string {
-    try {
+  auto hub = [&](const std::string& hf) {
+    return testing_support::error_text<FormatError>([&] {
       load_card(write("schema: kaival.task/1\nname: x\nsplits: {test: {hf: " + hf + ", format: jsonl}}\n"
                       "request: generate_until\nprompt: p\ntarget: t\n"));
-    } catch (const FormatError& e) {
-      return e.what();
-    }
-    return "no error";
+    });
   };
   EXPECT_EQ(hub("{repo: o/d, revision: refs/convert/parquet, path: default/test/0000.parquet}"), "no error");
   EXPECT_NE(hub("{repo: o/d, revision: main, path: /etc/passwd}").find("/etc/passwd"), std::string::npos);

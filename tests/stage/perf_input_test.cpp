@@ -1,19 +1,17 @@
 // A `kaival perf --out` measurement as a stage input: a real sweep against the local
 // server on a fixture model, read by the stage engine through one of its runs.
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "eval/perf.h"
-#include "server/openai_server.h"
 #include "stage/engine.h"
 #include "stage/inputs.h"
 #include "stage/program.h"
+#include "../support/errors.h"
 #include "../support/files.h"
+#include "../support/fixture_sweep.h"
 
 namespace kaival::stage {
 namespace {
@@ -21,35 +19,20 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// One sweep (concurrency 1 and 2) of the fixture model, written as `kaival perf --out` does.
+// One sweep (concurrency 1 and 2) of the fixture model, as `kaival perf --out` writes it.
 const json& measurement() {
-  static const json m = [] {
-    auto served = server::ServedModel::open(std::string(KAIVAL_TESTDATA) + "/models/base-a");
-    server::OpenAIServer srv(served);
-    const int port = srv.start();
-    eval::PerfOptions o;
-    o.model_url = "http://127.0.0.1:" + std::to_string(port);
-    o.num_prompts = 4;
-    o.input_len = 8;
-    o.output_len = 6;
-    o.sweep = {1, 2};
-    o.timeout_s = 30;
-    o.price.per_hour = 2.5;
-    auto rep = eval::run_perf(o);
-    srv.stop();
-    return json::parse(eval::perf_json(rep).dump());
-  }();
+  static const json m = json::parse(eval::perf_json(testing_support::sweep_fixture_model({.per_hour = 2.5})).dump());
   return m;
 }
 
+// A copy of the first-stage fixture with the measurement beside hana's summary.
 struct Folder {
-  fs::path dir = fs::temp_directory_path() / ("kaival_stage_perf_" + std::to_string(::getpid()));
+  testing_support::TempDir tmp{"stage_perf"};
+  const fs::path& dir = tmp.path;
   Folder() {
-    fs::remove_all(dir);
     fs::copy(std::string(KAIVAL_TESTDATA) + "/stage/first", dir, fs::copy_options::recursive);
-    std::ofstream(dir / "s1/perf/hana-measured.json") << measurement().dump(1);
+    testing_support::write_file(dir / "s1/perf/hana-measured.json", measurement().dump(1));
   }
-  ~Folder() { fs::remove_all(dir); }
   std::string file() const { return (dir / "s1/perf/hana-measured.json").string(); }
 };
 
@@ -88,13 +71,8 @@ TEST(PerfInput, MeasurementRunsBecomeTheSummaryKeys) {
 TEST(PerfInput, AmbiguousOrMissingRunsNameTheFileAndTheLevels) {
   Folder f;
   InputSet in(f.dir.string());
-  auto problem = [&](const std::string& path, int c) -> std::string {
-    try {
-      read_perf(in, path, c);
-    } catch (const FormatError& e) {
-      return e.what();
-    }
-    return "no error";
+  auto problem = [&](const std::string& path, int c) {
+    return testing_support::error_text<FormatError>([&] { read_perf(in, path, c); });
   };
   std::string e = problem(f.file(), 0);
   EXPECT_NE(e.find("hana-measured.json"), std::string::npos) << e;
@@ -107,7 +85,7 @@ TEST(PerfInput, AmbiguousOrMissingRunsNameTheFileAndTheLevels) {
   // A lying run is a FormatError, not a crash.
   json bad = measurement();
   bad["runs"][0]["ttft_ms"]["median"] = "fast";
-  std::ofstream(f.dir / "bad.json") << bad.dump();
+  testing_support::write_file(f.dir / "bad.json", bad.dump());
   e = problem((f.dir / "bad.json").string(), 1);
   EXPECT_NE(e.find("ttft_ms.median: expected a number"), std::string::npos) << e;
 }
@@ -121,7 +99,7 @@ TEST(PerfInput, StageScoresATeamFromItsMeasurement) {
   const std::string from = "perf: s1/perf/hana.json";
   ASSERT_NE(text.find(from), std::string::npos);
   text.replace(text.find(from), from.size(), "perf: {file: s1/perf/hana-measured.json, concurrency: 2}");
-  std::ofstream(prog) << text;
+  testing_support::write_file(prog, text);
   RunOptions o;
   o.stage = "s1";
   o.replicates = 20;
@@ -147,7 +125,7 @@ TEST(PerfInput, StageScoresATeamFromItsMeasurement) {
   EXPECT_TRUE(term("hana", "perf:cost_per_1m_tokens")["available"].get<bool>());
   // A program that names a run the file does not have fails, naming it.
   text.replace(text.find("concurrency: 2}"), 15, "concurrency: 3}");
-  std::ofstream(prog) << text;
+  testing_support::write_file(prog, text);
   try {
     run(load_program(prog.string()), o);
     FAIL() << "concurrency 3 is not in the file";
@@ -160,18 +138,13 @@ TEST(PerfInput, ProgramPerfMappingIsStrict) {
   Folder f;
   const fs::path prog = f.dir / "program.yaml";
   std::string base = testing_support::read_file(prog.string());
-  auto error_with = [&](const std::string& perf) -> std::string {
+  auto error_with = [&](const std::string& perf) {
     std::string text = base;
     const std::string from = "perf: s1/perf/hana.json";
     text.replace(text.find(from), from.size(), "perf: " + perf);
-    try {
-      parse_program(text, "prog.yaml", f.dir.string());
-    } catch (const FormatError& e) {
-      return e.what();
-    }
-    return "";
+    return testing_support::error_text<FormatError>([&] { parse_program(text, "prog.yaml", f.dir.string()); });
   };
-  EXPECT_EQ(error_with("{file: s1/perf/hana-measured.json, concurrency: 2}"), "");
+  EXPECT_EQ(error_with("{file: s1/perf/hana-measured.json, concurrency: 2}"), "no error");
   EXPECT_NE(error_with("{file: x.json, concurrency: 0}").find("not a concurrency"), std::string::npos);
   EXPECT_NE(error_with("{file: x.json, concurrency: 1.5}").find("not a concurrency"), std::string::npos);
   EXPECT_NE(error_with("{file: x.json}").find("concurrency"), std::string::npos);
