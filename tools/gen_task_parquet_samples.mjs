@@ -1,7 +1,7 @@
 // Writes the Parquet samples of the cards that read Parquet from the Hub: the Hub's own files
 // (MMLU, ARC, GSM8K, MMLU-Pro) and its automatic conversion on refs/convert/parquet (KoBEST,
-// HellaSwag, KorMedMCQA, CLIcK; lm-evaluation-harness imports read the conversion too): each
-// hand-written testdata/eval/<task>/<split>.jsonl becomes <split>.parquet with
+// HellaSwag, KorMedMCQA, CLIcK, HAE-RAE Bench, KMMLU-Pro/Redux; lm-evaluation-harness imports read the
+// conversion too): each hand-written testdata/eval/<task>/<split>.jsonl becomes <split>.parquet with
 // the Hub file's column types, written by DuckDB (DATA_PAGE v1, SNAPPY, like the
 // pyarrow-written files on the Hub), then read back with hyparquet (an independent reader)
 // and compared with the JSON Lines rows. The JSONL files stay: the tests count expected
@@ -47,6 +47,14 @@ const samples = [
              A: 'VARCHAR', B: 'VARCHAR', C: 'VARCHAR', D: 'VARCHAR', E: 'VARCHAR', answer: 'BIGINT', cot: 'VARCHAR' } },
   { dir: 'click', splits: ['test'],
     types: { id: 'VARCHAR', paragraph: 'VARCHAR', question: 'VARCHAR', choices: 'VARCHAR[]', answer: 'VARCHAR' } },
+  // HAE-RAE Bench 1.1 (general_knowledge): `options` is one string (a Python-style list), `answer` is "(A)".."(E)".
+  { dir: 'haerae_bench', splits: ['test'], types: { query: 'VARCHAR', options: 'VARCHAR', answer: 'VARCHAR' } },
+  // KMMLU-Pro/Redux (gated; the conversion of their JSON files): `solution` is the 1-based answer as a string in
+  // the loaders that read it; the columns beyond question/options/solution are those the loaders name.
+  { dir: 'kmmlu_pro', splits: ['test'],
+    types: { question: 'VARCHAR', options: 'VARCHAR[]', solution: 'VARCHAR', license_name: 'VARCHAR', subject: 'VARCHAR' } },
+  { dir: 'kmmlu_redux', splits: ['test'],
+    types: { question: 'VARCHAR', options: 'VARCHAR[]', solution: 'VARCHAR', license_name: 'VARCHAR', category: 'VARCHAR' } },
 ]
 
 const db = await DuckDBInstance.create(':memory:')

@@ -157,6 +157,31 @@ TEST(Runner, CircularModeNeedsEveryRotation) {
   EXPECT_EQ(mock.completed(), 8);  // two items x four rotations
 }
 
+TEST(Runner, HaeRaeScoresTheAnswerLetterAfterTheQuery) {
+  // lm-evaluation-harness's scoring: the choices are " (A)".." (E)" after the query, answer "(A)".."(E)".
+  // Favouring "(B)" makes every item pick (B): right for the second sample item only.
+  MockServer mock;
+  mock.favour("(B)");
+  mock.start();
+  auto r = run_eval({kTasks + "haerae_bench.yaml"}, options(mock));
+  EXPECT_DOUBLE_EQ(metric(r, "haerae_bench", "acc"), 0.5);
+  EXPECT_DOUBLE_EQ(metric(r, "haerae_bench", "acc_norm"), 0.5);
+}
+
+TEST(Runner, KmmluProAndReduxReadTheOneBasedSolutionString) {
+  // solution is "1".."5" (a string in the loaders that read the Hub files); options are 5 (Pro) or 4 (Redux).
+  MockServer mock;
+  mock.add_answer("부가가치세", "정답은 ②입니다.");  // solution "2": right
+  mock.add_answer("특허권", "③");                   // solution "3": right
+  mock.add_answer("콘크리트", "정답: ②");            // solution "2": right
+  mock.add_answer("광합성", "정답: ②");              // solution "1": wrong
+  mock.start();
+  auto r = run_eval({kTasks + "kmmlu_pro.yaml", kTasks + "kmmlu_redux.yaml"}, options(mock));
+  EXPECT_DOUBLE_EQ(metric(r, "kmmlu_pro", "acc"), 1.0);
+  EXPECT_DOUBLE_EQ(metric(r, "kmmlu_redux", "acc"), 0.5);
+  EXPECT_DOUBLE_EQ(r["groups"]["kmmlu_pro_redux"]["acc,none"].get<double>(), 0.75);
+}
+
 TEST(Runner, MacroAndMicroGroupAggregation) {
   MockServer mock;
   mock.favour("예");   // boolq: the 2 of 3 items labelled 1 are right
