@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
@@ -608,9 +609,11 @@ std::vector<CampaignInfo> ArenaStore::campaigns() {
 }
 
 std::optional<CampaignInfo> ArenaStore::campaign(const std::string& name) {
-  for (auto& c : campaigns())
-    if (c.name == name) return c;
-  return std::nullopt;
+  std::lock_guard lk(db_mu_);
+  Stmt s = db_.prepare("SELECT id, name, title, kind, synthetic FROM campaigns WHERE name=?1");
+  s.bind(1, name);
+  if (!s.step()) return std::nullopt;
+  return CampaignInfo{s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4) != 0};
 }
 
 void ArenaStore::flag_identity_leak(int64_t campaign_id, const std::string& prompt, const std::string& model,
@@ -1013,12 +1016,32 @@ void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
   auto once = [&] {
     Transaction tx(db_);
     int64_t now = now_ms();
-    Stmt find = db_.prepare(
-        "SELECT b.id, b.account_id, b.served_ms, c.spec FROM battles b JOIN campaigns c ON c.id=b.campaign_id "
-        "WHERE b.public_id=?1");
+    Stmt find = db_.prepare("SELECT id, account_id, served_ms, campaign_id FROM battles WHERE public_id=?1");
+    Stmt spec = db_.prepare("SELECT spec FROM campaigns WHERE id=?1");
     Stmt voted = db_.prepare("SELECT 1 FROM votes WHERE battle_id=?1");
-    Stmt by_account = db_.prepare("SELECT count(*) FROM votes WHERE account_id=?1 AND created_ms > ?2");
-    Stmt by_ip = db_.prepare("SELECT count(*) FROM votes WHERE ip_hash=?1 AND created_ms > ?2");
+    // Counting stops at the cap: the work per vote is bounded by the cap, not
+    // by how many votes the account or address has ever cast.
+    Stmt by_account = db_.prepare(
+        "SELECT count(*) FROM (SELECT 1 FROM votes WHERE account_id=?1 AND created_ms > ?2 LIMIT ?3) AS recent");
+    Stmt by_ip =
+        db_.prepare("SELECT count(*) FROM (SELECT 1 FROM votes WHERE ip_hash=?1 AND created_ms > ?2 LIMIT ?3) AS recent");
+    // Each campaign's caps parsed once per batch; each account's and address's
+    // count read once (see cap_counts_), then kept up to date as votes go in.
+    struct Caps {
+      int64_t per_account_day, per_ip_hour;
+    };
+    std::unordered_map<int64_t, Caps> caps_of;
+    const bool shared_store = db_.is_postgres();
+    if (shared_store || cap_counts_.size() > 100000) cap_counts_.clear();
+    auto counted = [&](Stmt& q, std::string key, const auto& value, int64_t window_ms, int64_t limit) -> int64_t& {
+      CapCount& c = cap_counts_[std::move(key)];
+      if (c.read_ms == 0 || now - c.read_ms >= kCapRecountMs) {
+        q.reset();
+        q.bind(1, value).bind(2, now - window_ms).bind(3, limit).step();
+        c = {q.int64(0), now};
+      }
+      return c.votes;
+    };
     // The unique battle_id decides between servers racing on one battle: the
     // loser's insert waits for the winner's commit, then inserts nothing.
     Stmt insert = db_.prepare(
@@ -1034,11 +1057,18 @@ void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
         v->status = VoteStatus::UnknownBattle;
         continue;
       }
-      int64_t battle = find.int64(0), owner = find.int64(1), served = find.int64(2);
-      json caps = json::parse(find.text(3)).value("caps", json::object());
+      int64_t battle = find.int64(0), owner = find.int64(1), served = find.int64(2), campaign = find.int64(3);
       if (owner != r.account_id) {
         v->status = VoteStatus::NotYourBattle;
         continue;
+      }
+      auto cap = caps_of.find(campaign);
+      if (cap == caps_of.end()) {
+        spec.reset();
+        spec.bind(1, campaign).step();
+        json c = json::parse(spec.text(0)).value("caps", json::object());
+        cap = caps_of.emplace(campaign, Caps{c.value("votes_per_account_per_day", int64_t{1000}),
+                                             c.value("votes_per_ip_per_hour", int64_t{3000})}).first;
       }
       voted.reset();
       if (voted.bind(1, battle).step()) {
@@ -1046,21 +1076,24 @@ void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
         continue;
       }
       std::string ip_hash = salted("ip:" + r.ip);
-      by_account.reset();
-      by_account.bind(1, r.account_id).bind(2, now - 86400000).step();
-      if (by_account.int64(0) >= caps.value("votes_per_account_per_day", 1000)) {
+      int64_t& account_votes = counted(by_account, fmt::format("a{}", r.account_id), r.account_id, 86400000,
+                                       cap->second.per_account_day);
+      if (account_votes >= cap->second.per_account_day) {
         v->status = VoteStatus::AccountCapReached;
         continue;
       }
-      by_ip.reset();
-      by_ip.bind(1, ip_hash).bind(2, now - 3600000).step();
-      if (by_ip.int64(0) >= caps.value("votes_per_ip_per_hour", 3000)) {
+      int64_t& ip_votes = counted(by_ip, "i" + ip_hash, ip_hash, 3600000, cap->second.per_ip_hour);
+      if (ip_votes >= cap->second.per_ip_hour) {
         v->status = VoteStatus::IpCapReached;
         continue;
       }
       insert.bind(1, battle).bind(2, r.account_id).bind(3, ip_hash).bind(4, r.winner).bind(5, now)
           .bind(6, std::max<int64_t>(0, now - served)).run();
       v->status = db_.changes() == 1 ? VoteStatus::Stored : VoteStatus::AlreadyVoted;
+      if (v->status == VoteStatus::Stored) {
+        ++account_votes;
+        ++ip_votes;
+      }
     }
     tx.commit();  // SQLite synchronous=FULL / PostgreSQL synchronous_commit: durable before any ack
   };
@@ -1069,12 +1102,16 @@ void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
       once();
       return;
     } catch (const IoError& e) {
+      cap_counts_.clear();  // they counted votes the rollback took back
       // PostgreSQL may still pick this batch as a deadlock victim (say, against an
       // admin's bulk update): it was rolled back whole, so running it again is safe.
       std::string_view m = e.what();
       bool retry = db_.is_postgres() && attempt < 3 &&
                    (m.find("deadlock detected") != m.npos || m.find("could not serialize") != m.npos);
       if (!retry) throw;
+    } catch (...) {
+      cap_counts_.clear();
+      throw;
     }
   }
 }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "arena/bradley_terry.h"
@@ -273,6 +274,18 @@ class ArenaStore {
   std::condition_variable queue_cv_;
   std::vector<PendingVote*> queue_;
   bool committing_ = false;
+  // Votes counted against the per-account and per-IP caps ("a<id>", "i<hash>"),
+  // kept between batches (under db_mu_) so a cap check does not rescan the
+  // votes table. SQLite has one writing server, so a count stays exact as this
+  // server adds votes; it is read again after kCapRecountMs to let votes leave
+  // the window (until then a count can be too high, never too low). PostgreSQL
+  // has other servers voting too: there each batch reads its counts afresh.
+  struct CapCount {
+    int64_t votes = 0;
+    int64_t read_ms = 0;
+  };
+  static constexpr int64_t kCapRecountMs = 10000;
+  std::unordered_map<std::string, CapCount> cap_counts_;
 };
 
 }  // namespace kaival::arena

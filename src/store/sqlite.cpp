@@ -37,19 +37,48 @@ Db Db::open(const std::string& path, const OpenOptions& options) {
   return out;
 }
 
-Db::Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)) { o.db_ = nullptr; }
+Db::Db(Db&& o) noexcept : db_(o.db_), path_(std::move(o.path_)), idle_(std::move(o.idle_)) {
+  o.db_ = nullptr;
+  o.idle_.clear();
+}
 
 Db& Db::operator=(Db&& o) noexcept {
   if (this != &o) {
+    drop_cache();
     sqlite3_close_v2(db_);
     db_ = o.db_;
     path_ = std::move(o.path_);
+    idle_ = std::move(o.idle_);
     o.db_ = nullptr;
+    o.idle_.clear();
   }
   return *this;
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() {
+  drop_cache();
+  sqlite3_close_v2(db_);
+}
+
+void Db::drop_cache() noexcept {
+  for (auto& [sql, s] : idle_) sqlite3_finalize(s);
+  idle_.clear();
+}
+
+void Db::keep(sqlite3_stmt* s) const noexcept {
+  // A Db moved from no longer owns the connection: its statements just go.
+  if (db_ == nullptr || idle_.size() >= kMaxCached) {
+    sqlite3_finalize(s);
+    return;
+  }
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  try {
+    if (!idle_.try_emplace(sqlite3_sql(s), s).second) sqlite3_finalize(s);  // a twin is already idle
+  } catch (...) {
+    sqlite3_finalize(s);
+  }
+}
 
 void Db::exec(std::string_view sql) {
   std::string s(sql);
@@ -62,6 +91,11 @@ void Db::exec(std::string_view sql) {
 }
 
 Stmt Db::prepare(std::string_view sql) const {
+  if (auto it = idle_.find(sql); it != idle_.end()) {
+    sqlite3_stmt* s = it->second;
+    idle_.erase(it);
+    return Stmt(s, this);
+  }
   sqlite3_stmt* s = nullptr;
   if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &s, nullptr) !=
       SQLITE_OK)
@@ -78,7 +112,7 @@ Stmt::Stmt(Stmt&& o) noexcept : stmt_(o.stmt_), db_(o.db_) { o.stmt_ = nullptr; 
 
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
   if (this != &o) {
-    sqlite3_finalize(stmt_);
+    release();
     stmt_ = o.stmt_;
     db_ = o.db_;
     o.stmt_ = nullptr;
@@ -86,7 +120,16 @@ Stmt& Stmt::operator=(Stmt&& o) noexcept {
   return *this;
 }
 
-Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt::~Stmt() { release(); }
+
+void Stmt::release() noexcept {
+  if (stmt_ == nullptr) return;
+  if (db_ != nullptr)
+    db_->keep(stmt_);
+  else
+    sqlite3_finalize(stmt_);
+  stmt_ = nullptr;
+}
 
 void Stmt::fail_here(std::string_view what) const {
   std::string sql = stmt_ ? sqlite3_sql(stmt_) : "";

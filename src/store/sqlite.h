@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 struct sqlite3;
@@ -63,6 +64,7 @@ class Stmt {
  private:
   friend class Db;
   Stmt(sqlite3_stmt* s, const Db* db) : stmt_(s), db_(db) {}
+  void release() noexcept;  // back to the Db's cache (reset), or finalized
   [[noreturn]] void fail_here(std::string_view what) const;
   sqlite3_stmt* stmt_ = nullptr;
   const Db* db_ = nullptr;
@@ -79,6 +81,9 @@ class Db {
   ~Db();
 
   void exec(std::string_view sql);  // one or more statements, no parameters
+  // Compiled statements are kept, reset, when a Stmt is destroyed and reused by
+  // the next prepare() of the same text: compiling costs more than running the
+  // short statements a server runs per request.
   Stmt prepare(std::string_view sql) const;
   int64_t last_insert_rowid() const;
   int changes() const;  // rows changed by the last statement
@@ -86,9 +91,20 @@ class Db {
   sqlite3* handle() const { return db_; }
 
  private:
+  friend class Stmt;
+  struct TextHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
   Db(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void keep(sqlite3_stmt* s) const noexcept;
+  void drop_cache() noexcept;
   sqlite3* db_ = nullptr;
   std::string path_;
+  // Idle compiled statements by SQL text; one in use is not here, so two live
+  // Stmts never share one. Bounded: past kMaxCached a statement is finalized.
+  static constexpr size_t kMaxCached = 256;
+  mutable std::unordered_map<std::string, sqlite3_stmt*, TextHash, std::equal_to<>> idle_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back in the destructor unless committed.

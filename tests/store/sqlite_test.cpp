@@ -142,3 +142,72 @@ TEST(StoreSqlite, MissingDirectoryAndBadSqlAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("syntax"), std::string::npos) << e.what();
   }
 }
+
+TEST(StoreSqlite, ReusedStatementsStartAfreshAndTwinsInUseAreSeparate) {
+  Db db = Db::open(":memory:");
+  migrate(db, kMigrations);
+  auto ins = db.prepare("INSERT INTO vote(who, score) VALUES (?1, ?2)");
+  for (int i = 0; i < 3; ++i) ins.bind(1, "v" + std::to_string(i)).bind(2, double(i)).run();
+  const std::string by_score = "SELECT who FROM vote WHERE score >= ?1 ORDER BY id";
+  {
+    // Two of the same text at once: each has its own cursor and bindings.
+    auto a = db.prepare(by_score);
+    auto b = db.prepare(by_score);
+    a.bind(1, 0.0);
+    b.bind(1, 2.0);
+    ASSERT_TRUE(a.step());
+    ASSERT_TRUE(b.step());
+    EXPECT_EQ(a.text(0), "v0");
+    EXPECT_EQ(b.text(0), "v2");
+    ASSERT_TRUE(a.step());
+    EXPECT_EQ(a.text(0), "v1");
+    EXPECT_FALSE(b.step());
+  }  // both go back mid-way (a) and done (b)
+  // The kept statement comes back reset: first row again, no binding left
+  // (score >= NULL matches nothing).
+  auto again = db.prepare(by_score);
+  EXPECT_FALSE(again.step());
+  again.reset();
+  again.bind(1, 1.0);
+  ASSERT_TRUE(again.step());
+  EXPECT_EQ(again.text(0), "v1");
+}
+
+TEST(StoreSqlite, AStatementDroppedMidReadReleasesItsLock) {
+  // Without WAL a reading statement holds a shared lock that keeps any other
+  // connection from committing; a statement kept for reuse must not.
+  TempDir dir;
+  std::string path = (dir.path / "journal.db").string();
+  OpenOptions no_wal;
+  no_wal.wal = false;
+  no_wal.busy_timeout_ms = 0;
+  Db a = Db::open(path, no_wal);
+  migrate(a, kMigrations);
+  auto ins = a.prepare("INSERT INTO vote(who) VALUES (?1)");
+  for (int i = 0; i < 3; ++i) ins.bind(1, std::to_string(i)).run();
+  {
+    auto sel = a.prepare("SELECT who FROM vote");
+    ASSERT_TRUE(sel.step());  // the read is open here
+  }
+  Db b = Db::open(path, no_wal);
+  EXPECT_NO_THROW(b.prepare("INSERT INTO vote(who) VALUES ('other')").run());
+  auto n = a.prepare("SELECT count(*) FROM vote");
+  ASSERT_TRUE(n.step());
+  EXPECT_EQ(n.int64(0), 4);
+}
+
+TEST(StoreSqlite, StatementsSurviveTheirDbBeingMoved) {
+  Db first = Db::open(":memory:");
+  migrate(first, kMigrations);
+  first.prepare("INSERT INTO vote(who) VALUES ('x')").run();  // kept in first's cache
+  auto live = first.prepare("SELECT count(*) FROM vote");
+  Db second = std::move(first);  // the cache moves; `live` belongs to the moved-from Db
+  live = Stmt();                 // finalized, not kept by a Db that no longer has a connection
+  auto n = second.prepare("SELECT count(*) FROM vote");
+  ASSERT_TRUE(n.step());
+  EXPECT_EQ(n.int64(0), 1);
+  second.prepare("INSERT INTO vote(who) VALUES ('y')").run();  // from the moved cache
+  n.reset();
+  ASSERT_TRUE(n.step());
+  EXPECT_EQ(n.int64(0), 2);
+}
