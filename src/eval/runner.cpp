@@ -837,7 +837,10 @@ nlohmann::ordered_json run_eval(const std::vector<std::string>& card_paths, cons
     for (const auto& [split, h] : t.dataset_sha256) {  // the file read (a --data-dir sample, a Hub download)
       const DataSource& src = c.splits.at(split);
       OJson in = {{"path", t.dataset_path.at(split)}, {"sha256", h}};
-      if (!src.hf_repo.empty()) in["source"] = src.hf_repo + "@" + src.hf_revision + ":" + src.hf_path;
+      if (!src.hf_repo.empty()) {
+        in["source"] = src.hf_repo + "@" + src.hf_revision + ":" + src.hf_path;
+        if (std::string commit = hub_commit(t.dataset_path.at(split)); !commit.empty()) in["commit"] = commit;
+      }
       manifest_inputs.push_back(std::move(in));
     }
     if (!c.group.empty()) {

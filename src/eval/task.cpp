@@ -494,6 +494,33 @@ size_t write_file_cb(char* data, size_t size, size_t n, void* user) {
   return std::fwrite(data, 1, size * n, f);
 }
 
+bool is_commit_id(std::string_view s) {
+  return s.size() == 40 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// Keeps the first X-Repo-Commit of the response chain (the Hub's answer before a
+// redirect to its file store carries it; the store's answer does not).
+size_t repo_commit_cb(char* data, size_t size, size_t n, void* user) {
+  auto* commit = static_cast<std::string*>(user);
+  std::string_view line(data, size * n);
+  constexpr std::string_view key = "x-repo-commit:";
+  if (commit->empty() && line.size() > key.size()) {
+    std::string head(line.substr(0, key.size()));
+    for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (head == key) {
+      std::string_view v = line.substr(key.size());
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
+      if (is_commit_id(v)) *commit = v;
+    }
+  }
+  return size * n;
+}
+
+std::string source_note_path(const std::string& downloaded_path) { return downloaded_path + ".kaival.json"; }
+
 }  // namespace
 
 std::string hub_download(const DataSource& src, const LoadOptions& opt) {
@@ -525,6 +552,9 @@ std::string hub_download(const DataSource& src, const LoadOptions& opt) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 15000L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_file_cb);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+  std::string commit;
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, repo_commit_cb);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &commit);
   struct curl_slist* headers = nullptr;
   std::string auth;
   if (const char* tok = std::getenv("HF_TOKEN")) {
@@ -550,9 +580,31 @@ std::string hub_download(const DataSource& src, const LoadOptions& opt) {
       fail<IoError>(url, "SHA-256 {} does not match the card's {}", got, src.sha256);
     }
   }
+  // The note goes first: a file in place always has the note its download wrote.
+  const std::string note = source_note_path(local.string());
+  if (!commit.empty()) {
+    const std::string note_tmp = note + ".part";
+    std::ofstream out(note_tmp, std::ios::binary | std::ios::trunc);
+    out << OJson{{"url", url}, {"commit", commit}}.dump() << "\n";
+    out.close();
+    if (!out) fail<IoError>(note_tmp, "cannot write");
+    fs::rename(note_tmp, note, ec);
+    if (ec) fail<IoError>(note, "cannot move into place: {}", ec.message());
+  } else {
+    fs::remove(note, ec);  // an older download's note would name the wrong commit
+  }
   fs::rename(tmp, local, ec);
   if (ec) fail<IoError>(local.string(), "cannot move download into place: {}", ec.message());
   return local.string();
+}
+
+std::string hub_commit(const std::string& downloaded_path) {
+  std::ifstream in(source_note_path(downloaded_path), std::ios::binary);
+  if (!in) return "";
+  OJson j = OJson::parse(in, nullptr, false);
+  if (!j.is_object() || !j.contains("commit") || !j["commit"].is_string()) return "";
+  std::string c = j["commit"];
+  return is_commit_id(c) ? c : "";
 }
 
 struct SplitReader::Impl {

@@ -119,8 +119,14 @@ std::vector<Doc> load_split(const TaskCard& card, const std::string& split, cons
                             std::string* file_sha256 = nullptr, std::string* file_path = nullptr);
 
 // Downloads <endpoint>/datasets/<repo>/resolve/<revision>/<path> into the cache
-// (atomically) unless present; returns the local path.
+// (atomically) unless present; returns the local path. The commit the Hub resolved the
+// revision to (its X-Repo-Commit header) is kept beside the file, in <path>.kaival.json.
 std::string hub_download(const DataSource& src, const LoadOptions& opt);
+
+// The commit a cached Hub download came from (40 hex digits), or "" when the Hub did not
+// say (or the file is not a Hub download). A result's manifest records it, so a card that
+// names a branch (main, refs/convert/parquet) still pins the data it was scored on.
+std::string hub_commit(const std::string& downloaded_path);
 
 // Parsers, exposed for tests.
 std::vector<OJson> parse_csv(const std::string& text, char sep, const std::string& where);

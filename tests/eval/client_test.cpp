@@ -242,5 +242,40 @@ TEST(Hub, ABranchWithSlashesIsOneEscapedSegment) {
   EXPECT_EQ(fs::file_size(p), 4u);
 }
 
+// The Hub answers a resolve URL with X-Repo-Commit (then, for large files, a redirect to its
+// file store, which does not send it): the commit is kept beside the cached file.
+TEST(Hub, KeepsTheCommitTheHubResolvedTheRevisionTo) {
+  namespace fs = std::filesystem;
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  LocalHub hub;
+  hub.srv.Get("/datasets/org/ds/resolve/main/big.jsonl", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_header("X-Repo-Commit", commit);
+    res.set_redirect("/store/blob-1");
+  });
+  hub.srv.Get("/store/blob-1", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_header("X-Repo-Commit", std::string(40, 'f'));  // not the first: ignored
+    res.set_content("{\"q\": 1}\n", "application/octet-stream");
+  });
+  hub.srv.Get("/datasets/org/ds/resolve/main/plain.jsonl", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_header("X-Repo-Commit", "not-a-commit");
+    res.set_content("{\"q\": 2}\n", "application/octet-stream");
+  });
+  hub.start();
+  testing_support::TempDir tmp("hub_commit");
+  const fs::path cache = tmp.path / "cache";
+  DataSource src;
+  src.hf_repo = "org/ds";
+  src.hf_revision = "main";
+  src.hf_path = "big.jsonl";
+  std::string big = hub_download(src, hub.options(cache));
+  EXPECT_EQ(testing_support::read_file(big), "{\"q\": 1}\n");
+  EXPECT_EQ(hub_commit(big), commit);
+  src.hf_path = "plain.jsonl";
+  std::string plain = hub_download(src, hub.options(cache));
+  EXPECT_EQ(hub_commit(plain), "");  // a malformed header is not recorded
+  EXPECT_FALSE(fs::exists(plain + ".kaival.json"));
+  EXPECT_EQ(hub_commit((cache / "nowhere.jsonl").string()), "");
+}
+
 }  // namespace
 }  // namespace kaival::eval

@@ -6,6 +6,9 @@
 #include <fstream>
 #include <regex>
 #include <string>
+#include <thread>
+
+#include <httplib.h>
 
 #include <gtest/gtest.h>
 
@@ -141,6 +144,39 @@ TEST(EvalResultsFile, DataDirSamplesAreNamedAsReadWithTheirHubSource) {
   EXPECT_EQ(r["configs"]["kobest_boolq"]["dataset_sha256"]["test"], sha256_file(sample));
   EXPECT_EQ(r["configs"]["kobest_boolq"]["sampling"],
             OJ::parse(R"({"echo": true, "logprobs": 1, "max_tokens": 1, "temperature": 0})"));
+}
+
+TEST(EvalResultsFile, AHubDownloadIsNamedWithTheCommitTheHubResolved) {
+  // The card names a branch; the manifest pins the data by the commit the Hub answered with.
+  const std::string commit = "89abcdef0123456789abcdef0123456789abcdef";
+  const std::string sample = std::string(KAIVAL_TESTDATA) + "/eval/kobest_boolq/test.parquet";
+  httplib::Server hub;
+  hub.Get(R"(/datasets/skt/kobest_v1/resolve/(.+)/boolq/test/0000\.parquet)",
+          [&](const httplib::Request&, httplib::Response& res) {
+            res.set_header("X-Repo-Commit", commit);
+            res.set_content(testing_support::read_file(sample), "application/octet-stream");
+          });
+  const int port = hub.bind_to_any_port("127.0.0.1");
+  std::thread th([&] { hub.listen_after_bind(); });
+  while (!hub.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  TempDir dir("results_hub_commit");
+  MockServer mock;
+  mock.start();
+  RunOptions o = sample_options(mock);
+  o.data.local_dir.clear();
+  o.data.cache_dir = (dir.path / "cache").string();
+  o.data.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
+  auto r = run_eval({kSource + "/tasks/kobest_boolq.yaml"}, o);
+  hub.stop();
+  th.join();
+  auto errs = results_schema().errors(r);
+  EXPECT_TRUE(errs.empty()) << join_errors(errs);
+  const fs::path cached = dir.path / "cache/hf/skt/kobest_v1/refs%2Fconvert%2Fparquet/boolq/test/0000.parquet";
+  OJ in = input_for(r, cached.string());
+  ASSERT_TRUE(in.is_object()) << r["manifest"]["inputs"].dump();
+  EXPECT_EQ(in["sha256"], sha256_file(sample));
+  EXPECT_EQ(in["source"], "skt/kobest_v1@refs/convert/parquet:boolq/test/0000.parquet");
+  EXPECT_EQ(in["commit"], commit);
 }
 
 TEST(EvalResultsFile, EveryShippedCardsResultsConformInOneRun) {
