@@ -1033,12 +1033,15 @@ void ArenaStore::commit_votes(std::vector<PendingVote*>& batch) {
     std::unordered_map<int64_t, Caps> caps_of;
     const bool shared_store = db_.is_postgres();
     if (shared_store || cap_counts_.size() > 100000) cap_counts_.clear();
-    auto counted = [&](Stmt& q, std::string key, const auto& value, int64_t window_ms, int64_t limit) -> int64_t& {
+    // One key counts every campaign's votes, and campaigns' caps differ: a
+    // count cut short by a smaller cap is read again for a larger one.
+    auto counted = [&](Stmt& q, std::string key, const auto& value, int64_t window_ms, int64_t cap) -> int64_t& {
       CapCount& c = cap_counts_[std::move(key)];
-      if (c.read_ms == 0 || now - c.read_ms >= kCapRecountMs) {
+      if (c.read_ms == 0 || now - c.read_ms >= kCapRecountMs || (!c.exact && c.votes < cap)) {
         q.reset();
-        q.bind(1, value).bind(2, now - window_ms).bind(3, limit).step();
-        c = {q.int64(0), now};
+        q.bind(1, value).bind(2, now - window_ms).bind(3, cap).step();
+        const int64_t n = q.int64(0);
+        c = {n, now, n < cap};
       }
       return c.votes;
     };

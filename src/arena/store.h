@@ -280,9 +280,12 @@ class ArenaStore {
   // server adds votes; it is read again after kCapRecountMs to let votes leave
   // the window (until then a count can be too high, never too low). PostgreSQL
   // has other servers voting too: there each batch reads its counts afresh.
+  // A count read with LIMIT L that came back as L is only a lower bound
+  // (exact = false): enough to refuse under a cap <= L, read again for a larger cap.
   struct CapCount {
     int64_t votes = 0;
     int64_t read_ms = 0;
+    bool exact = false;
   };
   static constexpr int64_t kCapRecountMs = 10000;
   std::unordered_map<std::string, CapCount> cap_counts_;

@@ -20,6 +20,9 @@ class ResponseCache {
   // Opens (creating and migrating) `path`. Open one first on a single thread:
   // concurrent first migrations would race.
   explicit ResponseCache(const std::string& path);
+  // The statements point at db_: the cache stays where it was built.
+  ResponseCache(const ResponseCache&) = delete;
+  ResponseCache& operator=(const ResponseCache&) = delete;
   // The stored answer for `hash`; nothing when absent or not valid JSON.
   std::optional<nlohmann::json> get(const std::string& hash);
   void put(const std::string& hash, const std::string& endpoint, const nlohmann::json& request,

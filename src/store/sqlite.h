@@ -25,6 +25,8 @@ struct OpenOptions {
 
 class Db;
 
+// A statement of one Db. It must not outlive that Db object: when destroyed it
+// goes back to the Db's cache (finalized instead if the Db was moved from).
 class Stmt {
  public:
   Stmt() = default;

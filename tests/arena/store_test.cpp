@@ -177,6 +177,39 @@ TEST_P(ArenaStoreOn, CapsPerAccountAndPerIp) {
   EXPECT_EQ(s->vote_count(), 5);
 }
 
+TEST_P(ArenaStoreOn, CapsOfCampaignsWithDifferentLimitsCountEveryVote) {
+  // The per-account count spans campaigns, and a count stops at the cap it was read for:
+  // one cut short at campaign A's cap of 2 must not stand for campaign B's cap of 5.
+  int64_t u = 0, a = 0, b = 0;
+  {
+    auto s = open_store(d);
+    u = s->create_account("u", "password one", Role::Voter);
+    CampaignFile fa = load_campaign_file(testdata("arena_campaign.yaml"));
+    fa.arena.name = "cap-a";
+    fa.arena.caps = {2, 100};
+    a = s->add_campaign(fa, u);
+    CampaignFile fb = fa;
+    fb.arena.name = "cap-b";
+    fb.arena.caps = {5, 100};
+    b = s->add_campaign(fb, u);
+    for (int k = 0; k < 3; ++k) {
+      auto battle = s->new_battle(b, u, "1.1.1.1");
+      EXPECT_EQ(s->vote({battle->id, u, "1.1.1.1", "tie"}), VoteStatus::Stored);
+    }
+  }
+  auto s = open_store(d);  // a new server: nothing counted yet
+  auto vote = [&](int64_t campaign) {
+    auto battle = s->new_battle(campaign, u, "1.1.1.1");
+    return s->vote({battle->id, u, "1.1.1.1", "tie"});
+  };
+  EXPECT_EQ(vote(a), VoteStatus::AccountCapReached);  // counted up to 2 only
+  EXPECT_EQ(vote(b), VoteStatus::Stored);             // 4th
+  EXPECT_EQ(vote(b), VoteStatus::Stored);             // 5th
+  EXPECT_EQ(vote(b), VoteStatus::AccountCapReached);
+  EXPECT_EQ(vote(a), VoteStatus::AccountCapReached);
+  EXPECT_EQ(s->vote_count(), 5);
+}
+
 TEST_P(ArenaStoreOn, ConcurrentVotesShareCommitsAndEachIsStoredOnce) {
   auto s = open_store(d);
   int64_t u = s->create_account("u", "password one", Role::Voter);
