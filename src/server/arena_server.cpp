@@ -656,6 +656,7 @@ struct ArenaServer::Impl {
           } catch (const std::exception& e) {
             // The status line is sent already: end the stream with a void pair.
             std::fprintf(stderr, "kaival serve: live stream in %s: %s\n", campaign_name.c_str(), e.what());
+            start->in_flight.reset();
             std::string frame = sse("void", {{"error", "live_failed"}, {"message", t(lang, "live_failed")}});
             sink.write(frame.data(), frame.size());
           }
@@ -664,7 +665,7 @@ struct ArenaServer::Impl {
         });
   }
 
-  void run_live_stream(const LiveStart& start, const std::string& prompt, int64_t account, int64_t campaign,
+  void run_live_stream(LiveStart& start, const std::string& prompt, int64_t account, int64_t campaign,
                        const std::string& campaign_name, const std::string& ip, Lang lang, httplib::DataSink& sink) {
     LiveStream st;
     bool writable = true;
@@ -726,19 +727,22 @@ struct ArenaServer::Impl {
     for (int k = 0; k < 2; ++k)
       if (!st.failure[k].empty()) failure += (failure.empty() ? "" : "; ") + st.failure[k];
     if (!writable && failure.empty()) failure = "the voter left before both answers were complete";
+    // The voter may ask again as soon as the last frame arrives: the pair is
+    // no longer in flight once it is stored or voided, not when the
+    // connection is torn down later.
+    auto last = [&](const std::string& frame) {
+      start.in_flight.reset();
+      write(frame);
+    };
     if (!failure.empty()) {
       std::fprintf(stderr, "kaival serve: live prompt in %s: %s\n", campaign_name.c_str(), failure.c_str());
       store.record_live_failure(campaign, account, failure);
-      write(sse("void", {{"error", "live_failed"}, {"message", t(lang, "live_failed")}}));
-      return;
+      return last(sse("void", {{"error", "live_failed"}, {"message", t(lang, "live_failed")}}));
     }
     arena::LiveBattle r =
         store.add_live_battle(campaign, account, ip, prompt, {*models[0], st.text[0]}, {*models[1], st.text[1]});
-    if (!r.battle) {
-      write(sse("void", {{"error", "live_leak"}, {"message", t(lang, "live_leak")}}));
-      return;
-    }
-    write(sse("battle", {{"battle", r.battle->id}}));
+    if (!r.battle) return last(sse("void", {{"error", "live_leak"}, {"message", t(lang, "live_leak")}}));
+    last(sse("battle", {{"battle", r.battle->id}}));
   }
 
   void arena_live(const httplib::Request& req, httplib::Response& res) {
