@@ -29,6 +29,14 @@ WorkerPool::~WorkerPool() {
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+// Polls before sleeping on a condition variable: about 20-50 us (pause is
+// ~10-140 cycles depending on the core), short enough not to matter when
+// the machine is busy, long enough to cover the gap between two products.
+constexpr int kSpinPolls = 4096;
+inline void cpu_relax() { _mm_pause(); }
+}  // namespace
+
 void WorkerPool::run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
@@ -41,19 +49,19 @@ void WorkerPool::run(int64_t n, int64_t grain, const std::function<void(int64_t,
     std::lock_guard lock(mu_);
     fn_ = &fn;
     n_ = n;
-    // A few chunks per thread balance uneven progress (a shared machine).
-    chunk_ = std::max(grain, (n + 4 * threads() - 1) / (4 * threads()));
+    grain_ = grain;
     next_ = 0;
-    pending_ = (n + chunk_ - 1) / chunk_;
+    pending_.store(n, std::memory_order_relaxed);
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   work_on_current();
+  for (int i = 0; i < kSpinPolls && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   std::exception_ptr error;
   {
     std::unique_lock lock(mu_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    done_.wait(lock, [&] { return pending_.load(std::memory_order_relaxed) == 0; });
     fn_ = nullptr;
     error = error_;
   }
@@ -69,7 +77,12 @@ void WorkerPool::work_on_current() {
       if (!fn_ || next_ >= n_) return;
       fn = fn_;
       begin = next_;
-      end = std::min(n_, begin + chunk_);
+      // A share of what is left, in multiples of the grain: large chunks
+      // first, small ones at the end, so no thread is left with a long one
+      // while the others wait (and a slow thread on a shared machine).
+      const int64_t left = n_ - begin, share = left / (2 * threads());
+      const int64_t chunk = std::max<int64_t>(1, share / grain_) * grain_;
+      end = left - chunk < grain_ ? n_ : begin + chunk;
       next_ = end;
     }
     try {
@@ -78,19 +91,25 @@ void WorkerPool::work_on_current() {
       std::lock_guard lock(mu_);
       if (!error_) error_ = std::current_exception();
     }
-    std::lock_guard lock(mu_);
-    if (--pending_ == 0) done_.notify_all();
+    if (pending_.fetch_sub(end - begin, std::memory_order_acq_rel) == end - begin) {
+      std::lock_guard lock(mu_);  // the caller checks pending_ under mu_ before it sleeps
+      done_.notify_all();
+    }
   }
 }
 
 void WorkerPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    for (int i = 0; i < kSpinPolls && generation_.load(std::memory_order_acquire) == seen &&
+                    !quit_.load(std::memory_order_relaxed);
+         ++i)
+      cpu_relax();
     {
       std::unique_lock lock(mu_);
-      wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return quit_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (quit_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     work_on_current();
   }
@@ -323,7 +342,7 @@ const DotKernel& dot_kernel() {
 constexpr int64_t kTileMinRows = 4;
 constexpr int64_t kTileRows = 16;
 // Integer path: weight rows per tile, activation rows per kernel call.
-constexpr int64_t kQTileRows = 16;
+constexpr int64_t kQTileRows = 32;
 constexpr int64_t kQGroup = 8;
 
 }  // namespace
@@ -369,6 +388,74 @@ void WeightMatrix::row(int64_t r, float* out) const {
   weights::dequantize(type_, packed_.data() + static_cast<size_t>(r) * row_bytes_, cols_, out);
 }
 
+void WeightMatrix::matmul_many(std::span<const WeightMatrix* const> ms, const float* x, int64_t n,
+                               std::span<float* const> ys, WorkerPool& pool) {
+  if (ms.size() != ys.size()) fail("weight matrix", "{} matrices for {} outputs", ms.size(), ys.size());
+  bool shared = !ms.empty() && qdot::supported(ms[0]->type_);
+  for (const WeightMatrix* m : ms)
+    shared = shared && m->type_ == ms[0]->type_ && m->cols_ == ms[0]->cols_ && !m->empty();
+  if (!shared || n <= 0) {
+    for (size_t i = 0; i < ms.size(); ++i) ms[i]->matmul(x, n, ys[i], pool);
+    return;
+  }
+  int_matmul(ms, x, n, ys, pool);
+}
+
+void WeightMatrix::int_matmul(std::span<const WeightMatrix* const> ms, const float* x, int64_t n,
+                              std::span<float* const> ys, WorkerPool& pool) {
+  // Integer dots, any number of rows: the activations are quantized to 8
+  // bits once (rows in parallel), then each packed weight row is multiplied
+  // without decoding it (about a quarter of the F32 path's instructions),
+  // against up to eight activation rows per pass. A worker takes kQTileRows
+  // weight rows (a few KiB, L1/L2-resident) and sweeps all activation rows
+  // over them, so each group of activations is loaded once per tile. A row's
+  // result does not depend on n or on the tiling (see qdot::rows_kernel).
+  // Types with a tile kernel (Q4_K at the VNNI level) get the whole tile per
+  // call, so the activation side is prepared once per tile. Error: the
+  // activations' rounding, at most half a step of max|x| / 127 per activation
+  // block (32 values; 256 for the K types, whose kernels then combine scales
+  // in integers).
+  const weights::DType type = ms[0]->type_;
+  const int64_t cols = ms[0]->cols_;
+  const qdot::Isa isa = qdot::best_isa();
+  const qdot::RowsFn kernel = qdot::rows_kernel(isa, type);
+  const qdot::TileFn tile = qdot::tile_kernel(isa, type);
+  // Reused per thread: a fresh buffer per product cost page faults and zeroing (a few % of prefill).
+  // (A reference: the workers must read this thread's buffer, not their own thread_local.)
+  thread_local qdot::Q8Rows tls_xq;
+  qdot::Q8Rows& xq = tls_xq;
+  xq.shape(isa, n, cols, qdot::activation_block(type));
+  pool.run(n, std::max<int64_t>(1, (int64_t{1} << 14) / cols),
+           [&](int64_t begin, int64_t end) { xq.quantize_rows(isa, x, begin, end); });
+  // Work items: tiles of kQTileRows weight rows, the matrices' tiles one after another.
+  std::vector<int64_t> first(ms.size() + 1, 0);  // first tile of each matrix
+  for (size_t i = 0; i < ms.size(); ++i) first[i + 1] = first[i] + (ms[i]->rows_ + kQTileRows - 1) / kQTileRows;
+  // Chunks of at least ~64K weights: smaller ones cost more to hand out than to compute.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (cols * kQTileRows));
+  pool.run(first.back(), grain, [&](int64_t begin, int64_t end) {
+    size_t mi = 0;
+    for (int64_t ti = begin; ti < end; ++ti) {
+      while (ti >= first[mi + 1]) ++mi;
+      const WeightMatrix& m = *ms[mi];
+      float* y = ys[mi];
+      const int64_t rows = m.rows_;
+      const int64_t r0 = (ti - first[mi]) * kQTileRows, r1 = std::min(rows, r0 + kQTileRows);
+      const uint8_t* w = m.packed_.data() + static_cast<size_t>(r0) * m.row_bytes_;
+      for (int64_t t = 0; t < n; t += kQGroup) {
+        const int64_t tn = std::min(kQGroup, n - t);
+        if (tile) {
+          // Same bits per (weight row, activation row) as kernel().
+          tile(w, m.row_bytes_, r1 - r0, xq.q(t), xq.d(t), xq.bsum(t), cols, tn, y + t * rows + r0, rows);
+          continue;
+        }
+        for (int64_t r = r0; r < r1; ++r)
+          kernel(m.packed_.data() + static_cast<size_t>(r) * m.row_bytes_, xq.q(t), xq.d(t), xq.bsum(t), cols, tn,
+                 y + t * rows + r, rows);
+      }
+    }
+  });
+}
+
 void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool) const {
   if (n <= 0) return;
   const int out = static_cast<int>(rows_), in = static_cast<int>(cols_);
@@ -381,46 +468,8 @@ void WeightMatrix::matmul(const float* x, int64_t n, float* y, WorkerPool& pool)
     return;
   }
   if (qdot::supported(type_)) {
-    // Integer dots, any number of rows: the activations are quantized to 8
-    // bits once, then each packed weight row is multiplied without decoding
-    // it (about a quarter of the F32 path's instructions), against up to eight
-    // activation rows per pass. A worker takes kQTileRows weight rows (a few
-    // KiB, L1/L2-resident) and sweeps all activation rows over them, so each
-    // group of activations is loaded once per tile. A row's result does not
-    // depend on n (see qdot::rows_kernel). Types with a tile kernel (Q4_K at
-    // the VNNI level) get the whole tile per call, so the activation side is
-    // prepared once per tile. Error: the activations' rounding,
-    // at most half a step of max|x| / 127 per activation block (32 values;
-    // 256 for the K types, whose kernels then combine scales in integers).
-    const qdot::Isa isa = qdot::best_isa();
-    const qdot::RowsFn kernel = qdot::rows_kernel(isa, type_);
-    // Reused per thread: a fresh buffer per product cost page faults and zeroing (a few % of prefill).
-    // (A reference: the workers must read this thread's buffer, not their own thread_local.)
-    thread_local qdot::Q8Rows tls_xq;
-    qdot::Q8Rows& xq = tls_xq;
-    xq.quantize(isa, x, n, cols_, qdot::activation_block(type_));
-    // Chunks of at least ~64K weights: smaller ones cost more to hand out than to compute.
-    const qdot::TileFn tile = qdot::tile_kernel(isa, type_);
-    pool.run(rows_, std::max<int64_t>(16, (int64_t{1} << 16) / cols_), [&](int64_t begin, int64_t end) {
-      for (int64_t r0 = begin; r0 < end; r0 += kQTileRows) {
-        const int64_t r1 = std::min(end, r0 + kQTileRows);
-        if (tile) {
-          // Same bits per (weight row, activation row) as kernel().
-          for (int64_t t = 0; t < n; t += kQGroup) {
-            const int64_t tn = std::min(kQGroup, n - t);
-            tile(packed_.data() + static_cast<size_t>(r0) * row_bytes_, row_bytes_, r1 - r0, xq.q(t), xq.d(t),
-                 xq.bsum(t), cols_, tn, y + t * rows_ + r0, rows_);
-          }
-          continue;
-        }
-        for (int64_t t = 0; t < n; t += kQGroup) {
-          const int64_t tn = std::min(kQGroup, n - t);
-          for (int64_t r = r0; r < r1; ++r)
-            kernel(packed_.data() + static_cast<size_t>(r) * row_bytes_, xq.q(t), xq.d(t), xq.bsum(t), cols_, tn,
-                   y + t * rows_ + r, rows_);
-        }
-      }
-    });
+    const WeightMatrix* self = this;
+    int_matmul(std::span(&self, 1), x, n, std::span(&y, 1), pool);
     return;
   }
   if (type_ == weights::DType::F16 && n < kTileMinRows && dot_kernel().f16) {

@@ -8,6 +8,7 @@
 // number of rows) quantize x to 8 bits and use integer dots instead
 // (engine/qdot.h): their results carry the activations' rounding error, and
 // each row's result is the same whatever n is.
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,8 +34,10 @@ class WorkerPool {
 
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
   // Calls fn(begin, end) on disjoint chunks covering [0, n), chunks of at
-  // least `grain` items, and returns when all are done. Exceptions from fn
-  // are rethrown in the caller (the first one).
+  // least `grain` items (multiples of it but the last), and returns when all
+  // are done. Exceptions from fn are rethrown in the caller (the first one).
+  // Chunks shrink as the range runs out (each takes a share of what is
+  // left), so the threads finish close together.
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
@@ -45,11 +48,15 @@ class WorkerPool {
   std::mutex run_mu_;  // one run() at a time
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  uint64_t generation_ = 0;
-  bool quit_ = false;
+  // Written under mu_; read without it by threads spinning briefly before
+  // they sleep (a forward pass hands out hundreds of jobs per second, and a
+  // condition-variable wake-up costs tens of microseconds).
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> quit_{false};
+  std::atomic<int64_t> pending_{0};  // items of the current job not finished yet
   // The current job (valid while a run() is in flight).
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0, chunk_ = 1, next_ = 0, pending_ = 0;
+  int64_t n_ = 0, grain_ = 1, next_ = 0;
   std::exception_ptr error_;
 };
 
@@ -76,8 +83,18 @@ class WeightMatrix {
   void row(int64_t r, float* out) const;
   // y[n, rows] = x[n, cols] W^T.
   void matmul(const float* x, int64_t n, float* y, WorkerPool& pool) const;
+  // ys[i][n, ms[i]->rows()] = x[n, cols] ms[i]^T for matrices over the same
+  // input (Q, K and V; gate and up): when they share an integer-kernel type
+  // and width, x is quantized once and one pool job covers all their rows.
+  // Same results as one matmul() each.
+  static void matmul_many(std::span<const WeightMatrix* const> ms, const float* x, int64_t n,
+                          std::span<float* const> ys, WorkerPool& pool);
 
  private:
+  // The integer path of matmul / matmul_many (qdot::supported types, same type and cols).
+  static void int_matmul(std::span<const WeightMatrix* const> ms, const float* x, int64_t n,
+                         std::span<float* const> ys, WorkerPool& pool);
+
   weights::DType type_ = weights::DType::F32;
   int64_t rows_ = 0, cols_ = 0;
   size_t row_bytes_ = 0;

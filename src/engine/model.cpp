@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <numbers>
 #include <thread>
@@ -93,7 +94,15 @@ WeightMatrix load_matrix(const weights::Checkpoint& ckpt, const weights::TensorI
   }
 }
 
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+// Outside [-88.8, 20] the result is known without exp(-x), whose overflow
+// (x < -88.72: x / inf = -0) and underflow (x > 87.3) paths in libm are slow
+// (errno; a few % of a prefill with large activations): for x > 20,
+// 1 + exp(-x) rounds to 1 and the quotient is x. Same bits either way.
+float silu(float x) {
+  if (x > 20.0f) return x;
+  if (x < -88.8f) return -0.0f;
+  return x / (1.0f + std::exp(-x));
+}
 
 // gelu with the tanh approximation (HF gelu_pytorch_tanh), Gemma's GeGLU.
 float gelu_tanh(float x) {
@@ -145,6 +154,41 @@ void Linear::apply(const float* x, int64_t n, float* y, WorkerPool& pool) const 
     for (int64_t r = 0; r < n; ++r)
       for (int64_t i = 0; i < out(); ++i) y[r * out() + i] += bias[i];
 }
+
+namespace {
+
+// Several Linears over the same input (Q, K, V; gate, up): one quantization
+// of x and one pool job when their weights allow it (WeightMatrix::matmul_many).
+template <size_t N>
+void apply_many(const std::array<const Linear*, N>& ls, const float* x, int64_t n, const std::array<float*, N>& ys,
+                WorkerPool& pool) {
+  std::array<const WeightMatrix*, N> ms;
+  for (size_t i = 0; i < N; ++i) ms[i] = &ls[i]->weight;
+  WeightMatrix::matmul_many(ms, x, n, ys, pool);
+  for (size_t j = 0; j < N; ++j) {
+    const Linear& l = *ls[j];
+    if (l.bias.empty()) continue;
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t i = 0; i < l.out(); ++i) ys[j][r * l.out() + i] += l.bias[i];
+  }
+}
+
+// fn(begin, end) over rows [0, n) of `width` values each: on the pool when
+// there is enough work to pay for the hand-out (prompt batches), else here.
+// The element-wise parts of the forward pass go through this; each row is
+// computed the same way wherever it runs.
+template <class Fn>
+void for_rows(WorkerPool& pool, int64_t n, int64_t width, Fn&& fn) {
+  constexpr int64_t kMinWork = int64_t{1} << 14;  // values per chunk
+  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(1, width));
+  if (n <= grain) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  pool.run(n, grain, [&](int64_t begin, int64_t end) { fn(begin, end); });
+}
+
+}  // namespace
 
 KvCache::KvCache(int64_t capacity, int64_t kv_width, std::vector<int64_t> slots)
     : slots_(std::move(slots)), capacity_(capacity), width_(kv_width) {
@@ -567,7 +611,11 @@ void Model::attention(int64_t layer, const float* q, const float* k, const float
           mx = std::max(mx, scores[j]);
         }
         double sum = 0;
-        for (int64_t j = first; j < len; ++j) sum += (scores[j] = std::exp(scores[j] - mx));
+        // exp of a difference below -104 is 0 in float; skipping libm's slow underflow path for it.
+        for (int64_t j = first; j < len; ++j) {
+          const float e = scores[j] - mx;
+          sum += (scores[j] = e < -104.0f ? 0.0f : std::exp(e));
+        }
         const float inv = static_cast<float>(1.0 / sum);
         float* oh = out + ((s.row0 + t) * heads + h) * hd;
         std::fill(oh, oh + hd, 0.0f);
@@ -676,7 +724,35 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
   }
   if (rows != n) fail(where_, "batch segments cover {} rows but {} tokens were given", rows, n);
 
-  std::vector<float> x(static_cast<size_t>(n * H));
+  // Activations of this pass, in one buffer: the calling thread keeps it for
+  // the next pass when it is small (prompt chunks, decode steps), so its
+  // pages are not faulted in and zeroed every call (a few % of a prefill);
+  // large passes (long prompts) use a fresh one, released at the end.
+  const size_t sizes[] = {static_cast<size_t>(n * H),   static_cast<size_t>(n * H),  static_cast<size_t>(n * qw),
+                          static_cast<size_t>(n * kvw), static_cast<size_t>(n * kvw), static_cast<size_t>(n * qw),
+                          static_cast<size_t>(n * H),   static_cast<size_t>(n * c.ffn), static_cast<size_t>(n * c.ffn)};
+  // Each part starts on a 64-byte boundary (unaligned activation rows made
+  // the F16 decode kernel ~15% slower: its 64-byte loads split cache lines).
+  constexpr size_t kAlign = 16;  // floats
+  size_t need = kAlign;
+  for (const size_t z : sizes) need += (z + kAlign - 1) / kAlign * kAlign;
+  constexpr size_t kKeepFloats = size_t{4} << 20;  // 16 MB
+  thread_local std::vector<float> kept;
+  std::vector<float> fresh;
+  float* base;
+  if (need <= kKeepFloats) {
+    if (kept.size() < need) kept.resize(need);
+    base = kept.data();
+  } else {
+    fresh.resize(need);
+    base = fresh.data();
+  }
+  base += (kAlign - reinterpret_cast<uintptr_t>(base) / sizeof(float) % kAlign) % kAlign;
+  std::span<float> bufs[9];
+  for (size_t i = 0, at = 0; i < 9; at += (sizes[i] + kAlign - 1) / kAlign * kAlign, ++i)
+    bufs[i] = std::span<float>(base + at, sizes[i]);
+  const std::span<float> x = bufs[0], xn = bufs[1], q = bufs[2], k = bufs[3], v = bufs[4], att = bufs[5],
+                         proj = bufs[6], g = bufs[7], u = bufs[8];
   for (int64_t t = 0; t < n; ++t) {
     const int32_t id = tokens[t];
     if (id < 0 || id >= c.vocab) fail(where_, "token id {} is out of range (vocabulary {})", id, c.vocab);
@@ -692,23 +768,38 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     std::copy(x.begin(), x.end(), hs->data.begin());
   }
 
-  std::vector<float> xn(x.size()), q(static_cast<size_t>(n * qw)), k(static_cast<size_t>(n * kvw)),
-      v(static_cast<size_t>(n * kvw)), att(static_cast<size_t>(n * qw)), proj(x.size()),
-      g(static_cast<size_t>(n * c.ffn)), u(static_cast<size_t>(n * c.ffn));
+  // Element-wise steps run over rows on the pool for prompt batches (each row as it would alone).
+  WorkerPool& pool = *pool_;
+  auto norm_rows = [&](float* in, const std::vector<float>& w, float* out) {
+    for_rows(pool, n, H, [&](int64_t b, int64_t e) {
+      rms_norm(in + b * H, w.data(), e - b, H, c.norm_eps, out + b * H);
+    });
+  };
+  // x += proj, then (if w) xn = norm(x) with w, one pass over the rows.
+  auto add_norm = [&](const std::vector<float>* w) {
+    for_rows(pool, n, H, [&](int64_t b, int64_t e) {
+      float* xr = x.data() + b * H;
+      const float* pr = proj.data() + b * H;
+      for (int64_t i = 0; i < (e - b) * H; ++i) xr[i] += pr[i];
+      if (w) rms_norm(xr, w->data(), e - b, H, c.norm_eps, xn.data() + b * H);
+    });
+  };
+  norm_rows(x.data(), layers_[0].attn_norm, xn.data());
   for (int64_t l = 0; l < c.layers; ++l) {
     const auto& L = layers_[static_cast<size_t>(l)];
-    rms_norm(x.data(), L.attn_norm.data(), n, H, c.norm_eps, xn.data());
-    L.q.apply(xn.data(), n, q.data(), *pool_);
-    L.k.apply(xn.data(), n, k.data(), *pool_);
-    L.v.apply(xn.data(), n, v.data(), *pool_);
+    apply_many<3>({&L.q, &L.k, &L.v}, xn.data(), n, {q.data(), k.data(), v.data()}, pool);
     if (!L.q_norm.empty()) {
-      rms_norm(q.data(), L.q_norm.data(), n * c.heads, hd, c.norm_eps, q.data());
-      rms_norm(k.data(), L.k_norm.data(), n * c.kv_heads, hd, c.norm_eps, k.data());
+      for_rows(pool, n, qw, [&](int64_t b, int64_t e) {
+        rms_norm(q.data() + b * qw, L.q_norm.data(), (e - b) * c.heads, hd, c.norm_eps, q.data() + b * qw);
+        rms_norm(k.data() + b * kvw, L.k_norm.data(), (e - b) * c.kv_heads, hd, c.norm_eps, k.data() + b * kvw);
+      });
     }
     const auto& inv_freq = sliding(l) && !inv_freq_local_.empty() ? inv_freq_local_ : inv_freq_;
     for (const auto& s : segments) {
-      rope(q.data() + s.row0 * qw, s.n, c.heads, s.pos0, inv_freq);
-      rope(k.data() + s.row0 * kvw, s.n, c.kv_heads, s.pos0, inv_freq);
+      for_rows(pool, s.n, qw, [&](int64_t b, int64_t e) {
+        rope(q.data() + (s.row0 + b) * qw, e - b, c.heads, s.pos0 + b, inv_freq);
+        rope(k.data() + (s.row0 + b) * kvw, e - b, c.kv_heads, s.pos0 + b, inv_freq);
+      });
     }
     attention(l, q.data(), k.data(), v.data(), segments, att.data());
     // Only now into the caches: a ring keeps just the last `slots` of them,
@@ -720,25 +811,30 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
         std::copy_n(v.data() + (s.row0 + t) * kvw, kvw, s.cache->v(l, s.pos0 + t));
       }
     }
-    L.o.apply(att.data(), n, proj.data(), *pool_);
-    if (!L.post_attn_norm.empty()) rms_norm(proj.data(), L.post_attn_norm.data(), n, H, c.norm_eps, proj.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    L.o.apply(att.data(), n, proj.data(), pool);
+    if (!L.post_attn_norm.empty()) norm_rows(proj.data(), L.post_attn_norm, proj.data());
+    add_norm(&L.mlp_norm);
 
-    rms_norm(x.data(), L.mlp_norm.data(), n, H, c.norm_eps, xn.data());
     if (L.sparse()) {
       sparse_mlp(L, xn.data(), n, proj.data());
     } else {
-      L.gate.apply(xn.data(), n, g.data(), *pool_);
-      L.up.apply(xn.data(), n, u.data(), *pool_);
-      if (c.gelu) {
-        for (size_t i = 0; i < g.size(); ++i) g[i] = gelu_tanh(g[i]) * u[i];
-      } else {
-        for (size_t i = 0; i < g.size(); ++i) g[i] = silu(g[i]) * u[i];
-      }
-      L.down.apply(g.data(), n, proj.data(), *pool_);
+      apply_many<2>({&L.gate, &L.up}, xn.data(), n, {g.data(), u.data()}, pool);
+      const int64_t F = c.ffn;
+      for_rows(pool, n, F, [&](int64_t b, int64_t e) {
+        float* gr = g.data() + b * F;
+        const float* ur = u.data() + b * F;
+        if (c.gelu) {
+          for (int64_t i = 0; i < (e - b) * F; ++i) gr[i] = gelu_tanh(gr[i]) * ur[i];
+        } else {
+          for (int64_t i = 0; i < (e - b) * F; ++i) gr[i] = silu(gr[i]) * ur[i];
+        }
+      });
+      L.down.apply(g.data(), n, proj.data(), pool);
     }
-    if (!L.post_mlp_norm.empty()) rms_norm(proj.data(), L.post_mlp_norm.data(), n, H, c.norm_eps, proj.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    if (!L.post_mlp_norm.empty()) norm_rows(proj.data(), L.post_mlp_norm, proj.data());
+    // The residual add, fused with the next layer's attention norm.
+    const bool last_layer = l + 1 == c.layers;
+    add_norm(last_layer ? nullptr : &layers_[static_cast<size_t>(l + 1)].attn_norm);
     if (hs) std::copy(x.begin(), x.end(), hs->data.begin() + (l + 1) * n * H);
   }
   for (const auto& s : segments) {
@@ -746,7 +842,7 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     s.cache->written_ = std::max(s.cache->written_, s.cache->size_);
   }
 
-  rms_norm(x.data(), final_norm_.data(), n, H, c.norm_eps, xn.data());
+  norm_rows(x.data(), final_norm_, xn.data());
   if (hs) hs->final_norm.assign(xn.begin(), xn.end());
   if (!logits) return;
   // The rows whose logits are wanted, gathered when they are not contiguous.

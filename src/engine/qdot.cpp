@@ -468,6 +468,7 @@ alignas(64) constexpr int16_t kK6PackIdx[2][32] = {
 // chunk of super-blocks and shared by all weight rows of a tile.
 constexpr int64_t kK4Chunk = 32;  // super-blocks per prepared chunk
 constexpr int kK4Rows = 8;        // activation rows per pass over a weight row
+constexpr int64_t kK4TileRows = 32;  // weight rows sharing one preparation of the activation side
 struct K4Acts {
   alignas(32) int32_t gs[kK4Chunk][4][kK4Rows];  // [sb][pair h][row]: int16 sums of groups 2h, 2h+1
   alignas(32) float dx[kK4Chunk][kK4Rows];       // [sb][row]: the row's activation scale
@@ -642,8 +643,8 @@ KAIVAL_QVNNI void q4_k_tile_vnni(const uint8_t* w, size_t rb, int64_t nw, const 
     const int8_t* qt = q + t * cols;
     const float* dt = d + t * nsb;
     const int16_t* bt = bs + t * ns;
-    for (int64_t j0 = 0; j0 < nw; j0 += 16) {  // accumulators of 16 weight rows kept across chunks
-      const int64_t j1 = std::min(nw, j0 + 16);
+    for (int64_t j0 = 0; j0 < nw; j0 += kK4TileRows) {  // accumulators of kK4TileRows weight rows kept across chunks
+      const int64_t j1 = std::min(nw, j0 + kK4TileRows);
       if (tn == 1) {
         for (int64_t j = j0; j < j1; ++j) {
           float s1 = 0, m1 = 0;
@@ -652,7 +653,7 @@ KAIVAL_QVNNI void q4_k_tile_vnni(const uint8_t* w, size_t rb, int64_t nw, const 
         }
         continue;
       }
-      __m256 accs[16], accm[16];
+      __m256 accs[kK4TileRows], accm[kK4TileRows];
       for (int64_t j = j0; j < j1; ++j) accs[j - j0] = accm[j - j0] = _mm256_setzero_ps();
       for (int64_t sb0 = 0; sb0 < nsb; sb0 += kK4Chunk) {
         const int64_t nch = std::min(kK4Chunk, nsb - sb0);
@@ -950,7 +951,7 @@ TileFn tile_kernel(Isa isa, weights::DType type) {
   return nullptr;
 }
 
-void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block) {
+void Q8Rows::shape(Isa isa, int64_t n, int64_t cols, int64_t block) {
   if (n < 0 || cols <= 0 || (block != kBlock && block != kSuperBlock) || cols % block != 0)
     fail("q8 activations", "cannot quantize {} rows of {} values in blocks of {}", n, cols, block);
   require_isa(isa);
@@ -960,8 +961,20 @@ void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t 
   q_.resize(static_cast<size_t>(n * cols));
   d_.resize(static_cast<size_t>(n * cols / block));
   bsum_.resize(static_cast<size_t>(n * cols / kSumGroup));
-  (isa == Isa::Portable ? quantize_portable : quantize_avx2)(x, n * cols / block, block, q_.data(), d_.data());
-  group_sums(q_.data(), n * cols / kSumGroup, bsum_.data());
+}
+
+void Q8Rows::quantize_rows(Isa isa, const float* x, int64_t begin, int64_t end) {
+  if (begin < 0 || end > n_ || begin > end) fail("q8 activations", "rows [{}, {}) of {}", begin, end, n_);
+  const int64_t m = end - begin;
+  (isa == Isa::Portable ? quantize_portable : quantize_avx2)(x + begin * cols_, m * cols_ / block_, block_,
+                                                             q_.data() + begin * cols_,
+                                                             d_.data() + begin * (cols_ / block_));
+  group_sums(q_.data() + begin * cols_, m * cols_ / kSumGroup, bsum_.data() + begin * (cols_ / kSumGroup));
+}
+
+void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block) {
+  shape(isa, n, cols, block);
+  quantize_rows(isa, x, 0, n);
 }
 
 std::vector<float> Q8Rows::dequantized(int64_t row) const {

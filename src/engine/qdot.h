@@ -59,6 +59,11 @@ class Q8Rows {
  public:
   // block: kBlock or kSuperBlock.
   void quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block = kBlock);
+  // The same in two steps, so the rows can be quantized in parallel: shape()
+  // sizes the buffers, then quantize_rows(rows [begin, end) of the same x)
+  // for disjoint ranges covering [0, n) (from any threads). Same bits.
+  void shape(Isa isa, int64_t n, int64_t cols, int64_t block = kBlock);
+  void quantize_rows(Isa isa, const float* x, int64_t begin, int64_t end);
   int64_t rows() const { return n_; }
   int64_t cols() const { return cols_; }
   int64_t block() const { return block_; }

@@ -292,7 +292,7 @@ TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
     // The tiled kernel (several weight rows per call), where the level has one.
     if (const auto tile = qdot::tile_kernel(isa, type)) {
       for (int64_t r0 : {int64_t{0}, int64_t{3}})
-        for (int64_t nw : {int64_t{1}, int64_t{2}, int64_t{17}})
+        for (int64_t nw : {int64_t{1}, int64_t{2}, int64_t{17}, int64_t{34}})
           for (int64_t first = 0; first < n; first += 3)
             for (int64_t count = 1; first + count <= n; ++count) {
               const int64_t os = nw + 1;
@@ -323,6 +323,32 @@ TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
       ASSERT_EQ(std::memcmp(alone.data(), batch.data() + t * rows, alone.size() * 4), 0)
           << "threads=" << threads << " t=" << t;
     }
+  }
+  // Several matrices over one input (one quantization, one pool job): each
+  // output equals its own matmul bit for bit; a matrix of another type in
+  // the list makes it fall back to one matmul each.
+  const auto m2 = WeightMatrix::packed(type, 5, cols, random_rows(type, 5, cols, rng));
+  const auto m3 = WeightMatrix::packed(type, 70, cols, random_rows(type, 70, cols, rng));
+  const auto f16 = WeightMatrix::packed(DType::F16, 3, cols, random_rows(DType::F16, 3, cols, rng));
+  for (const bool mixed : {false, true}) {
+    std::vector<const WeightMatrix*> ms{&m, &m2, &m3};
+    if (mixed) ms.insert(ms.begin() + 1, &f16);
+    for (int threads : {1, 3})
+      for (const int64_t nn : {int64_t{1}, n}) {
+        WorkerPool pool(threads);
+        std::vector<std::vector<float>> got, want;
+        std::vector<float*> ys;
+        for (const WeightMatrix* w : ms) {
+          got.emplace_back(static_cast<size_t>(nn * w->rows()), -1.0f);
+          want.emplace_back(static_cast<size_t>(nn * w->rows()));
+          w->matmul(x.data(), nn, want.back().data(), pool);
+        }
+        for (auto& g : got) ys.push_back(g.data());
+        WeightMatrix::matmul_many(ms, x.data(), nn, ys, pool);
+        for (size_t i = 0; i < ms.size(); ++i)
+          ASSERT_EQ(std::memcmp(got[i].data(), want[i].data(), got[i].size() * 4), 0)
+              << "mixed=" << mixed << " threads=" << threads << " n=" << nn << " matrix " << i;
+      }
   }
 }
 
@@ -421,10 +447,14 @@ TEST(WorkerPoolTest, CoversEveryIndexOnceAndRethrows) {
   EXPECT_EQ(pool.threads(), 4);
   for (int64_t n : {1, 5, 100, 1001}) {
     std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+    std::atomic<int> bad_chunks{0};
     pool.run(n, 3, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+      // Chunks start on multiples of the grain and span at least one (the last one may be longer).
+      if (b % 3 != 0 || (e - b < 3 && e - b != n)) bad_chunks++;
     });
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << i;
+    EXPECT_EQ(bad_chunks.load(), 0) << n;
   }
   EXPECT_THROW(pool.run(100, 1, [](int64_t b, int64_t) {
     if (b >= 50) throw std::runtime_error("chunk failed");
