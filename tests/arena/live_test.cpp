@@ -19,6 +19,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "../support/process.h"
 #include "../eval/mock_server.h"
 #include "arena/backend.h"
 #include "arena/store.h"
@@ -55,20 +56,9 @@ std::string dead_url() {
   return url;
 }
 
-struct CliRun {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-CliRun run(const std::string& args) {
-  CliRun r;
-  FILE* p = popen((std::string(KAIVAL_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) r.out += buf;
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+// stdout and stderr
+testing_support::CommandResult run(const std::string& args) {
+  return testing_support::run_command(std::string(KAIVAL_BINARY) + " " + args + " 2>&1");
 }
 
 std::string prompt_set_campaign(const std::string& url_a, const std::string& url_b) {
@@ -165,7 +155,7 @@ TEST(ArenaBackends, AnswerCommandFillsMissingAnswersAndResumesAfterADeadBackend)
 
   // team-b's backend is down: team-a's answers are kept, the command fails naming what is missing.
   write(in, prompt_set_campaign(a.url(), dead_url()));
-  CliRun r = run("arena answer " + in + " --out " + out + " --retries 0");
+  auto r = run("arena answer " + in + " --out " + out + " --retries 0");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("2 of 4 answers failed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("team-b: backend did not answer"), std::string::npos) << r.out;
@@ -203,7 +193,7 @@ TEST(ArenaBackends, AnswerCommandNamesAnUnsetKeyVariable) {
   yaml.replace(yaml.find("max_tokens: 64"), 14, "max_tokens: 64, api_key_env: KAIVAL_TEST_UNSET_KEY_VAR");
   write(d.path / "c.yaml", yaml);
   ::unsetenv("KAIVAL_TEST_UNSET_KEY_VAR");
-  CliRun r = run("arena answer " + (d.path / "c.yaml").string() + " --out " + (d.path / "o.yaml").string());
+  auto r = run("arena answer " + (d.path / "c.yaml").string() + " --out " + (d.path / "o.yaml").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("environment variable KAIVAL_TEST_UNSET_KEY_VAR (api_key_env) is not set"), std::string::npos)
       << r.out;

@@ -11,27 +11,17 @@
 #include <string>
 
 #include "../support/files.h"
+#include "../support/process.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int rc = -1;
-  std::string out;
-};
+using CliRun = kaival::testing_support::CommandResult;
 
 // Runs the CLI with `args` (already shell-quoted), capturing stdout.
 CliRun kaival(const std::string& args) {
-  CliRun r;
-  const std::string cmd = std::string("'") + KAIVAL_BINARY + "' tokenize " + args + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[65536];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return kaival::testing_support::run_command(std::string("'") + KAIVAL_BINARY + "' tokenize " + args + " 2>/dev/null");
 }
 
 using kaival::testing_support::read_file;
@@ -47,7 +37,7 @@ TEST(CliTokenize, InpFileGivesOutFileForEveryVocab) {
     const fs::path g = e.path();
     if (g.extension() != ".gguf" || !fs::exists(g.string() + ".inp")) continue;
     const CliRun r = kaival(q(g) + " --file " + q(g.string() + ".inp"));
-    EXPECT_EQ(r.rc, 0) << g;
+    EXPECT_EQ(r.code, 0) << g;
     EXPECT_EQ(r.out, read_file(g.string() + ".out")) << g;
     ++checked;
   }
@@ -59,10 +49,10 @@ TEST(CliTokenize, TextAndDecode) {
   if (!fs::exists(g)) GTEST_SKIP() << "no " << g;
   // Ids from the upstream .out: " Hello World" is 18435 2159 in GPT-2.
   CliRun r = kaival(q(g) + " --text ' Hello World'");
-  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "18435 2159\n");
   r = kaival(q(g) + " --decode --text '18435 2159'");
-  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, " Hello World\n");
   // <|endoftext|> (50256) is a control token: parsed by default, text with --no-special.
   r = kaival(q(g) + " --text '<|endoftext|>'");
@@ -77,17 +67,17 @@ TEST(CliTokenize, DecodeFileRoundTrip) {
   const fs::path g = vocab_dir() / "ggml-vocab-falcon.gguf";
   if (!fs::exists(g)) GTEST_SKIP() << "no " << g;
   const CliRun r = kaival(q(g) + " --decode --file " + q(g.string() + ".out"));
-  EXPECT_EQ(r.rc, 0);
+  EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, read_file(g.string() + ".inp"));
 }
 
 TEST(CliTokenize, ErrorsExitNonZero) {
-  EXPECT_NE(kaival("/nonexistent/tokenizer.json --text hi").rc, 0);
-  EXPECT_NE(kaival(q(fs::path(KAIVAL_TESTDATA) / "tokenizer" / "corpus.txt") + " --text hi").rc, 0);
+  EXPECT_NE(kaival("/nonexistent/tokenizer.json --text hi").code, 0);
+  EXPECT_NE(kaival(q(fs::path(KAIVAL_TESTDATA) / "tokenizer" / "corpus.txt") + " --text hi").code, 0);
   const fs::path g = vocab_dir() / "ggml-vocab-gpt-2.gguf";
   if (fs::exists(g)) {
-    EXPECT_NE(kaival(q(g)).rc, 0);  // neither --text nor --file
-    EXPECT_NE(kaival(q(g) + " --decode --text 'x y'").rc, 0);
+    EXPECT_NE(kaival(q(g)).code, 0);  // neither --text nor --file
+    EXPECT_NE(kaival(q(g) + " --decode --text 'x y'").code, 0);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../support/process.h"
 #include "core/error.h"
 #include "core/jinja.h"
 #include "engine/chat.h"
@@ -92,13 +93,7 @@ TEST(ChatTemplateTest, UnsupportedConstructsAreClearErrors) {
 }
 
 std::string run_cli(const std::string& args) {
-  const std::string cmd = std::string(KAIVAL_BINARY) + " " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe.get())) > 0) out.append(buf.data(), n);
-  return out;
+  return testing_support::run_command(std::string(KAIVAL_BINARY) + " " + args + " 2>&1").out;
 }
 
 TEST(ChatTemplateTest, GenerateChatUsesTheTemplate) {

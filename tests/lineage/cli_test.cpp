@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../support/json_schema.h"
+#include "../support/process.h"
 
 using nlohmann::json;
 using kaival::testing_support::join_errors;
@@ -18,22 +19,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-};
-
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(KAIVAL_BINARY) + " lineage " + args + " 2>/dev/null";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+kaival::testing_support::CommandResult run(const std::string& args) {
+  return kaival::testing_support::run_command(std::string(KAIVAL_BINARY) + " lineage " + args + " 2>/dev/null");
 }
 
 std::string model(const std::string& name) { return std::string(KAIVAL_TESTDATA) + "/models/" + name; }
@@ -57,7 +44,7 @@ class LineageCli : public ::testing::Test {
 
 TEST_F(LineageCli, DerivedPairReportValidatesAndGates) {
   fs::path js = dir_ / "r.json", html = dir_ / "r.html";
-  CliRun r = run(model("base-a") + " " + model("base-a-gguf/base-a-Q4_K.gguf") + " --json " + js.string() + " --html " +
+  auto r = run(model("base-a") + " " + model("base-a-gguf/base-a-Q4_K.gguf") + " --json " + js.string() + " --html " +
               html.string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("Verdict: DERIVED"), std::string::npos) << r.out;
@@ -94,7 +81,7 @@ TEST_F(LineageCli, DerivedPairReportValidatesAndGates) {
 
 TEST_F(LineageCli, IndependentPairsPassTheGateAndManyModelsFormFamilies) {
   fs::path js = dir_ / "m.json";
-  CliRun r = run(model("base-a") + " " + model("finetune-a") + " " + model("indep-s2") + " --no-hash --fail-on partial" +
+  auto r = run(model("base-a") + " " + model("finetune-a") + " " + model("indep-s2") + " --no-hash --fail-on partial" +
               " --controls " + model("indep-s3") + " --json " + js.string());
   EXPECT_EQ(r.code, 3);  // base-a / finetune-a is derived
   json rep = load_json(js);

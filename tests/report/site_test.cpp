@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../support/process.h"
 #include "report/site.h"
 #include "report/svg.h"
 #include "stage/engine.h"
@@ -55,16 +56,7 @@ struct TempDir {
   }
 };
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 65536> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
-}
+std::string run_capture(const std::string& cmd) { return kaival::testing_support::run_command(cmd).out; }
 
 // Minimal PNG decoder (8-bit RGB/RGBA, non-interlaced: what Chromium writes).
 struct Image {

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../support/process.h"
 #include "stage/bundle.h"
 
 namespace fs = std::filesystem;
@@ -19,22 +20,8 @@ namespace {
 
 const std::string kProgram = std::string(KAIVAL_TESTDATA) + "/stage/first/program.yaml";
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-};
-
-CliRun cli(const std::string& args) {
-  std::string cmd = std::string(KAIVAL_BINARY) + " " + args + " 2>&1";
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+kaival::testing_support::CommandResult cli(const std::string& args) {
+  return kaival::testing_support::run_command(std::string(KAIVAL_BINARY) + " " + args + " 2>&1");
 }
 
 struct TempDir {
