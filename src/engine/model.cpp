@@ -150,6 +150,10 @@ std::vector<float> rope_frequencies(const weights::RopeConfig& rope, int64_t dim
 
 void Linear::apply(const float* x, int64_t n, float* y, WorkerPool& pool) const {
   weight.matmul(x, n, y, pool);
+  add_bias(y, n);
+}
+
+void Linear::add_bias(float* y, int64_t n) const {
   if (!bias.empty())
     for (int64_t r = 0; r < n; ++r)
       for (int64_t i = 0; i < out(); ++i) y[r * out() + i] += bias[i];
@@ -165,12 +169,7 @@ void apply_many(const std::array<const Linear*, N>& ls, const float* x, int64_t 
   std::array<const WeightMatrix*, N> ms;
   for (size_t i = 0; i < N; ++i) ms[i] = &ls[i]->weight;
   WeightMatrix::matmul_many(ms, x, n, ys, pool);
-  for (size_t j = 0; j < N; ++j) {
-    const Linear& l = *ls[j];
-    if (l.bias.empty()) continue;
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t i = 0; i < l.out(); ++i) ys[j][r * l.out() + i] += l.bias[i];
-  }
+  for (size_t j = 0; j < N; ++j) ls[j]->add_bias(ys[j], n);
 }
 
 // fn(begin, end) over rows [0, n) of `width` values each: on the pool when

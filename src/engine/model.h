@@ -34,6 +34,8 @@ struct Linear {
   int64_t in() const { return weight.cols(); }
   // x: n rows of `in` floats; y: n rows of `out` floats.
   void apply(const float* x, int64_t n, float* y, WorkerPool& pool) const;
+  // y (n rows of `out` floats, the product already in it) += bias, if any.
+  void add_bias(float* y, int64_t n) const;
 };
 
 // One expert of a sparse MoE layer: a SwiGLU MLP of width expert_ffn. From
