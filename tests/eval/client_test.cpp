@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "eval/task.h"
+#include "local_hub.h"
 #include "mock_server.h"
 #include "../support/files.h"
 
@@ -157,29 +158,8 @@ TEST(Client, LatencyBoundsThroughputByConcurrency) {
   EXPECT_EQ(mock.completed(), 8);
 }
 
-// A local stand-in for the Hub on 127.0.0.1: routes are added before start().
-struct LocalHub {
-  httplib::Server srv;
-  std::thread th;
-  int port = 0;
-  void start() {
-    port = srv.bind_to_any_port("127.0.0.1");
-    th = std::thread([this] { srv.listen_after_bind(); });
-    while (!srv.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  void stop() {
-    if (!th.joinable()) return;
-    srv.stop();
-    th.join();
-  }
-  ~LocalHub() { stop(); }
-  LoadOptions options(const std::filesystem::path& cache) const {
-    LoadOptions lo;
-    lo.cache_dir = cache.string();
-    lo.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
-    return lo;
-  }
-};
+using testing::hub_file;
+using testing::LocalHub;
 
 TEST(Hub, DownloadsOnceIntoTheCache) {
   namespace fs = std::filesystem;
@@ -193,10 +173,7 @@ TEST(Hub, DownloadsOnceIntoTheCache) {
   hub.start();
   testing_support::TempDir tmp("hub");
   const fs::path cache = tmp.path / "cache";
-  DataSource src;
-  src.hf_repo = "org/ds";
-  src.hf_revision = "abc123";
-  src.hf_path = "data/test.jsonl";
+  DataSource src = hub_file("org/ds", "abc123", "data/test.jsonl");
   LoadOptions lo = hub.options(cache);
   std::string p1 = hub_download(src, lo);
   std::string p2 = hub_download(src, lo);
@@ -230,10 +207,7 @@ TEST(Hub, ABranchWithSlashesIsOneEscapedSegment) {
   hub.start();
   testing_support::TempDir tmp("hub_rev");
   const fs::path cache = tmp.path / "cache";
-  DataSource src;
-  src.hf_repo = "org/ds";
-  src.hf_revision = "refs/convert/parquet";
-  src.hf_path = "default/test/0000.parquet";
+  const DataSource src = hub_file("org/ds", "refs/convert/parquet", "default/test/0000.parquet");
   std::string p = hub_download(src, hub.options(cache));
   hub.stop();
   ASSERT_EQ(seen.size(), 1u);
@@ -263,10 +237,7 @@ TEST(Hub, KeepsTheCommitTheHubResolvedTheRevisionTo) {
   hub.start();
   testing_support::TempDir tmp("hub_commit");
   const fs::path cache = tmp.path / "cache";
-  DataSource src;
-  src.hf_repo = "org/ds";
-  src.hf_revision = "main";
-  src.hf_path = "big.jsonl";
+  DataSource src = hub_file("org/ds", "main", "big.jsonl");
   std::string big = hub_download(src, hub.options(cache));
   EXPECT_EQ(testing_support::read_file(big), "{\"q\": 1}\n");
   EXPECT_EQ(hub_commit(big), commit);

@@ -6,9 +6,6 @@
 #include <fstream>
 #include <regex>
 #include <string>
-#include <thread>
-
-#include <httplib.h>
 
 #include <gtest/gtest.h>
 
@@ -19,6 +16,7 @@
 #include "eval/http_client.h"
 #include "eval/runner.h"
 #include "eval/yaml_json.h"
+#include "local_hub.h"
 #include "mock_server.h"
 
 namespace kaival::eval {
@@ -150,25 +148,20 @@ TEST(EvalResultsFile, AHubDownloadIsNamedWithTheCommitTheHubResolved) {
   // The card names a branch; the manifest pins the data by the commit the Hub answered with.
   const std::string commit = "89abcdef0123456789abcdef0123456789abcdef";
   const std::string sample = std::string(KAIVAL_TESTDATA) + "/eval/kobest_boolq/test.parquet";
-  httplib::Server hub;
-  hub.Get(R"(/datasets/skt/kobest_v1/resolve/(.+)/boolq/test/0000\.parquet)",
-          [&](const httplib::Request&, httplib::Response& res) {
-            res.set_header("X-Repo-Commit", commit);
-            res.set_content(testing_support::read_file(sample), "application/octet-stream");
-          });
-  const int port = hub.bind_to_any_port("127.0.0.1");
-  std::thread th([&] { hub.listen_after_bind(); });
-  while (!hub.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  testing::LocalHub hub;
+  hub.srv.Get(R"(/datasets/skt/kobest_v1/resolve/(.+)/boolq/test/0000\.parquet)",
+              [&](const httplib::Request&, httplib::Response& res) {
+                res.set_header("X-Repo-Commit", commit);
+                res.set_content(testing_support::read_file(sample), "application/octet-stream");
+              });
+  hub.start();
   TempDir dir("results_hub_commit");
   MockServer mock;
   mock.start();
   RunOptions o = sample_options(mock);
-  o.data.local_dir.clear();
-  o.data.cache_dir = (dir.path / "cache").string();
-  o.data.hf_endpoint = "http://127.0.0.1:" + std::to_string(port);
+  o.data = hub.options(dir.path / "cache");
   auto r = run_eval({kSource + "/tasks/kobest_boolq.yaml"}, o);
   hub.stop();
-  th.join();
   auto errs = results_schema().errors(r);
   EXPECT_TRUE(errs.empty()) << join_errors(errs);
   const fs::path cached = dir.path / "cache/hf/skt/kobest_v1/refs%2Fconvert%2Fparquet/boolq/test/0000.parquet";
