@@ -600,11 +600,16 @@ int64_t ArenaStore::add_campaign(const CampaignFile& f, int64_t by_account) {
   return id;
 }
 
+namespace {
+// A row of SELECT id, name, title, kind, synthetic FROM campaigns.
+CampaignInfo campaign_row(const Stmt& s) { return {s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4) != 0}; }
+}  // namespace
+
 std::vector<CampaignInfo> ArenaStore::campaigns() {
   std::lock_guard lk(db_mu_);
   std::vector<CampaignInfo> out;
   Stmt s = db_.prepare("SELECT id, name, title, kind, synthetic FROM campaigns ORDER BY id");
-  while (s.step()) out.push_back({s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4) != 0});
+  while (s.step()) out.push_back(campaign_row(s));
   return out;
 }
 
@@ -613,7 +618,7 @@ std::optional<CampaignInfo> ArenaStore::campaign(const std::string& name) {
   Stmt s = db_.prepare("SELECT id, name, title, kind, synthetic FROM campaigns WHERE name=?1");
   s.bind(1, name);
   if (!s.step()) return std::nullopt;
-  return CampaignInfo{s.int64(0), s.text(1), s.text(2), s.text(3), s.int64(4) != 0};
+  return campaign_row(s);
 }
 
 void ArenaStore::flag_identity_leak(int64_t campaign_id, const std::string& prompt, const std::string& model,
