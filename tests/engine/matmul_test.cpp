@@ -57,7 +57,7 @@ double activation_error_bound(const float* x, const float* w, int64_t cols, int6
   double bound = 0;
   for (int64_t b = 0; b < cols; b += block) {
     double amax = 0, wabs = 0;
-    for (int64_t i = b; i < b + block; ++i) {
+    for (int64_t i = b; i < std::min(cols, b + block); ++i) {  // the last block may be short
       amax = std::max(amax, std::abs(static_cast<double>(x[i])));
       wabs += std::abs(static_cast<double>(w[i]));
     }
@@ -135,23 +135,28 @@ std::vector<float> random_activations(int64_t n, int64_t cols, std::mt19937& rng
   return x;
 }
 
-// Blocks of 32 (Q8_0 / Q4_0) and super-blocks of 256 (K types).
-class Q8ActivationsTest : public testing::TestWithParam<int64_t> {};
+// Blocks of 32 (Q4_0) and super-blocks of 256 (Q8_0, K types), whole and
+// with a short last block (Q8_0 rows of 3.5 super-blocks).
+struct Q8Shape {
+  int64_t block, cols;
+};
+class Q8ActivationsTest : public testing::TestWithParam<Q8Shape> {};
 
 TEST_P(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
-  const int64_t block = GetParam();
+  const auto [block, cols] = GetParam();
   std::mt19937 rng(11);
-  const int64_t n = 3, cols = block == 32 ? 32 * 15 : 256 * 3;
+  const int64_t n = 3, blocks = (cols + block - 1) / block;
   const auto x = random_activations(n, cols, rng);
   qdot::Q8Rows ref;
   ref.quantize(qdot::Isa::Portable, x.data(), n, cols, block);
   EXPECT_EQ(ref.block(), block);
+  EXPECT_EQ(ref.blocks_per_row(), blocks);
   for (int64_t t = 0; t < n; ++t) {
     const auto back = ref.dequantized(t);
-    for (int64_t b = 0; b < cols / block; ++b) {
+    for (int64_t b = 0; b < blocks; ++b) {
       float amax = 0;
       int peak = 0;
-      for (int64_t i = b * block; i < (b + 1) * block; ++i) {
+      for (int64_t i = b * block; i < std::min(cols, (b + 1) * block); ++i) {
         amax = std::max(amax, std::abs(x[t * cols + i]));
         peak = std::max(peak, std::abs(static_cast<int>(ref.q(t)[i])));
         // Half a step, plus the F32 rounding of x / d.
@@ -177,16 +182,20 @@ TEST_P(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
     qdot::Q8Rows got;
     got.quantize(isa, x.data(), n, cols, block);
     ASSERT_EQ(std::memcmp(got.q(0), ref.q(0), static_cast<size_t>(n * cols)), 0) << qdot::isa_name(isa);
-    ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * cols / block) * 4), 0) << qdot::isa_name(isa);
+    ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * blocks) * 4), 0) << qdot::isa_name(isa);
     ASSERT_EQ(std::memcmp(got.bsum(0), ref.bsum(0), static_cast<size_t>(n * cols / 16) * 2), 0);
   }
   qdot::Q8Rows bad;
-  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, block + 16, block), Error);  // not whole blocks
+  EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, block + 16, block), Error);  // not whole blocks of 32
   EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 0, block), Error);
   EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 512, 64), Error);  // no such block size
 }
 
-INSTANTIATE_TEST_SUITE_P(Blocks, Q8ActivationsTest, testing::Values(int64_t{32}, int64_t{256}));
+INSTANTIATE_TEST_SUITE_P(Blocks, Q8ActivationsTest,
+                         testing::Values(Q8Shape{32, 32 * 15}, Q8Shape{256, 256 * 3}, Q8Shape{256, 256 * 3 + 128}),
+                         [](const auto& info) {
+                           return std::to_string(info.param.block) + "_" + std::to_string(info.param.cols);
+                         });
 
 struct QdotCase {
   DType type;
@@ -356,7 +365,7 @@ TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
   std::mt19937 rng(5);
   const auto x = random_activations(1, 288, rng);
   qdot::Q8Rows xq;
-  xq.quantize(qdot::Isa::Portable, x.data(), 1, 288);
+  xq.quantize(qdot::Isa::Portable, x.data(), 1, 288, qdot::kSuperBlock);  // a short last block of 32
   const std::vector<uint8_t> w(2048);
   EXPECT_FALSE(qdot::supported(DType::F16));
   EXPECT_EQ(qdot::kernel(qdot::Isa::Portable, DType::Q5_K), nullptr);
@@ -364,16 +373,18 @@ TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), xq, 0), Error);  // 288 % 256 != 0
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 1), Error);  // no row 1
   EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 0));
-  // The K types take super-blocks of 256, the others blocks of 32.
+  // Q8_0 and the K types take super-blocks of 256, Q4_0 blocks of 32.
   EXPECT_EQ(qdot::activation_block(DType::Q4_K), 256);
   EXPECT_EQ(qdot::activation_block(DType::Q6_K), 256);
-  EXPECT_EQ(qdot::activation_block(DType::Q8_0), 32);
+  EXPECT_EQ(qdot::activation_block(DType::Q8_0), 256);
+  EXPECT_EQ(qdot::activation_block(DType::Q4_0), 32);
   const auto x512 = random_activations(1, 512, rng);
   qdot::Q8Rows small, super;
   small.quantize(qdot::Isa::Portable, x512.data(), 1, 512, 32);
   super.quantize(qdot::Isa::Portable, x512.data(), 1, 512, 256);
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), small, 0), Error);
-  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), super, 0), Error);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_0, w.data(), super, 0), Error);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), small, 0), Error);
   EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q6_K, w.data(), super, 0));
 }
 
