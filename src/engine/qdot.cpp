@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/numeric.h"
@@ -97,42 +98,40 @@ void group_sums(const int8_t* q, int64_t groups, int16_t* out) {
 
 // ---- portable dot kernels (the reference semantics) ----------------------------
 
-// Q8_0 against super-block activations (kSuperBlock values per scale, the
-// last block of a row possibly shorter): per activation block, the weight
-// blocks' exact integer sums times their scales are summed in F32, then
-// multiplied once by the activation block's scale. One scale per 256
+// Weight blocks of 32 with one F16 scale (Q8_0, Q4_0), as signed integers.
+struct Q8Blocks {
+  static constexpr int64_t kBytes = 34;
+  static int value(const uint8_t* w, int i) { return static_cast<int8_t>(w[2 + i]); }
+};
+struct Q4Blocks {
+  static constexpr int64_t kBytes = 18;
+  static int value(const uint8_t* w, int i) { return (i < 16 ? w[2 + i] & 0x0F : w[2 + i - 16] >> 4) - 8; }
+};
+
+// Q8_0 / Q4_0 against super-block activations (kSuperBlock values per scale,
+// the last block of a row possibly shorter): per activation block, the
+// weight blocks' exact integer sums times their scales are summed in F32,
+// then multiplied once by the activation block's scale. One scale per 256
 // activations instead of per 32 saves an F32 multiply per block and row in
 // the SIMD kernels (the product w_d * x_d), their bottleneck.
-float dot_q8_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
+template <class B>
+float dot_b32_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
   constexpr int64_t kPer = kSuperBlock / 32;  // weight blocks per activation block
   const int64_t nb = cols / 32;
   float acc = 0;
   for (int64_t g = 0; g * kPer < nb; ++g) {
     float s = 0;
-    for (int64_t b = g * kPer; b < std::min(nb, (g + 1) * kPer); ++b, w += 34, q += 32) {
-      const int8_t* wq = reinterpret_cast<const int8_t*>(w + 2);
+    for (int64_t b = g * kPer; b < std::min(nb, (g + 1) * kPer); ++b, w += B::kBytes, q += 32) {
       int32_t is = 0;
-      for (int i = 0; i < 32; ++i) is += static_cast<int32_t>(wq[i]) * q[i];
+      for (int i = 0; i < 32; ++i) is += B::value(w, i) * static_cast<int32_t>(q[i]);
       s += half_at(w) * static_cast<float>(is);
     }
     acc += s * d[g];
   }
   return acc;
 }
-
-float dot_q4_0_portable(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols) {
-  float acc = 0;
-  for (int64_t b = 0; b < cols / 32; ++b, w += 18, q += 32) {
-    const uint8_t* qs = w + 2;
-    int32_t s = 0;
-    for (int i = 0; i < 16; ++i) {
-      s += ((qs[i] & 0x0F) - 8) * static_cast<int32_t>(q[i]);
-      s += ((qs[i] >> 4) - 8) * static_cast<int32_t>(q[i + 16]);
-    }
-    acc += (half_at(w) * d[b]) * static_cast<float>(s);
-  }
-  return acc;
-}
+constexpr auto dot_q8_0_portable = dot_b32_portable<Q8Blocks>;
+constexpr auto dot_q4_0_portable = dot_b32_portable<Q4Blocks>;
 
 // Super-block: d * sum_g sc_g * sum(q4 * x) - dmin * sum_g mn_g * sum(x) over
 // its eight groups of 32, both sums exact integers (|.| < 2^25), each times
@@ -249,9 +248,21 @@ void rows_by_group(const uint8_t* w, const int8_t* q, const float* d, const int1
   if (t < n) rows_rest<K, G - 1>(w, q + t * cols, d + t * nd, bs + t * ns, cols, n - t, out + t * os, os);
 }
 
-template <int N>
-KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
-                                 float* out, int64_t os) {
+// A weight block of 32 as signed bytes.
+template <class B>
+KAIVAL_QAVX2_INLINE __m256i block_avx2(const uint8_t* w) {
+  if constexpr (std::is_same_v<B, Q8Blocks>) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+  } else {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
+    return _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)),
+                           _mm256_set1_epi8(8));
+  }
+}
+
+template <class B, int N>
+KAIVAL_QAVX2 void b32_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
+                                float* out, int64_t os) {
   constexpr int64_t kPer = kSuperBlock / 32;
   const int64_t nb = cols / 32, nd = (nb + kPer - 1) / kPer;
   __m256 acc[N];
@@ -261,10 +272,9 @@ KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float*
     __m256 t0[N], t1[N];  // this activation block's weight-scaled sums
     for (int i = 0; i < N; ++i) t0[i] = t1[i] = _mm256_setzero_ps();
     int64_t b = g * kPer;
-    for (; b + 2 <= end; b += 2, w += 68) {
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
-      const __m256 s0 = _mm256_set1_ps(half_avx2(w)), s1 = _mm256_set1_ps(half_avx2(w + 34));
+    for (; b + 2 <= end; b += 2, w += 2 * B::kBytes) {
+      const __m256i w0 = block_avx2<B>(w), w1 = block_avx2<B>(w + B::kBytes);
+      const __m256 s0 = _mm256_set1_ps(half_avx2(w)), s1 = _mm256_set1_ps(half_avx2(w + B::kBytes));
       for (int i = 0; i < N; ++i) {
         const int8_t* x = q + i * cols + b * 32;
         const __m256i p0 = dot_i8(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
@@ -274,38 +284,28 @@ KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float*
       }
     }
     if (b < end) {  // an odd last block
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+      const __m256i w0 = block_avx2<B>(w);
       const __m256 s0 = _mm256_set1_ps(half_avx2(w));
       for (int i = 0; i < N; ++i) {
         const __m256i p = dot_i8(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
         t0[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s0, t0[i]);
       }
-      w += 34;
+      w += B::kBytes;
     }
     for (int i = 0; i < N; ++i)
       acc[i] = _mm256_fmadd_ps(_mm256_add_ps(t0[i], t1[i]), _mm256_set1_ps(d[i * nd + g]), acc[i]);
   }
   for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
 }
-
 template <int N>
-KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
+KAIVAL_QAVX2 void q8_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t cols,
                                  float* out, int64_t os) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
-  const int64_t nb = cols / 32;
-  __m256 acc[N];
-  for (int i = 0; i < N; ++i) acc[i] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, w += 18) {
-    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-    const __m256i wq =
-        _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4), eight);
-    const float s = half_avx2(w);
-    for (int i = 0; i < N; ++i) {
-      const __m256i p = dot_i8(wq, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s * d[i * nb + b]), acc[i]);
-    }
-  }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum(acc[i]);
+  b32_rows_avx2<Q8Blocks, N>(w, q, d, s, cols, out, os);
+}
+template <int N>
+KAIVAL_QAVX2 void q4_0_rows_avx2(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t cols,
+                                 float* out, int64_t os) {
+  b32_rows_avx2<Q4Blocks, N>(w, q, d, s, cols, out, os);
 }
 
 // Q4_K against super-block activations: per group g of 32, maddubs gives
@@ -430,7 +430,7 @@ KAIVAL_QAVX2 void q6_k_rows_avx2(const uint8_t* w, const int8_t* q, const float*
     return o;                                                                                                \
   }
 KAIVAL_QENTRY(q8_0, avx2, 256, 4)
-KAIVAL_QENTRY(q4_0, avx2, 32, 4)
+KAIVAL_QENTRY(q4_0, avx2, 256, 4)
 KAIVAL_QENTRY(q4_k, avx2, 256, 4)
 KAIVAL_QENTRY(q6_k, avx2, 256, 4)
 
@@ -706,41 +706,34 @@ float q4_k_one_vnni(const uint8_t* w, const int8_t* q, const float* d, const int
   return o;
 }
 
-// Signed weight bytes against activation bytes in 512-bit registers:
-// vpdpbusd takes |w| and x with w's sign (there is no 512-bit vpsignb).
-KAIVAL_QVNNI_INLINE __m512i dot_i8_zmm(__m512i wabs, __mmask64 wneg, __m512i x) {
-  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
-                             _mm512_mask_sub_epi8(x, wneg, _mm512_setzero_si512(), x));
-}
-
 // Lanes 0-7 = a, lanes 8-15 = b.
 KAIVAL_QVNNI_INLINE __m512 pair_ps(float a, float b) {
   return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm256_set1_ps(a))),
                                              _mm256_castps_pd(_mm256_set1_ps(b)), 1));
 }
 
-KAIVAL_QVNNI_INLINE float hsum_zmm(__m512 v, __m256 extra) {
+KAIVAL_QVNNI_INLINE float hsum_zmm(__m512 v) {
   const __m256 lo = _mm512_castps512_ps256(v);
   const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-  return hsum(_mm256_add_ps(_mm256_add_ps(lo, hi), extra));
+  return hsum(_mm256_add_ps(lo, hi));
 }
 
 // Q8_0 / Q4_0 at the VNNI level: two blocks per 512-bit register (lanes
-// 0-7 block b, 8-15 block b+1), each scaled by its own scale (Q4_0:
-// w_d * x_d; Q8_0: w_d); an odd last block goes through the 256-bit form.
+// 0-7 block b, 8-15 block b+1), each scaled by its own weight scale; an odd
+// last block goes through the 256-bit form.
 //
-// Q8_0 moves the sign onto the weight side once per weight block instead of
-// once per activation row: vpdpbusd multiplies x + 128 (unsigned, flipped
-// sign bit) by the signed weights, starting from -128 * (the lane's four
-// weights' sum), which leaves exactly the lane's sum of x * w. Its
-// activations come in blocks of 256 (see dot_q8_0_portable): per step and
-// row one vpdpbusd, convert and multiply-add by the weight scales, and one
-// multiply-add by the activation scale per eight weight blocks. Without the
-// former per-step multiply w_d * x_d the kernel runs ~1.6x as fast here
-// (Zen 4; bench/RESULTS.md).
-template <int N>
-KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
-                                 float* out, int64_t os) {
+// The sign moves onto the weight side once per weight block instead of once
+// per activation row: vpdpbusd multiplies x + 128 (unsigned, flipped sign
+// bit) by the signed weights, starting from -128 * (the lane's four weights'
+// sum), which leaves exactly the lane's sum of x * w. The activations come in
+// blocks of 256 (see dot_b32_portable): per step and row one vpdpbusd,
+// convert and multiply-add by the weight scales, and one multiply-add by the
+// activation scale per eight weight blocks. Without the former per-step
+// multiply w_d * x_d the Q8_0 kernel runs ~1.6x as fast here (Zen 4;
+// bench/RESULTS.md).
+template <class B, int N>
+KAIVAL_QVNNI void b32_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
+                                float* out, int64_t os) {
   constexpr int64_t kPer = kSuperBlock / 32;
   const int64_t nb = cols / 32, nd = (nb + kPer - 1) / kPer;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -751,69 +744,39 @@ KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float*
     __m512 t[N];  // this activation block's weight-scaled sums
     for (int i = 0; i < N; ++i) t[i] = _mm512_setzero_ps();
     int64_t b = g * kPer;
-    for (; b + 2 <= end; b += 2, w += 68) {
-      const __m512i wz = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36)), 1);
+    for (; b + 2 <= end; b += 2, w += 2 * B::kBytes) {
+      const __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(block_avx2<B>(w)), block_avx2<B>(w + B::kBytes), 1);
       // |128 * sum of four weights| <= 2^16: no overflow.
       const __m512i base =
           _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, wz));
-      const __m512 ws = pair_ps(half_avx2(w), half_avx2(w + 34));
+      const __m512 ws = pair_ps(half_avx2(w), half_avx2(w + B::kBytes));
       for (int i = 0; i < N; ++i) {
         const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(q + i * cols + b * 32), flip);
         t[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, xu, wz)), ws, t[i]);
       }
     }
     if (b < end) {  // an odd last block, in lanes 0-7
-      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
+      const __m256i w0 = block_avx2<B>(w);
       const __m512 s0 = _mm512_set1_ps(half_avx2(w));
       for (int i = 0; i < N; ++i) {
         const __m256i p = dot_i8_vnni(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
         t[i] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(p)), s0, t[i]);
       }
-      w += 34;
+      w += B::kBytes;
     }
     for (int i = 0; i < N; ++i) acc[i] = _mm512_fmadd_ps(t[i], _mm512_set1_ps(d[i * nd + g]), acc[i]);
   }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], _mm256_setzero_ps());
+  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i]);
 }
-
-KAIVAL_QVNNI_INLINE __m256i q4_0_block_vnni(const uint8_t* w) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2));
-  return _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F)),
-                         _mm256_set1_epi8(8));
-}
-
 template <int N>
-KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
+KAIVAL_QVNNI void q8_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t cols,
                                  float* out, int64_t os) {
-  const int64_t nb = cols / 32;
-  __m512 acc[N];
-  __m256 tail[N];
-  for (int i = 0; i < N; ++i) {
-    acc[i] = _mm512_setzero_ps();
-    tail[i] = _mm256_setzero_ps();
-  }
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, w += 36) {
-    const __m512i wz = _mm512_inserti64x4(_mm512_castsi256_si512(q4_0_block_vnni(w)), q4_0_block_vnni(w + 18), 1);
-    const __m512i wabs = _mm512_abs_epi8(wz);
-    const __mmask64 wneg = _mm512_movepi8_mask(wz);
-    const float s0 = half_avx2(w), s1 = half_avx2(w + 18);
-    for (int i = 0; i < N; ++i) {
-      const __m512i p = dot_i8_zmm(wabs, wneg, _mm512_loadu_si512(q + i * cols + b * 32));
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), pair_ps(s0 * d[i * nb + b], s1 * d[i * nb + b + 1]), acc[i]);
-    }
-  }
-  for (; b < nb; ++b, w += 18) {
-    const __m256i w0 = q4_0_block_vnni(w);
-    const float s0 = half_avx2(w);
-    for (int i = 0; i < N; ++i) {
-      const __m256i p = dot_i8_vnni(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
-      tail[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s0 * d[i * nb + b]), tail[i]);
-    }
-  }
-  for (int i = 0; i < N; ++i) out[i * os] = hsum_zmm(acc[i], tail[i]);
+  b32_rows_vnni<Q8Blocks, N>(w, q, d, s, cols, out, os);
+}
+template <int N>
+KAIVAL_QVNNI void q4_0_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t cols,
+                                 float* out, int64_t os) {
+  b32_rows_vnni<Q4Blocks, N>(w, q, d, s, cols, out, os);
 }
 
 // Q6_K at the VNNI level: blocks k, k+1 of a half super-block per 512-bit
@@ -869,7 +832,7 @@ KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float*
 }
 
 KAIVAL_QENTRY(q8_0, vnni, 256, 8)
-KAIVAL_QENTRY(q4_0, vnni, 32, 4)
+KAIVAL_QENTRY(q4_0, vnni, 256, 8)
 KAIVAL_QENTRY(q6_k, vnni, 256, 8)
 
 #undef KAIVAL_QENTRY
@@ -926,7 +889,7 @@ bool supported(weights::DType t) {
 }
 
 int64_t activation_block(weights::DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K ? kSuperBlock : kBlock;
+  return supported(t) ? kSuperBlock : kBlock;
 }
 
 DotFn kernel(Isa isa, weights::DType type) {
@@ -962,7 +925,7 @@ RowsFn rows_kernel(Isa isa, weights::DType type) {
   const bool avx2 = isa == Isa::Avx2;
   switch (type) {
     case DType::Q8_0: return avx2 ? q8_0_all_avx2 : portable_rows<dot_q8_0_portable, 256>;
-    case DType::Q4_0: return avx2 ? q4_0_all_avx2 : portable_rows<dot_q4_0_portable, 32>;
+    case DType::Q4_0: return avx2 ? q4_0_all_avx2 : portable_rows<dot_q4_0_portable, 256>;
     case DType::Q4_K: return avx2 ? q4_k_all_avx2 : portable_rows<dot_q4_k_portable, 256>;
     case DType::Q6_K: return avx2 ? q6_k_all_avx2 : portable_rows<dot_q6_k_portable, 256>;
     default: return nullptr;

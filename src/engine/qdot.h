@@ -5,24 +5,22 @@
 // multiplied in int8 x int8 -> int32 without being decoded to F32, with
 // several activation rows per pass over the weight row (rows_kernel).
 //
-// Activation format (kaival's own): blocks of B values, B = 32 for Q4_0 and
-// B = 256 for Q8_0 and the K types (activation_block()), each with an F32
-// scale d = max|x| / 127 and int8 quants q = round(x / d) in [-127, 127]
-// (ties to even); plus the int16 sum of every 16 quants (the K types' minimum
-// and offset terms). With B = 256 one activation scale covers a whole K
-// super-block, so its sub-block scales combine with the integer sums in
-// integer arithmetic and one F32 multiply-add serves 256 products per row
-// (the idea of ggml's Q8_K); for Q8_0 it removes an F32 multiply per weight
-// block and row (see dot_q8_0_portable). The price is a coarser step where a
-// super-block of activations holds an outlier. Q8_0 rows need not be whole
-// super-blocks: the last activation block of a row is then shorter.
+// Activation format (kaival's own): blocks of B = 256 values for every type
+// (activation_block(); Q8Rows also takes B = 32), each with an F32 scale
+// d = max|x| / 127 and int8 quants q = round(x / d) in [-127, 127] (ties to
+// even); plus the int16 sum of every 16 quants (the K types' minimum and
+// offset terms). One activation scale covers a whole K super-block, so its
+// sub-block scales combine with the integer sums in integer arithmetic and
+// one F32 multiply-add serves 256 products per row (the idea of ggml's
+// Q8_K); for Q8_0 / Q4_0 it removes an F32 multiply per weight block and row
+// (see dot_b32_portable). The price is a coarser step where a block of 256
+// activations holds an outlier. Q8_0 / Q4_0 rows need not be whole blocks of
+// 256: the last activation block of a row is then shorter.
 //
-// Semantics (defined by the portable kernels): Q4_0: a weight block's
-// integer sum of products is exact; it is scaled by the weight block's scale
-// times the activation block's d in F32 and the blocks are summed in F32.
-// Q8_0: per activation block, the exact integer sums of its weight blocks
-// times their scales are summed in F32, then multiplied by the activation
-// block's d; the activation blocks are summed in F32.
+// Semantics (defined by the portable kernels): Q8_0 / Q4_0: per activation
+// block, the exact integer sums of its weight blocks times their scales are
+// summed in F32, then multiplied by the activation block's d; the activation
+// blocks are summed in F32.
 // Q4_K / Q6_K: per super-block, sum_g sc_g * sum(q * x) (and for Q4_K
 // sum_g mn_g * sum(x)) is exact; it is scaled by d * x_d (dmin * x_d) in F32
 // and the super-blocks are summed in F32. The AVX2 and VNNI kernels compute
@@ -50,20 +48,20 @@ std::string_view isa_name(Isa isa);  // "portable", "avx2", "avx512vnni"
 std::vector<Isa> isas();             // levels this CPU runs, Portable first
 Isa best_isa();                      // the level matmul uses
 
-constexpr int64_t kBlock = 32;        // activation block for Q4_0
-constexpr int64_t kSuperBlock = 256;  // activation block for Q8_0, Q4_K, Q6_K
+constexpr int64_t kBlock = 32;        // the smaller activation block Q8Rows takes
+constexpr int64_t kSuperBlock = 256;  // the activation block of every integer kernel
 constexpr int64_t kSumGroup = 16;     // quants per int16 sum
 
 // Weight types with an integer kernel.
 bool supported(weights::DType t);
-// The activation block size that type's kernels take (kBlock or kSuperBlock).
+// The activation block size that type's kernels take (kSuperBlock for every supported type).
 int64_t activation_block(weights::DType t);
 
 // n activation rows of `cols` values (cols a multiple of kBlock), quantized.
 class Q8Rows {
  public:
   // block: kBlock or kSuperBlock; cols: a multiple of kBlock (the last
-  // super-block of a row may be short, for Q8_0 rows of any whole blocks).
+  // super-block of a row may be short, for Q8_0 / Q4_0 rows of any whole blocks).
   void quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block = kBlock);
   // The same in two steps, so the rows can be quantized in parallel: shape()
   // sizes the buffers, then quantize_rows(rows [begin, end) of the same x)
