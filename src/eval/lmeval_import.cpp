@@ -67,10 +67,6 @@ bool is_identifier(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
-bool is_template(const std::string& s) {
-  return s.find("{{") != std::string::npos || s.find("{%") != std::string::npos;
-}
-
 // lm-eval: a string that names a column is that column's value; anything else is Jinja.
 std::string field_or_template(const std::string& s) { return is_identifier(s) ? "{{ " + s + " }}" : s; }
 
