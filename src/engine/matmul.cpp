@@ -417,13 +417,14 @@ void WeightMatrix::int_matmul(std::span<const WeightMatrix* const> ms, const flo
   const weights::DType type = ms[0]->type_;
   const int64_t cols = ms[0]->cols_;
   const qdot::Isa isa = qdot::best_isa();
-  const qdot::RowsFn kernel = qdot::rows_kernel(isa, type);
+  const qdot::RowsFn flipped = qdot::rows_kernel_flipped(isa, type);  // same bits, one XOR fewer per step
+  const qdot::RowsFn kernel = flipped ? flipped : qdot::rows_kernel(isa, type);
   const qdot::TileFn tile = qdot::tile_kernel(isa, type);
   // Reused per thread: a fresh buffer per product cost page faults and zeroing (a few % of prefill).
   // (A reference: the workers must read this thread's buffer, not their own thread_local.)
   thread_local qdot::Q8Rows tls_xq;
   qdot::Q8Rows& xq = tls_xq;
-  xq.shape(isa, n, cols, qdot::activation_block(type));
+  xq.shape(isa, n, cols, qdot::activation_block(type), flipped != nullptr);
   pool.run(n, std::max<int64_t>(1, (int64_t{1} << 14) / cols),
            [&](int64_t begin, int64_t end) { xq.quantize_rows(isa, x, begin, end); });
   // Work items: tiles of kQTileRows weight rows, the matrices' tiles one after another.

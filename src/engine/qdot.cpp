@@ -731,7 +731,7 @@ KAIVAL_QVNNI_INLINE float hsum_zmm(__m512 v) {
 // activation scale per eight weight blocks. Without the former per-step
 // multiply w_d * x_d the Q8_0 kernel runs ~1.6x as fast here (Zen 4;
 // bench/RESULTS.md).
-template <class B, int N>
+template <class B, int N, bool Flipped = false>
 KAIVAL_QVNNI void b32_rows_vnni(const uint8_t* w, const int8_t* q, const float* d, const int16_t*, int64_t cols,
                                 float* out, int64_t os) {
   constexpr int64_t kPer = kSuperBlock / 32;
@@ -751,7 +751,8 @@ KAIVAL_QVNNI void b32_rows_vnni(const uint8_t* w, const int8_t* q, const float* 
           _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, wz));
       const __m512 ws = pair_ps(half_avx2(w), half_avx2(w + B::kBytes));
       for (int i = 0; i < N; ++i) {
-        const __m512i xu = _mm512_xor_si512(_mm512_loadu_si512(q + i * cols + b * 32), flip);
+        const __m512i xl = _mm512_loadu_si512(q + i * cols + b * 32);
+        const __m512i xu = Flipped ? xl : _mm512_xor_si512(xl, flip);
         t[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, xu, wz)), ws, t[i]);
       }
     }
@@ -759,7 +760,9 @@ KAIVAL_QVNNI void b32_rows_vnni(const uint8_t* w, const int8_t* q, const float* 
       const __m256i w0 = block_avx2<B>(w);
       const __m512 s0 = _mm512_set1_ps(half_avx2(w));
       for (int i = 0; i < N; ++i) {
-        const __m256i p = dot_i8_vnni(w0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32)));
+        __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * cols + b * 32));
+        if (Flipped) xl = _mm256_xor_si256(xl, _mm512_castsi512_si256(flip));  // signed again, as dot_i8_vnni takes
+        const __m256i p = dot_i8_vnni(w0, xl);
         t[i] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(p)), s0, t[i]);
       }
       w += B::kBytes;
@@ -833,6 +836,21 @@ KAIVAL_QVNNI void q6_k_rows_vnni(const uint8_t* w, const int8_t* q, const float*
 
 KAIVAL_QENTRY(q8_0, vnni, 256, 8)
 KAIVAL_QENTRY(q4_0, vnni, 256, 8)
+// The same kernels on flipped activations (rows_kernel_flipped).
+template <class B>
+struct B32Flipped {
+  template <int N>
+  struct K {
+    static void run(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c, float* o,
+                    int64_t os) {
+      b32_rows_vnni<B, N, true>(w, q, d, s, c, o, os);
+    }
+  };
+  static void all(const uint8_t* w, const int8_t* q, const float* d, const int16_t* s, int64_t c, int64_t n,
+                  float* o, int64_t os) {
+    rows_by_group<K, kSuperBlock, 8>(w, q, d, s, c, n, o, os);
+  }
+};
 KAIVAL_QENTRY(q6_k, vnni, 256, 8)
 
 #undef KAIVAL_QENTRY
@@ -932,18 +950,26 @@ RowsFn rows_kernel(Isa isa, weights::DType type) {
   }
 }
 
+RowsFn rows_kernel_flipped(Isa isa, weights::DType type) {
+  if (isa != Isa::Avx512Vnni) return nullptr;
+  if (type == DType::Q8_0) return B32Flipped<Q8Blocks>::all;
+  if (type == DType::Q4_0) return B32Flipped<Q4Blocks>::all;
+  return nullptr;
+}
+
 TileFn tile_kernel(Isa isa, weights::DType type) {
   if (isa == Isa::Avx512Vnni && type == DType::Q4_K) return q4_k_tile_vnni;
   return nullptr;
 }
 
-void Q8Rows::shape(Isa isa, int64_t n, int64_t cols, int64_t block) {
+void Q8Rows::shape(Isa isa, int64_t n, int64_t cols, int64_t block, bool flipped) {
   if (n < 0 || cols <= 0 || (block != kBlock && block != kSuperBlock) || cols % kBlock != 0)
     fail("q8 activations", "cannot quantize {} rows of {} values in blocks of {}", n, cols, block);
   require_isa(isa);
   n_ = n;
   cols_ = cols;
   block_ = block;
+  flipped_ = flipped;
   q_.resize(static_cast<size_t>(n * cols));
   d_.resize(static_cast<size_t>(n * blocks_per_row()));
   bsum_.resize(static_cast<size_t>(n * cols / kSumGroup));
@@ -962,16 +988,21 @@ void Q8Rows::quantize_rows(Isa isa, const float* x, int64_t begin, int64_t end) 
     }
   }
   group_sums(q_.data() + begin * cols_, m * cols_ / kSumGroup, bsum_.data() + begin * (cols_ / kSumGroup));
+  if (flipped_)
+    for (int8_t* p = q_.data() + begin * cols_, *e = q_.data() + end * cols_; p < e; ++p)
+      *p = static_cast<int8_t>(static_cast<uint8_t>(*p) ^ 0x80u);  // a loop the compiler vectorizes
 }
 
-void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block) {
-  shape(isa, n, cols, block);
+void Q8Rows::quantize(Isa isa, const float* x, int64_t n, int64_t cols, int64_t block, bool flipped) {
+  shape(isa, n, cols, block, flipped);
   quantize_rows(isa, x, 0, n);
 }
 
 std::vector<float> Q8Rows::dequantized(int64_t row) const {
   std::vector<float> out(static_cast<size_t>(cols_));
-  for (int64_t i = 0; i < cols_; ++i) out[i] = d(row)[i / block_] * static_cast<float>(q(row)[i]);
+  const uint8_t flip = flipped_ ? 0x80 : 0;
+  for (int64_t i = 0; i < cols_; ++i)
+    out[i] = d(row)[i / block_] * static_cast<float>(static_cast<int8_t>(static_cast<uint8_t>(q(row)[i]) ^ flip));
   return out;
 }
 
@@ -985,6 +1016,7 @@ float dot(Isa isa, weights::DType type, const uint8_t* w, const Q8Rows& x, int64
     fail("q8 dot", "{} takes activation blocks of {}, not {}", weights::dtype_name(type), activation_block(type),
          x.block());
   if (row < 0 || row >= x.rows()) fail("q8 dot", "row {} of {}", row, x.rows());
+  if (x.flipped()) fail("q8 dot", "activations with flipped sign bits are for rows_kernel_flipped only");
   require_isa(isa);
   return fn(w, x.q(row), x.d(row), x.bsum(row), x.cols());
 }

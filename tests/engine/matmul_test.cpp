@@ -185,6 +185,18 @@ TEST_P(Q8ActivationsTest, RoundToHalfAStepAndAgreeAcrossIsas) {
     ASSERT_EQ(std::memcmp(got.d(0), ref.d(0), static_cast<size_t>(n * blocks) * 4), 0) << qdot::isa_name(isa);
     ASSERT_EQ(std::memcmp(got.bsum(0), ref.bsum(0), static_cast<size_t>(n * cols / 16) * 2), 0);
   }
+  // The sign-flipped form: q ^ 0x80, the same scales, sums and decoded values.
+  for (auto isa : qdot::isas()) {
+    qdot::Q8Rows flipped;
+    flipped.quantize(isa, x.data(), n, cols, block, /*flipped=*/true);
+    ASSERT_TRUE(flipped.flipped());
+    ASSERT_FALSE(ref.flipped());
+    for (int64_t i = 0; i < n * cols; ++i)
+      ASSERT_EQ(static_cast<uint8_t>(flipped.q(0)[i]), static_cast<uint8_t>(ref.q(0)[i]) ^ 0x80u) << i;
+    ASSERT_EQ(std::memcmp(flipped.d(0), ref.d(0), static_cast<size_t>(n * blocks) * 4), 0);
+    ASSERT_EQ(std::memcmp(flipped.bsum(0), ref.bsum(0), static_cast<size_t>(n * cols / 16) * 2), 0);
+    EXPECT_EQ(flipped.dequantized(n - 1), ref.dequantized(n - 1));
+  }
   qdot::Q8Rows bad;
   EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, block + 16, block), Error);  // not whole blocks of 32
   EXPECT_THROW(bad.quantize(qdot::Isa::Portable, x.data(), 1, 0, block), Error);
@@ -320,6 +332,24 @@ TEST_P(QdotTest, RowResultsDoNotDependOnTheBatch) {
               }
             }
     }
+    // The kernel for sign-flipped activations, where the level has one: the same bits.
+    if (const auto flipped = qdot::rows_kernel_flipped(isa, type)) {
+      qdot::Q8Rows xf;
+      xf.quantize(isa, x.data(), n, cols, qdot::activation_block(type), /*flipped=*/true);
+      ASSERT_TRUE(xf.flipped());
+      for (int64_t r = 0; r < rows; r += 4) {
+        const uint8_t* w = data.data() + r * row_bytes;
+        for (int64_t first = 0; first < n; first += 2)
+          for (int64_t count = 1; first + count <= n; ++count) {
+            std::vector<float> out(static_cast<size_t>(count), -1.0f);
+            flipped(w, xf.q(first), xf.d(first), xf.bsum(first), cols, count, out.data(), 1);
+            for (int64_t t = 0; t < count; ++t)
+              ASSERT_EQ(std::bit_cast<uint32_t>(out[t]),
+                        std::bit_cast<uint32_t>(one(w, xq.q(first + t), xq.d(first + t), xq.bsum(first + t), cols)))
+                  << qdot::isa_name(isa) << " flipped r=" << r << " rows " << first << "+" << count << " t=" << t;
+          }
+      }
+    }
   }
   const auto m = WeightMatrix::packed(type, rows, cols, data);
   for (int threads : {1, 3}) {
@@ -373,6 +403,11 @@ TEST(QdotTest, RejectsUnsupportedTypesAndShapes) {
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q4_K, w.data(), xq, 0), Error);  // 288 % 256 != 0
   EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 1), Error);  // no row 1
   EXPECT_NO_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), xq, 0));
+  qdot::Q8Rows flipped;  // the flipped form is for rows_kernel_flipped only
+  flipped.quantize(qdot::Isa::Portable, x.data(), 1, 288, qdot::kSuperBlock, /*flipped=*/true);
+  EXPECT_THROW(qdot::dot(qdot::Isa::Portable, DType::Q8_0, w.data(), flipped, 0), Error);
+  EXPECT_EQ(qdot::rows_kernel_flipped(qdot::Isa::Portable, DType::Q8_0), nullptr);
+  EXPECT_EQ(qdot::rows_kernel_flipped(qdot::Isa::Avx512Vnni, DType::Q4_K), nullptr);
   // Every integer kernel takes activation blocks of 256.
   for (auto t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) EXPECT_EQ(qdot::activation_block(t), 256);
   const auto x512 = random_activations(1, 512, rng);
