@@ -6,7 +6,8 @@
 # (BUILD_DIR/engine_bench run) and one from llama.cpp (node-llama-cpp's
 # prebuilt CPU build, bench/engine_bench_llama.mjs). node-llama-cpp is
 # installed on demand into tools/npm-llama (bench-only, ~700 MB with the
-# optional GPU builds npm also fetches).
+# optional GPU builds npm also fetches). ROUNDS=N (default 1) makes both
+# engines report their best of N rounds, which damps a noisy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -15,6 +16,7 @@ PROMPT=${3:-64}
 GEN=${4:-16}
 shift $(( $# < 4 ? $# : 4 ))
 THREADS=("${@:-2}")
+ROUNDS=${ROUNDS:-1}
 [[ ${#THREADS[@]} -gt 0 ]] || THREADS=(2)
 mkdir -p "$DIR"
 [[ -f "$DIR/llama-Q4_K.gguf" ]] || "$BUILD/engine_bench" write "$DIR"
@@ -25,8 +27,8 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg
 for t in "${THREADS[@]}"; do
   for q in F16 Q8_0 Q4_K; do
     f="$DIR/llama-$q.gguf"
-    "$BUILD/engine_bench" run "$f" --threads "$t" --prompt "$PROMPT" --gen "$GEN" --rounds 1
-    node bench/engine_bench_llama.mjs "$f" --threads "$t" --prompt "$PROMPT" --gen "$GEN" --rounds 1
+    "$BUILD/engine_bench" run "$f" --threads "$t" --prompt "$PROMPT" --gen "$GEN" --rounds "$ROUNDS"
+    node bench/engine_bench_llama.mjs "$f" --threads "$t" --prompt "$PROMPT" --gen "$GEN" --rounds "$ROUNDS"
   done
 done
 echo "# done, load: $(cut -d' ' -f1-3 /proc/loadavg)"
