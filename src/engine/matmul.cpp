@@ -413,7 +413,7 @@ void WeightMatrix::int_matmul(std::span<const WeightMatrix* const> ms, const flo
   // Types with a tile kernel (Q4_K at the VNNI level) get the whole tile per
   // call, so the activation side is prepared once per tile. Error: the
   // activations' rounding, at most half a step of max|x| / 127 per activation
-  // block (256 values, 32 for Q4_0; see qdot.h).
+  // block (256 values; see qdot.h).
   const weights::DType type = ms[0]->type_;
   const int64_t cols = ms[0]->cols_;
   const qdot::Isa isa = qdot::best_isa();
