@@ -6,15 +6,6 @@
 
 namespace kaival::store {
 
-namespace {
-
-[[noreturn]] void fail_db(sqlite3* db, const std::string& path, std::string_view what) {
-  const char* msg = db ? sqlite3_errmsg(db) : "out of memory";
-  fail<IoError>(path, "SQLite {}: {}", what, msg);
-}
-
-}  // namespace
-
 // ---- Db ----
 
 Db Db::open(const std::string& path, const OpenOptions& options) {

@@ -539,10 +539,6 @@ StreamReply stream_live(Voter& v, const std::string& prompt, const std::string& 
   return out;
 }
 
-std::string stream_campaign(const std::string& url_a, const std::string& url_b, const std::string& extra = "") {
-  return live_campaign(url_a, url_b) + extra;
-}
-
 int64_t scalar(const std::string& db, const std::string& sql) {
   auto raw = store::SqlDb::open(db);
   auto s = raw.prepare(sql);
