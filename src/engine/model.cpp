@@ -747,8 +747,8 @@ void Model::run(std::span<const int32_t> tokens, std::span<const Segment> segmen
     base = fresh.data();
   }
   base += (kAlign - reinterpret_cast<uintptr_t>(base) / sizeof(float) % kAlign) % kAlign;
-  std::span<float> bufs[9];
-  for (size_t i = 0, at = 0; i < 9; at += (sizes[i] + kAlign - 1) / kAlign * kAlign, ++i)
+  std::span<float> bufs[std::size(sizes)];
+  for (size_t i = 0, at = 0; i < std::size(sizes); at += (sizes[i] + kAlign - 1) / kAlign * kAlign, ++i)
     bufs[i] = std::span<float>(base + at, sizes[i]);
   const std::span<float> x = bufs[0], xn = bufs[1], q = bufs[2], k = bufs[3], v = bufs[4], att = bufs[5],
                          proj = bufs[6], g = bufs[7], u = bufs[8];
