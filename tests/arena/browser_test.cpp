@@ -38,6 +38,7 @@ class Browser {
     if (pipe(to_chrome) != 0 || pipe(from_chrome) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
+      setpgid(0, 0);  // its own process group, so the destructor can stop its helper processes too
       // Chromium reads commands on fd 3 and writes replies on fd 4.
       dup2(to_chrome[0], 3);
       dup2(from_chrome[1], 4);
@@ -51,6 +52,7 @@ class Browser {
             static_cast<char*>(nullptr));
       _exit(127);
     }
+    setpgid(pid_, pid_);  // both sides, so the group exists whichever runs first
     close(to_chrome[0]);
     close(from_chrome[1]);
     out_ = to_chrome[1];
@@ -60,7 +62,9 @@ class Browser {
     if (out_ >= 0) close(out_);
     if (in_ >= 0) close(in_);
     if (pid_ > 0) {
-      kill(pid_, SIGKILL);
+      // The whole group: helper processes left running kept writing into the
+      // profile while the test removed it ("Directory not empty").
+      kill(-pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
   }
