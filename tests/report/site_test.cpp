@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../support/files.h"
 #include "../support/process.h"
 #include "report/site.h"
 #include "report/svg.h"
@@ -43,18 +44,6 @@ size_t count(const std::string& s, const std::string& what) {
   for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + what.size())) ++n;
   return n;
 }
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string run_capture(const std::string& cmd) { return kaival::testing_support::run_command(cmd).out; }
 
@@ -166,7 +155,7 @@ TEST(Report, BothLanguagesAndNoExternalResources) {
 TEST(Report, RendersInChromium) {
   const char* chromium = "/usr/bin/chromium";
   if (!fs::exists(chromium)) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
-  TempDir d("kaival_report");
+  kaival::testing_support::TempDir d("report");  // kaival_report_<pid>, as before
   kaival::report::write_site(fixture_result(), d.path.string());
   fs::path png = d.path / "shot.png";
   std::string cmd = fmt::format(
